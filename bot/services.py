@@ -1,0 +1,88 @@
+"""Build every part of the bot once, from Settings, and tear it down again.
+
+The web app, the terminal chat and the tests all start here, so each runs the same pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.dialogue.actions import CsvOrderBook, default_actions
+from bot.dialogue.domain import Domain
+from bot.dialogue.policy import Policy
+from bot.inference import InferencePool
+from bot.knowledge.embedder import Embedder
+from bot.knowledge.retriever import KnowledgeBase
+from bot.nlu.model import IntentModel
+from bot.observability import Metrics
+from bot.pipeline import Pipeline
+from bot.sessions.embedded import EmbeddedRedis
+from bot.sessions.store import RedisSessionStore, connect
+from bot.storage.db import TranscriptStore, make_engine, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    domain: Domain
+    nlu: IntentModel
+    knowledge: KnowledgeBase
+    store: RedisSessionStore
+    transcripts: TranscriptStore
+    pipeline: Pipeline
+    metrics: Metrics
+    pool: InferencePool
+    redis_url: str
+
+
+def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    nlu = IntentModel.load(settings.model_dir, settings.thresholds.intent)
+    knowledge = KnowledgeBase(settings.index_dir, Embedder(settings.embedder))
+    return nlu, knowledge
+
+
+@contextlib.asynccontextmanager
+async def build_services(settings: Settings, models: tuple[IntentModel, KnowledgeBase] | None = None
+                         ) -> AsyncIterator[Services]:
+    """Start (or connect to) Redis, migrate the database, load the models, wire the pipeline."""
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url:
+        url = settings.redis_url
+    else:
+        embedded = EmbeddedRedis(settings.redis_dir).start()
+        url = embedded.url
+        log.info("started embedded redis-server", extra={"action": url})
+    client = connect(url)
+    pool = InferencePool(settings.inference_workers, settings.inference_queue)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        domain = Domain.load(settings.domain_file)
+        nlu, knowledge = models or load_models(settings)
+        store = RedisSessionStore(
+            client, prefix=settings.key_prefix, ttl_s=settings.session_ttl_s,
+            reply_ttl_s=settings.reply_cache_ttl_s, lease_s=settings.lock_lease_s,
+            wait_s=settings.lock_wait_s, history_limit=settings.history_limit)
+        transcripts = TranscriptStore(engine)
+        orders = CsvOrderBook(settings.training_data / "demo_orders.csv")
+        policy = Policy(domain, settings.thresholds, default_actions(orders))
+        metrics = Metrics()
+        pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts)
+        yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
+                       pool, url)
+    finally:
+        pool.close()
+        await client.aclose()
+        engine.dispose()
+        if embedded is not None:
+            embedded.stop()

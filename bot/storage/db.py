@@ -1,0 +1,103 @@
+"""Engine, migrations and the transcript store (SQLite file by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from bot.storage.models import Conversation, FormRequest, TurnRecord
+from bot.types import Turn
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class TranscriptStore:
+    """Writes each turn once (a redelivered message id is ignored by a unique constraint)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def record(self, turn: Turn, handoff: bool = False, handoff_reason: str | None = None) -> None:
+        at = datetime.fromtimestamp(turn.at, UTC)
+        parse = turn.parse
+        hit = turn.action.faq_hit
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self._sessions.begin() as db:
+            conv = db.get(Conversation, turn.conversation_id)
+            if conv is None:
+                conv = Conversation(id=turn.conversation_id, channel=turn.channel, started_at=at,
+                                    last_message_at=at, turns=0)
+                db.add(conv)
+                db.flush()
+            stmt = insert(TurnRecord).values(
+                conversation_id=turn.conversation_id, message_id=turn.message_id, at=at,
+                user_text=turn.text,
+                intent=parse.intent if parse else None,
+                confidence=parse.confidence if parse else None,
+                out_of_scope=bool(parse and parse.out_of_scope),
+                action=turn.action.kind, action_name=turn.action.name,
+                understood=turn.action.understood,
+                faq_entry=hit.entry_id if hit else None, faq_score=hit.score if hit else None,
+                replies=[r.model_dump() for r in turn.replies],
+                ranking=[r.model_dump() for r in parse.ranking] if parse else [],
+                latency_ms=turn.latency_ms,
+            ).on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+            inserted = db.execute(stmt).rowcount
+            if not inserted:
+                return
+            conv.turns += 1
+            conv.last_message_at = at
+            conv.handoff = handoff
+            conv.handoff_reason = handoff_reason
+            if turn.action.submitted:
+                db.add(FormRequest(conversation_id=turn.conversation_id,
+                                   form=turn.action.submitted["form"],
+                                   slots=turn.action.submitted["slots"], created_at=at))
+
+    def turns(self, conversation_id: str) -> list[TurnRecord]:
+        with DbSession(self.engine) as db:
+            return list(db.scalars(select(TurnRecord).where(
+                TurnRecord.conversation_id == conversation_id).order_by(TurnRecord.id)))
+
+    def requests(self, conversation_id: str | None = None) -> list[FormRequest]:
+        with DbSession(self.engine) as db:
+            q = select(FormRequest).order_by(FormRequest.id)
+            if conversation_id:
+                q = q.where(FormRequest.conversation_id == conversation_id)
+            return list(db.scalars(q))
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False

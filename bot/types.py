@@ -1,0 +1,115 @@
+"""Plain data that crosses module boundaries: messages in, replies out, the parse, the session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Button(BaseModel):
+    title: str
+    payload: str
+
+
+class Reply(BaseModel):
+    text: str
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class Message(BaseModel):
+    """One normalized inbound message, whatever channel it came from."""
+
+    channel: str
+    conversation_id: str
+    message_id: str
+    text: str = ""
+    payload: str | None = None
+    sender_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    received_at: float = Field(default_factory=time.time)
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.channel}:{self.conversation_id}:{self.message_id}"
+
+
+class IntentScore(BaseModel):
+    name: str
+    confidence: float
+
+
+class Parse(BaseModel):
+    text: str
+    intent: str | None
+    confidence: float
+    ranking: list[IntentScore] = Field(default_factory=list)
+    out_of_scope: bool = False
+    entities: dict[str, str] = Field(default_factory=dict)
+
+
+class Hit(BaseModel):
+    entry_id: str
+    question: str
+    answer: str
+    category: str
+    score: float
+    matched: str = ""
+
+
+ActionKind = Literal["respond", "fill_form", "faq_answer", "clarify", "handoff", "generate"]
+
+
+class Action(BaseModel):
+    kind: ActionKind
+    name: str = ""
+    replies: list[Reply] = Field(default_factory=list)
+    faq_hit: Hit | None = None
+    handoff_reason: str | None = None
+    understood: bool = True
+    submitted: dict[str, Any] | None = None
+
+
+class Event(BaseModel):
+    """One entry of a conversation's history, kept in the session and in transcripts."""
+
+    role: Literal["user", "bot", "system"]
+    text: str
+    at: float = Field(default_factory=time.time)
+    message_id: str | None = None
+    intent: str | None = None
+    confidence: float | None = None
+    action: str | None = None
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class Session(BaseModel):
+    conversation_id: str
+    channel: str = "web"
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    slots: dict[str, str] = Field(default_factory=dict)
+    active_form: str | None = None
+    requested_slot: str | None = None
+    form_retries: int = 0
+    failures: int = 0
+    handoff: bool = False
+    handoff_reason: str | None = None
+    offer: str | None = None
+    history: list[Event] = Field(default_factory=list)
+    turns: int = 0
+
+
+class Turn(BaseModel):
+    """What one handled message produced; published and written to the transcript store."""
+
+    conversation_id: str
+    channel: str
+    message_id: str
+    text: str
+    parse: Parse | None
+    action: Action
+    replies: list[Reply]
+    latency_ms: float
+    at: float = Field(default_factory=time.time)

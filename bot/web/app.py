@@ -1,0 +1,73 @@
+"""The FastAPI application factory: API, health checks, metrics, the demo page and the widget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot import __version__
+from bot.config import Settings
+from bot.services import Services, build_services
+from bot.web import api, errors
+from bot.web.limits import BodyLimit
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_services(settings, models) as services:
+            app.state.services = services
+            app.state.metrics = services.metrics
+            yield
+
+    app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan,
+                  description="Customer-service chatbot API: conversations, health, metrics.")
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid[:64]
+        return response
+
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def demo_page() -> FileResponse:
+        return FileResponse(STATIC / "demo.html")
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Models loaded, Redis and the database reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        services: Services | None = getattr(request.app.state, "services", None)
+        checks = {"models": False, "redis": False, "database": False}
+        if services is not None:
+            checks["models"] = services.nlu is not None and services.knowledge is not None
+            checks["redis"] = await services.store.ping()
+            checks["database"] = await asyncio.to_thread(services.transcripts.ping)
+        ready = all(checks.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.services.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
+
+    return app

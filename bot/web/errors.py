@@ -1,0 +1,83 @@
+"""Every error a client sees is `{"error": code, "detail": ...}` with a 4xx/5xx status, never a trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot.inference import Busy
+from bot.sessions.store import LockTimeout
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: object = None) -> None:
+        self.status, self.code, self.detail = status, code, detail
+
+
+def error_response(status: int, code: str, detail: object = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _count(request: Request, code: str) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels(code).inc()
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        _count(request, exc.code)
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            _count(request, "invalid_json")
+            return error_response(400, "invalid_json", "the body is not valid JSON")
+        detail = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg")}
+                  for e in errors]
+        _count(request, "invalid_request")
+        return error_response(422, "invalid_request", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        _count(request, code)
+        return error_response(exc.status_code, code, exc.detail)
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> JSONResponse:
+        _count(request, "busy")
+        return error_response(503, "busy", "the bot is at capacity; retry with the same message_id",
+                              {"Retry-After": "1"})
+
+    @app.exception_handler(LockTimeout)
+    async def _locked(request: Request, exc: LockTimeout) -> JSONResponse:
+        _count(request, "conversation_busy")
+        return error_response(503, "conversation_busy", str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _redis(request: Request, exc: Exception) -> JSONResponse:
+        _count(request, "session_store_unavailable")
+        log.error("redis unavailable: %s", exc)
+        return error_response(503, "session_store_unavailable",
+                              "conversation storage is briefly unavailable; retry with the same message_id",
+                              {"Retry-After": "2"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _count(request, "internal_error")
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "something went wrong on our side")

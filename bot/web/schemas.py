@@ -1,0 +1,52 @@
+"""Request and response bodies of the public API (they are the OpenAPI schema too)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.types import Button, Reply
+
+CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
+MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="What the customer typed.")
+    payload: str | None = Field(None, max_length=512, description="A button's payload, e.g. `/affirm`.")
+    message_id: str | None = Field(
+        None, pattern=MESSAGE_ID,
+        description="Client-chosen id; a retry with the same id gets the first reply, not a second turn.",
+    )
+
+
+class MessageOut(BaseModel):
+    conversation_id: str
+    message_id: str
+    replies: list[Reply]
+
+
+class HistoryEvent(BaseModel):
+    role: str
+    text: str
+    at: float
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    handoff: bool
+    history: list[HistoryEvent]
+
+
+def clean_text(text: str) -> str:
+    """Normalise Unicode, drop control and bidi-override characters, collapse runs of blank lines."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " "))
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()

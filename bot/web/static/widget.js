@@ -1,0 +1,179 @@
+/* supportbot chat widget: one <script src=".../static/widget.js" defer></script>, no build step.
+ * Keeps the conversation id across reloads, restores history, shows typing and quick-reply
+ * buttons, retries a failed send with the same message id (the server answers it once), and only
+ * ever writes text with textContent (customer and bot text can never become markup). */
+(function () {
+  "use strict";
+  if (window.SupportBotWidget) return;
+  var script = document.currentScript;
+  var server = (script && script.getAttribute("data-server")) ||
+    (script ? new URL(script.src, location.href).origin : location.origin);
+  var storageKey = "supportbot.conversation." + server;
+  var openKey = "supportbot.open." + server;
+
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
+    return (Date.now().toString(36) + Math.random().toString(36).slice(2)).slice(0, 32);
+  }
+  function conversationId() {
+    var id = localStorage.getItem(storageKey);
+    if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) { id = newId(); localStorage.setItem(storageKey, id); }
+    return id;
+  }
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  var CSS = [
+    ":host{all:initial;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;}",
+    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;",
+    "padding:12px 18px;background:#8a4b2f;color:#fff;font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}",
+    ".panel{position:fixed;right:20px;bottom:76px;z-index:2147483000;width:340px;max-width:calc(100vw - 40px);",
+    "height:480px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;display:none;flex-direction:column;",
+    "box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden}",
+    ".panel.open{display:flex}",
+    ".head{background:#8a4b2f;color:#fff;padding:12px 14px;display:flex;justify-content:space-between;align-items:center}",
+    ".head b{font-size:15px}.head small{display:block;opacity:.85;font-size:12px}",
+    ".close{background:none;border:0;color:#fff;font-size:20px;cursor:pointer}",
+    ".log{flex:1;overflow-y:auto;padding:12px;background:#faf7f4;font-size:14px;line-height:1.4}",
+    ".msg{max-width:85%;margin:6px 0;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
+    ".bot{background:#fff;border:1px solid #e6ddd5;color:#222}",
+    ".user{background:#8a4b2f;color:#fff;margin-left:auto}",
+    ".error{background:#fdecea;color:#8a1c1c;border:1px solid #f5c2c0}",
+    ".buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}",
+    ".buttons button{border:1px solid #8a4b2f;background:#fff;color:#8a4b2f;border-radius:14px;padding:5px 10px;cursor:pointer;font-size:13px}",
+    ".typing{font-size:12px;color:#777;padding:0 12px 6px;min-height:16px;background:#faf7f4}",
+    "form{display:flex;border-top:1px solid #eee}",
+    "textarea{flex:1;border:0;padding:10px;font:inherit;font-size:14px;resize:none;height:40px}",
+    "form button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px}"
+  ].join("");
+
+  var strings = { title: "Chat", subtitle: "", placeholder: "", send: "Send", greeting: "", typing: "…",
+                  error: "Error", open_label: "Chat", close_label: "Close" };
+  var host = el("div", { id: "supportbot-widget" });
+  var root = host.attachShadow({ mode: "open" });
+  var style = el("style"); style.textContent = CSS; root.appendChild(style);
+  var launcher = el("button", { "class": "launcher", "data-sb": "launcher", type: "button" });
+  var panel = el("div", { "class": "panel", "data-sb": "panel", role: "dialog" });
+  var head = el("div", { "class": "head" });
+  var titleBox = el("div");
+  var title = el("b"); var subtitle = el("small");
+  titleBox.appendChild(title); titleBox.appendChild(subtitle);
+  var close = el("button", { "class": "close", type: "button", "data-sb": "close" }, "×");
+  head.appendChild(titleBox); head.appendChild(close);
+  var log = el("div", { "class": "log", "data-sb": "messages", "aria-live": "polite" });
+  var typing = el("div", { "class": "typing", "data-sb": "typing" });
+  var form = el("form", { "data-sb": "form" });
+  var input = el("textarea", { "data-sb": "input", rows: "1", maxlength: "2000" });
+  var send = el("button", { type: "submit", "data-sb": "send" });
+  form.appendChild(input); form.appendChild(send);
+  panel.appendChild(head); panel.appendChild(log); panel.appendChild(typing); panel.appendChild(form);
+  root.appendChild(panel); root.appendChild(launcher);
+
+  function applyStrings() {
+    title.textContent = strings.title; subtitle.textContent = strings.subtitle;
+    input.setAttribute("placeholder", strings.placeholder); send.textContent = strings.send;
+    launcher.textContent = strings.open_label; close.setAttribute("aria-label", strings.close_label);
+  }
+  function scroll() { log.scrollTop = log.scrollHeight; }
+  function clearButtons() {
+    Array.prototype.forEach.call(log.querySelectorAll(".buttons"), function (b) { b.remove(); });
+  }
+  function addMessage(role, text) {
+    var node = el("div", { "class": "msg " + role, "data-sb": "msg-" + role }, text);
+    log.appendChild(node); scroll(); return node;
+  }
+  function addButtons(buttons) {
+    if (!buttons || !buttons.length) return;
+    var box = el("div", { "class": "buttons", "data-sb": "buttons" });
+    buttons.forEach(function (b) {
+      var btn = el("button", { type: "button" }, b.title);
+      btn.addEventListener("click", function () { clearButtons(); sendMessage(b.title, b.payload); });
+      box.appendChild(btn);
+    });
+    log.appendChild(box); scroll();
+  }
+  function showReplies(replies, withButtons) {
+    replies.forEach(function (r) { addMessage("bot", r.text); if (withButtons) addButtons(r.buttons); });
+  }
+
+  var cid = conversationId();
+  var busy = false;
+  function api(path, options) { return fetch(server + "/api/v1" + path, options); }
+
+  function post(body, attempt) {
+    return api("/conversations/" + cid + "/messages", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    }).then(function (res) {
+      if ((res.status === 503 || res.status === 502) && attempt < 3) {
+        return new Promise(function (ok) { setTimeout(ok, 500 * (attempt + 1)); })
+          .then(function () { return post(body, attempt + 1); });
+      }
+      return res.json().then(function (data) { return { ok: res.ok, data: data }; });
+    }, function (err) {
+      if (attempt < 3) {
+        return new Promise(function (ok) { setTimeout(ok, 500 * (attempt + 1)); })
+          .then(function () { return post(body, attempt + 1); });
+      }
+      throw err;
+    });
+  }
+
+  function sendMessage(text, payload) {
+    text = (text || "").trim();
+    if ((!text && !payload) || busy) return;
+    busy = true; clearButtons();
+    addMessage("user", text || payload);
+    typing.textContent = strings.typing;
+    var body = { message_id: newId() };
+    if (payload) body.payload = payload; else body.text = text;
+    post(body, 0).then(function (r) {
+      if (r.ok) showReplies(r.data.replies, true);
+      else addMessage("error", (r.data && r.data.detail && typeof r.data.detail === "string")
+        ? r.data.detail : strings.error);
+    }, function () { addMessage("error", strings.error); })
+      .then(function () { busy = false; typing.textContent = ""; input.focus(); });
+  }
+
+  function setOpen(open) {
+    panel.classList.toggle("open", open);
+    localStorage.setItem(openKey, open ? "1" : "0");
+    if (open) input.focus();
+  }
+  launcher.addEventListener("click", function () { setOpen(!panel.classList.contains("open")); });
+  close.addEventListener("click", function () { setOpen(false); });
+  form.addEventListener("submit", function (e) {
+    e.preventDefault(); var text = input.value; input.value = ""; sendMessage(text);
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
+    }
+  });
+
+  function restore() {
+    return api("/conversations/" + cid).then(function (res) {
+      if (res.status === 404) { if (strings.greeting) addMessage("bot", strings.greeting); return; }
+      if (!res.ok) return;
+      return res.json().then(function (data) {
+        if (strings.greeting) addMessage("bot", strings.greeting);
+        var last = null;
+        data.history.forEach(function (e) { addMessage(e.role === "user" ? "user" : "bot", e.text); last = e; });
+        if (last && last.role === "bot") addButtons(last.buttons);
+      });
+    }).catch(function () {});
+  }
+
+  function mount() {
+    document.body.appendChild(host);
+    api("/widget").then(function (r) { return r.ok ? r.json() : {}; }, function () { return {}; })
+      .then(function (s) { Object.keys(s || {}).forEach(function (k) { strings[k] = s[k]; }); applyStrings(); })
+      .then(restore)
+      .then(function () { if (localStorage.getItem(openKey) === "1") setOpen(true); host.setAttribute("data-ready", "1"); });
+  }
+  window.SupportBotWidget = { open: function () { setOpen(true); }, conversationId: function () { return cid; } };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount); else mount();
+})();

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real Redis, the demo settings, and a demo model trained once per test run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.config import Settings, TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# The recipe the tests train with: the product's fine-tuning, shortened to keep the suite fast.
+TEST_TRAIN = TrainSettings(mode="finetune", epochs=4, batch_size=16, learning_rate=1e-4,
+                           head_learning_rate=3e-3, max_length=48, patience=2, seed=13)
+
+
+def _machine_redis() -> str | None:
+    url = os.environ.get("SUPPORTBOT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        if redis.Redis.from_url(url, socket_connect_timeout=0.5).ping():
+            return url
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        pass
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis when it answers, else a real embedded redis-server for this run."""
+    url = _machine_redis()
+    if url:
+        yield url
+        return
+    from bot.sessions.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own, deleted afterwards."""
+    prefix = f"sbtest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{prefix}:*", count=500):
+        client.delete(key)
+
+
+@pytest.fixture
+async def store(redis_url: str, key_prefix: str) -> AsyncIterator:
+    from bot.sessions.store import RedisSessionStore, connect
+
+    client = connect(redis_url)
+    yield RedisSessionStore(client, prefix=key_prefix, ttl_s=600, reply_ttl_s=600, lease_s=5,
+                            wait_s=10)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the demo intent model and build the FAQ index once; tests copy or share the folder."""
+    from bot.assets import build_faq_index, train_model
+
+    data_dir = tmp_path_factory.mktemp("demo-assets")
+    settings = demo_settings(data_dir)
+    train_model(settings)
+    build_faq_index(settings)
+    return data_dir
+
+
+def demo_settings(data_dir: Path, **overrides: object) -> Settings:
+    settings = Settings(
+        data_dir=data_dir,
+        training_data=ROOT / "training_data",
+        knowledge_base=ROOT / "knowledge_base",
+        domain_file=ROOT / "training_data" / "domain.yml",
+        train=TEST_TRAIN,
+        **overrides,
+    )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def demo_models(demo_assets: Path) -> tuple:
+    """The trained model and FAQ index, loaded once and shared by the apps the tests build."""
+    from bot.services import load_models
+
+    return load_models(demo_settings(demo_assets))
+
+
+@pytest.fixture
+def app_settings(demo_assets: Path, tmp_path: Path, redis_url: str, key_prefix: str) -> Settings:
+    """Settings for an app of this test's own: shared models, own database and Redis prefix."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for part in ("models", "index"):
+        (data_dir / part).symlink_to(demo_assets / part)
+    return demo_settings(data_dir, redis_url=redis_url, key_prefix=key_prefix)
+
+
+def copy_assets(src: Path, dst: Path) -> None:
+    for part in ("models", "index"):
+        shutil.copytree(src / part, dst / part)

@@ -1,0 +1,64 @@
+"""`supportbot serve` as a real process (embedded Redis, SQLite) on a free port, once per run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, copy_assets
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("served")
+    copy_assets(demo_assets, data_dir)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env.update({
+        "SUPPORTBOT_DATA_DIR": str(data_dir),
+        "SUPPORTBOT_TRAINING_DATA": str(ROOT / "training_data"),
+        "SUPPORTBOT_KNOWLEDGE_BASE": str(ROOT / "knowledge_base"),
+        "SUPPORTBOT_DOMAIN_FILE": str(ROOT / "training_data" / "domain.yml"),
+        "SUPPORTBOT_PORT": str(port),
+    })
+    log = (data_dir / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError((data_dir / "server.log").read_text()[-3000:])
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready:\n" + (data_dir / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        assert not (data_dir / "redis" / "redis.sock").exists(), "embedded Redis left running"

@@ -1,0 +1,70 @@
+"""Transcripts in SQL, migrated by Alembic: SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from bot.storage.db import TranscriptStore, make_engine, migrate
+from bot.types import Action, Hit, IntentScore, Parse, Reply, Turn
+
+pytestmark = pytest.mark.integration
+PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def turn(cid: str, mid: str, submitted: dict | None = None) -> Turn:
+    hit = Hit(entry_id="e1", question="q", answer="a", category="c", score=0.9)
+    return Turn(conversation_id=cid, channel="web", message_id=mid, text="hello",
+                parse=Parse(text="hello", intent="greet", confidence=0.9,
+                            ranking=[IntentScore(name="greet", confidence=0.9)]),
+                action=Action(kind="faq_answer", name="e1", faq_hit=hit, submitted=submitted),
+                replies=[Reply(text="hi")], latency_ms=12.5)
+
+
+def exercise(store: TranscriptStore) -> None:
+    store.record(turn("c1", "m1"))
+    store.record(turn("c1", "m1"))  # redelivery: ignored
+    store.record(turn("c1", "m2", {"form": "cancel_order", "slots": {"order_number": "KK-1"}}),
+                 handoff=True, handoff_reason="complaint")
+    turns = store.turns("c1")
+    assert [t.message_id for t in turns] == ["m1", "m2"]
+    assert turns[0].faq_entry == "e1" and turns[0].ranking[0]["name"] == "greet"
+    assert [r.slots for r in store.requests("c1")] == [{"order_number": "KK-1"}]
+    assert store.ping()
+
+
+def test_sqlite_file(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/db/transcripts.db")
+    migrate(engine)
+    migrate(engine)  # idempotent
+    assert {"conversations", "turns", "form_requests", "alembic_version"} <= set(inspect(engine).get_table_names())
+    exercise(TranscriptStore(engine))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        admin.connect().close()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"sbtest_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_postgresql(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    migrate(engine)
+    exercise(TranscriptStore(engine))
+    engine.dispose()

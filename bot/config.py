@@ -11,15 +11,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Thresholds(BaseSettings):
     """Every decision threshold of the dialogue policy, in one place (env SUPPORTBOT_THRESHOLDS__*)."""
 
-    intent: float | None = Field(
+    intent: float = Field(
+        0.5, description="Calibrated confidence under which the bot asks instead of acting on an intent.")
+    out_of_scope: float | None = Field(
         default=None,
-        description="Minimum calibrated intent confidence; None uses the one `train` chose.",
+        description="Confidence under which a message is out of scope; None uses the one `train` chose.",
     )
     faq_strong: float = Field(0.72, description="FAQ hit score that answers even at low intent confidence.")
     faq_for_faq_intent: float = Field(0.45, description="FAQ hit score enough when the intent is FAQ-type.")
     clarify_min: float = Field(0.15, description="Ranked intents below this are not offered as options.")
     clarify_options: int = Field(3, ge=2, le=5)
-    failures_before_handoff: int = Field(2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")
+    failures_before_handoff: int = Field(
+        2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")
     form_retries: int = Field(3, ge=1, description="Invalid slot answers before the form offers a hand-off.")
 
 
@@ -27,14 +30,14 @@ class TrainSettings(BaseSettings):
     """Fine-tuning recipe; the defaults finish on the demo data in a few minutes on 2 CPU cores."""
 
     mode: str = Field("finetune", pattern="^(finetune|frozen)$")
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 16
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
-    max_length: int = 64
+    max_length: int = 48
     val_fraction: float = 0.15
     seed: int = 13
-    patience: int = 2
+    patience: int = 3
     max_examples: int | None = None
 
 

@@ -27,7 +27,8 @@ class Metrics:
                                registry=self.registry)
         self.handoffs = Counter("supportbot_handoffs_total", "Hand-offs by reason", ["reason"],
                                 registry=self.registry)
-        self.degraded = Counter("supportbot_degraded_total", "Dependencies that failed and were worked around",
+        self.degraded = Counter("supportbot_degraded_total",
+                                "Dependencies that failed and were worked around",
                                 ["dependency"], registry=self.registry)
         self.errors = Counter("supportbot_request_errors_total", "Rejected requests by error code",
                               ["code"], registry=self.registry)
@@ -49,7 +50,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonFormatter() if json_logs else plain)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -46,7 +46,7 @@ def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    nlu = IntentModel.load(settings.model_dir, settings.thresholds.intent)
+    nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope)
     knowledge = KnowledgeBase(settings.index_dir, Embedder(settings.embedder))
     return nlu, knowledge
 

@@ -32,7 +32,8 @@ class Policy:
             raise ValueError(f"domain forms use unregistered actions: {sorted(unknown)}")
 
     def decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
-        confident = parse.intent is not None and not parse.out_of_scope
+        confident = (parse.intent is not None and not parse.out_of_scope
+                     and parse.confidence >= self.t.intent)
         if session.active_form:
             action = self._continue_form(session, parse, confident)
             if action is not None:
@@ -47,7 +48,7 @@ class Policy:
             return self._intent(session, parse, spec, hits)
         if hits and hits[0].score >= self.t.faq_strong:
             return self._faq(session, hits[0])
-        if parse.intent == OOS and spec is not None and parse.confidence >= 0.5:
+        if parse.intent == OOS and spec is not None and parse.confidence >= self.t.intent:
             return self._failed(session, self._respond(spec.response or "utter_out_of_scope", "out_of_scope"))
         return self._fallback(session, parse, hits)
 

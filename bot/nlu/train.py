@@ -207,8 +207,11 @@ class _FrozenHead:
         clf.fit(x, y)
         coef = np.zeros((self.n, x.shape[1]), dtype=np.float32)
         intercept = np.full(self.n, -1e4, dtype=np.float32)  # classes absent from training
-        coef[clf.classes_] = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_, clf.coef_])
-        intercept[clf.classes_] = clf.intercept_ if len(clf.classes_) > 2 else [-clf.intercept_[0], clf.intercept_[0]]
+        if len(clf.classes_) > 2:
+            coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+        else:  # binary: sklearn keeps one row for the positive class
+            coef[clf.classes_] = np.vstack([-clf.coef_, clf.coef_])
+            intercept[clf.classes_] = [-clf.intercept_[0], clf.intercept_[0]]
         self.coef, self.intercept = coef, intercept
         if progress:
             progress("done", 2, 2)

@@ -51,7 +51,8 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready:\n" + (data_dir / "server.log").read_text()[-3000:])
+                log_tail = (data_dir / "server.log").read_text()[-3000:]
+                raise RuntimeError("server did not become ready:\n" + log_tail)
             time.sleep(0.3)
         yield url
     finally:

@@ -32,7 +32,8 @@ async def test_history_is_trimmed_to_the_limit(store: RedisSessionStore) -> None
     from bot.types import Event
 
     store.history_limit = 3
-    await store.save(Session(conversation_id="c3", history=[Event(role="user", text=str(i)) for i in range(10)]))
+    events = [Event(role="user", text=str(i)) for i in range(10)]
+    await store.save(Session(conversation_id="c3", history=events))
     loaded = await store.get("c3")
     assert [e.text for e in loaded.history] == ["7", "8", "9"]
 

@@ -41,7 +41,8 @@ def test_sqlite_file(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/db/transcripts.db")
     migrate(engine)
     migrate(engine)  # idempotent
-    assert {"conversations", "turns", "form_requests", "alembic_version"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"conversations", "turns", "form_requests", "alembic_version"} <= tables
     exercise(TranscriptStore(engine))
 
 

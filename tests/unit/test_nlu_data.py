@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from bot.nlu.data import (
-    DataError, Example, data_hash, deduplicate, load_examples, read_rasa_nlu, to_rasa_nlu,
+    DataError,
+    Example,
+    data_hash,
+    deduplicate,
+    load_examples,
+    read_rasa_nlu,
+    to_rasa_nlu,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,54 @@
+"""Training: deterministic given a seed, writes a loadable model directory with its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import TrainSettings
+from bot.nlu.data import Example, load_examples
+from bot.nlu.model import IntentModel
+from bot.nlu.train import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def small() -> list[Example]:
+    examples = load_examples(ROOT / "training_data")
+    keep = {"greet", "order_status", "shipping_cost", "out_of_scope", "talk_to_human"}
+    return [e for e in examples if e.intent in keep]
+
+
+def test_finetuning_is_deterministic_and_round_trips(small: list[Example], tmp_path: Path) -> None:
+    cfg = TrainSettings(mode="finetune", epochs=1, batch_size=16, max_length=24, max_examples=60,
+                        learning_rate=1e-4, seed=7)
+    a = train(small, cfg, tmp_path / "a")
+    b = train(small, cfg, tmp_path / "b")
+    ma, mb = IntentModel.load(tmp_path / "a"), IntentModel.load(tmp_path / "b")
+    texts = ["where is my parcel", "hello", "what's the weather"]
+    np.testing.assert_allclose(ma.logits(texts), mb.logits(texts), rtol=1e-5, atol=1e-5)
+    assert (a.val_accuracy, a.temperature, a.oos_threshold) == (
+        b.val_accuracy, b.temperature, b.oos_threshold)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["mode"] == "finetune" and manifest["labels"] == sorted(manifest["labels"])
+    assert {"base_model", "data_hash", "val_accuracy", "val_macro_f1", "oos_threshold"} <= set(manifest)
+    assert (tmp_path / "a" / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_frozen_head_learns_the_demo_intents(small: list[Example], tmp_path: Path) -> None:
+    manifest = train(small, TrainSettings(mode="frozen", seed=3), tmp_path)
+    assert manifest.val_accuracy >= 0.8
+    model = IntentModel.load(tmp_path)
+    parse = model.parse("I'd like to talk to a real person please")
+    assert parse.intent == "talk_to_human" and not parse.out_of_scope
+    assert parse.ranking[0].confidence >= parse.ranking[1].confidence
+    assert model.parse("who won the football last night").out_of_scope
+
+
+def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="supportbot train"):
+        IntentModel.load(tmp_path)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Thresholds(BaseSettings):
+class Thresholds(BaseModel):
     """Every decision threshold of the dialogue policy, in one place (env SUPPORTBOT_THRESHOLDS__*)."""
 
     intent: float = Field(
@@ -26,7 +26,7 @@ class Thresholds(BaseSettings):
     form_retries: int = Field(3, ge=1, description="Invalid slot answers before the form offers a hand-off.")
 
 
-class TrainSettings(BaseSettings):
+class TrainSettings(BaseModel):
     """Fine-tuning recipe; the defaults finish on the demo data in a few minutes on 2 CPU cores."""
 
     mode: str = Field("finetune", pattern="^(finetune|frozen)$")

@@ -111,3 +111,9 @@ def app_settings(demo_assets: Path, tmp_path: Path, redis_url: str, key_prefix: 
 def copy_assets(src: Path, dst: Path) -> None:
     for part in ("models", "index"):
         shutil.copytree(src / part, dst / part)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main thread
+    for the rest of the session, which async tests cannot share."""
+    items.sort(key=lambda item: "browser" in item.keywords)

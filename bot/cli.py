@@ -108,6 +108,31 @@ async def _chat(settings: Settings, conversation_id: str) -> None:
                     out.print(f"      [{len(buttons)}] {button.title}", markup=False, highlight=False)
 
 
+@app.command("create-agent")
+def create_agent(
+    username: str = typer.Argument(..., help="Login name."),
+    name: str = typer.Option(..., "--name", help="Name the customer sees."),
+    role: str = typer.Option("admin", help="admin (can create agents) or agent."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="SUPPORTBOT_AGENT_PASSWORD",
+                                 help="Asked for when not in SUPPORTBOT_AGENT_PASSWORD."),
+) -> None:
+    """Create a console account (the first admin comes from here; later ones from /console/admin)."""
+    from bot.handoff.agents import AgentError, AgentStore
+    from bot.storage.db import make_engine, migrate
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    try:
+        agent = AgentStore(engine).create(username, name, password, role)
+    except AgentError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    url = f"http://{settings.host}:{settings.port}/console"
+    console.print(f"created {agent.role} {agent.username!r}; log in at {url}")
+
+
 @app.command("export-nlu")
 def export_nlu(
     data: Path | None = typer.Option(None, help="Support logs to export (default: training_data/)."),

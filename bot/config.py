@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    business_hours: str = "Mon-Fri 08:00-20:00; Sat 09:00-17:00"
+    timezone: str = "Europe/Amsterdam"
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs console cookies; None keeps a random one in <data_dir>/secret_key.")
+    cookie_secure: bool = Field(False, description="Console cookies over HTTPS only (set in production).")
+    console_session_s: int = 12 * 3600
+    chatwoot_url: str | None = None
+    chatwoot_api_token: str | None = None
+    chatwoot_webhook_token: str | None = None
+
     thresholds: Thresholds = Field(default_factory=Thresholds)
     train: TrainSettings = Field(default_factory=TrainSettings)
 

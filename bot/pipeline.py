@@ -9,6 +9,7 @@ from typing import Protocol
 
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
+from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
@@ -34,7 +35,8 @@ class Transcripts(Protocol):
 class Pipeline:
     def __init__(self, store: SessionStore, nlu: Nlu, knowledge: Knowledge, policy: Policy,
                  domain: Domain, pool: InferencePool, metrics: Metrics,
-                 transcripts: Transcripts | None = None, faq_k: int = 3) -> None:
+                 transcripts: Transcripts | None = None, faq_k: int = 3,
+                 handoff: HandoffService | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -44,6 +46,7 @@ class Pipeline:
         self.metrics = metrics
         self.transcripts = transcripts
         self.faq_k = faq_k
+        self.handoff = handoff
 
     async def handle(self, msg: Message) -> list[Reply]:
         started = time.perf_counter()
@@ -56,12 +59,16 @@ class Pipeline:
             session = await self.store.get(msg.conversation_id) or Session(
                 conversation_id=msg.conversation_id, channel=msg.channel)
             parse: Parse | None = None
-            if session.handoff:
+            if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet
+                replies_now = (await self.handoff.while_waiting(session) if self.handoff
+                               else [self.domain.render("utter_handoff_pending")])
                 action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
-                                replies=[self.domain.render("utter_handoff_pending")])
+                                replies=replies_now)
             else:
                 parse, hits = await self._understand(msg)
                 action = self.policy.decide(session, parse, hits)
+                if action.kind == "handoff" and self.handoff is not None:
+                    action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
             replies = action.replies
             self._append(session, msg, parse, action)
             t = time.perf_counter()

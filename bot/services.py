@@ -14,6 +14,10 @@ from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
+from bot.handoff.agents import AgentStore
+from bot.handoff.hours import BusinessHours
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.embedder import Embedder
 from bot.knowledge.retriever import KnowledgeBase
@@ -39,6 +43,9 @@ class Services:
     metrics: Metrics
     pool: InferencePool
     redis_url: str
+    queue: HandoffQueue
+    handoff: HandoffService
+    agents: AgentStore
 
 
 def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
@@ -77,9 +84,13 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
         orders = CsvOrderBook(settings.training_data / "demo_orders.csv")
         policy = Policy(domain, settings.thresholds, default_actions(orders))
         metrics = Metrics()
-        pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts)
+        queue = HandoffQueue(client, settings.key_prefix)
+        handoff = HandoffService(store, queue, domain,
+                                 BusinessHours(settings.business_hours, settings.timezone))
+        pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
+                            handoff=handoff)
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
-                       pool, url)
+                       pool, url, queue, handoff, AgentStore(engine))
     finally:
         pool.close()
         await client.aclose()

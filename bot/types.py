@@ -74,7 +74,7 @@ class Action(BaseModel):
 class Event(BaseModel):
     """One entry of a conversation's history, kept in the session and in transcripts."""
 
-    role: Literal["user", "bot", "system"]
+    role: Literal["user", "bot", "agent", "system"]
     text: str
     at: float = Field(default_factory=time.time)
     message_id: str | None = None
@@ -82,6 +82,7 @@ class Event(BaseModel):
     confidence: float | None = None
     action: str | None = None
     buttons: list[Button] = Field(default_factory=list)
+    agent: str | None = None
 
 
 class Session(BaseModel):
@@ -97,6 +98,9 @@ class Session(BaseModel):
     handoff: bool = False
     handoff_reason: str | None = None
     offer: str | None = None
+    agent: str | None = None
+    handoff_at: float | None = None
+    offline_notified: bool = False
     history: list[Event] = Field(default_factory=list)
     turns: int = 0
 

@@ -79,8 +79,26 @@ class WidgetStrings(BaseModel):
     close_label: str
 
 
+class HandoffRules(BaseModel):
+    """When to step aside without being asked: escalation words and a plain negativity count."""
+
+    escalation_patterns: list[str] = Field(default_factory=list)
+    negative_words: list[str] = Field(default_factory=list)
+    negative_threshold: int = 2
+
+    def trigger(self, text: str) -> str | None:
+        if any(re.search(p, text) for p in self.escalation_patterns):
+            return "escalation"
+        words = re.findall(r"[\w']+", text.lower())
+        score = sum(w in self.negative_words for w in words)
+        shouting = [w for w in re.findall(r"[A-Za-z]{3,}", text) if w.isupper()]
+        score += (len(shouting) >= 4) + ("!!!" in text)
+        return "negative_sentiment" if self.negative_words and score >= self.negative_threshold else None
+
+
 class Domain(BaseModel):
     company: str
+    handoff: HandoffRules = Field(default_factory=HandoffRules)
     widget: WidgetStrings
     responses: dict[str, list[ResponseVariant]]
     intents: dict[str, IntentSpec]
@@ -137,7 +155,8 @@ class Domain(BaseModel):
 REQUIRED_RESPONSES = (
     "utter_default", "utter_clarify", "utter_offer_handoff", "utter_handoff",
     "utter_handoff_pending", "utter_form_cancelled", "utter_out_of_scope",
-    "utter_nothing_to_stop", "utter_anything_else",
+    "utter_nothing_to_stop", "utter_anything_else", "utter_handoff_offline", "utter_agent_joined",
+    "utter_bot_back", "utter_conversation_closed",
 )
 
 

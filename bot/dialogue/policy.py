@@ -39,6 +39,9 @@ class Policy:
             if action is not None:
                 return action
         offer, session.offer = session.offer, None
+        trigger = None if parse.text.startswith("/") else self.domain.handoff.trigger(parse.text)
+        if trigger:
+            return self._handoff(session, trigger)
         if parse.intent == FAQ_PAYLOAD_INTENT and hits:
             return self._faq(session, hits[0])
         if offer == "handoff" and confident and parse.intent == "affirm":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -45,7 +46,7 @@ async def get_conversation(request: Request, conversation_id: str = Conversation
     if session is None:
         raise ApiError(404, "unknown_conversation", f"no conversation {conversation_id!r}")
     return ConversationOut(conversation_id=conversation_id, handoff=session.handoff,
-                           history=[e.model_dump() for e in session.history if e.role != "system"])
+                           history=[e.model_dump() for e in session.history])
 
 
 @router.get("/widget", summary="The widget's own strings (from the domain file)")
@@ -64,6 +65,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
         await websocket.close(code=1008, reason="invalid conversation id")
         return
     await websocket.accept()
+    pushes = asyncio.create_task(_push_conversation_events(websocket, services, conversation_id))
     try:
         while True:
             raw = await websocket.receive_text()
@@ -91,3 +93,18 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                 await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.detail})
     except WebSocketDisconnect:
         return
+    finally:
+        pushes.cancel()
+
+
+async def _push_conversation_events(websocket: WebSocket, services, conversation_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Agent joined / agent message / typing / back to the bot, live, from any replica."""
+    pubsub = services.store.r.pubsub()
+    await pubsub.subscribe(services.queue.conversation_channel(conversation_id))
+    try:
+        async for msg in pubsub.listen():
+            if msg.get("type") == "message":
+                await websocket.send_json(json.loads(msg["data"]))
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()

@@ -12,12 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
 from bot.config import Settings
 from bot.services import Services, build_services
-from bot.web import api, errors
+from bot.web import api, console, errors
 from bot.web.limits import BodyLimit
+from bot.web.secrets import secret_key
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,7 +35,11 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
     app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan,
                   description="Customer-service chatbot API: conversations, health, metrics.")
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="sb_console",
+                       max_age=settings.console_session_s, same_site="strict",
+                       https_only=settings.cookie_secure)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       json_prefixes=("/api/", "/console/api/"))
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -43,6 +49,7 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
         return response
 
     app.include_router(api.router)
+    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

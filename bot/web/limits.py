@@ -33,7 +33,8 @@ class BodyLimit:
             await _reply(send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
             return
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if scope["path"].startswith(self.json_prefixes) and ctype != b"application/json":
+        has_body = (length is not None and int(length) > 0) or b"transfer-encoding" in headers
+        if scope["path"].startswith(self.json_prefixes) and has_body and ctype != b"application/json":
             await _reply(send, 415, "unsupported_media_type", "send the body as application/json")
             return
         received = 0

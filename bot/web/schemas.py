@@ -36,6 +36,7 @@ class HistoryEvent(BaseModel):
     text: str
     at: float
     buttons: list[Button] = Field(default_factory=list)
+    agent: str | None = None
 
 
 class ConversationOut(BaseModel):

@@ -52,10 +52,12 @@ def test_repeated_failures_offer_a_person_and_the_handoff_sticks(server: str) ->
     offer = c.says("zzzz qqqq")
     assert "connect you to a person" in offer[-1]["text"]
     assert [b["payload"] for b in offer[-1]["buttons"]] == ["/talk_to_human", "/deny"]
-    assert "connecting you" in c.says(payload="/talk_to_human")[0]["text"]
-    assert "A member of our team will reply" in c.says("hello?")[0]["text"]
+    # No agent is logged in: the customer is told so, once, and can leave a message.
+    assert "isn't available right now" in c.says(payload="/talk_to_human")[0]["text"]
+    assert c.says("my kettle leaks, please call me back") == []
     state = httpx.get(c.url, timeout=10).json()
     assert state["handoff"] is True
+    assert state["history"][-1]["text"] == "my kettle leaks, please call me back"
 
 
 def test_demo_page_and_widget_are_served(server: str) -> None:

@@ -42,6 +42,9 @@
     ".msg{max-width:85%;margin:6px 0;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
     ".bot{background:#fff;border:1px solid #e6ddd5;color:#222}",
     ".user{background:#8a4b2f;color:#fff;margin-left:auto}",
+    ".agent{background:#e9f2ec;border:1px solid #c9dfcf;color:#1d3b26}",
+    ".agent-name{display:block;font-size:11px;font-weight:600;margin-bottom:2px}",
+    ".system{background:none;color:#666;font-size:12px;text-align:center;margin:8px auto}",
     ".error{background:#fdecea;color:#8a1c1c;border:1px solid #f5c2c0}",
     ".buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}",
     ".buttons button{border:1px solid #8a4b2f;background:#fff;color:#8a4b2f;border-radius:14px;padding:5px 10px;cursor:pointer;font-size:13px}",
@@ -82,8 +85,10 @@
   function clearButtons() {
     Array.prototype.forEach.call(log.querySelectorAll(".buttons"), function (b) { b.remove(); });
   }
-  function addMessage(role, text) {
-    var node = el("div", { "class": "msg " + role, "data-sb": "msg-" + role }, text);
+  function addMessage(role, text, who) {
+    var node = el("div", { "class": "msg " + role, "data-sb": "msg-" + role });
+    if (who) node.appendChild(el("span", { "class": "agent-name" }, who));
+    node.appendChild(document.createTextNode(text));
     log.appendChild(node); scroll(); return node;
   }
   function addButtons(buttons) {
@@ -161,10 +166,35 @@
       return res.json().then(function (data) {
         if (strings.greeting) addMessage("bot", strings.greeting);
         var last = null;
-        data.history.forEach(function (e) { addMessage(e.role === "user" ? "user" : "bot", e.text); last = e; });
+        data.history.forEach(function (e) {
+          var role = (e.role === "user" || e.role === "agent" || e.role === "system") ? e.role : "bot";
+          addMessage(role, e.text, role === "agent" ? e.agent : null); last = e;
+        });
         if (last && last.role === "bot") addButtons(last.buttons);
       });
     }).catch(function () {});
+  }
+
+  /* Live events from the team (agent joined, agent messages, typing, back to the bot). */
+  var typingTimer = null;
+  function listen(delay) {
+    var url = server.replace(/^http/, "ws") + "/api/v1/conversations/" + cid + "/ws";
+    var ws;
+    try { ws = new WebSocket(url); } catch (e) { return; }
+    ws.onopen = function () { delay = 1000; host.setAttribute("data-live", "1"); };
+    ws.onmessage = function (m) {
+      var ev; try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (ev.type === "agent_joined") addMessage("system", ev.text);
+      else if (ev.type === "agent_message") { typing.textContent = ""; addMessage("agent", ev.text, ev.agent); }
+      else if (ev.type === "agent_typing") {
+        typing.textContent = ev.agent + " …"; clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { typing.textContent = ""; }, 5000);
+      } else if (ev.type === "bot_back" || ev.type === "closed") addMessage("bot", ev.text);
+    };
+    ws.onclose = function () {
+      host.removeAttribute("data-live");
+      setTimeout(function () { listen(Math.min((delay || 1000) * 2, 30000)); }, delay || 1000);
+    };
   }
 
   function mount() {
@@ -172,7 +202,11 @@
     api("/widget").then(function (r) { return r.ok ? r.json() : {}; }, function () { return {}; })
       .then(function (s) { Object.keys(s || {}).forEach(function (k) { strings[k] = s[k]; }); applyStrings(); })
       .then(restore)
-      .then(function () { if (localStorage.getItem(openKey) === "1") setOpen(true); host.setAttribute("data-ready", "1"); });
+      .then(function () {
+        if (localStorage.getItem(openKey) === "1") setOpen(true);
+        host.setAttribute("data-ready", "1");
+        listen(1000);
+      });
   }
   window.SupportBotWidget = { open: function () { setOpen(true); }, conversationId: function () { return cid; } };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount); else mount();

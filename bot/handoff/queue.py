@@ -1,0 +1,96 @@
+"""The hand-off queue in Redis: waiting conversations by priority and age, atomic claims, agent
+presence and typing. Shared by every app replica; changes are announced on pub/sub."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis.asyncio as aioredis
+
+# One winner among concurrent claims: only a waiting conversation can be claimed.
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[2], 'claimed_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class HandoffQueue:
+    def __init__(self, client: aioredis.Redis, prefix: str = "sb", presence_s: int = 45) -> None:
+        self.r = client
+        self.prefix = prefix
+        self.presence_s = presence_s
+        self.queue_key = f"{prefix}:handoff:queue"
+        self.agents_key = f"{prefix}:agents:online"
+        self.console_channel = f"{prefix}:console"
+        self._claim = client.register_script(_CLAIM)
+
+    def _conv(self, cid: str) -> str:
+        return f"{self.prefix}:handoff:{{{cid}}}"
+
+    def conversation_channel(self, cid: str) -> str:
+        return f"{self.prefix}:conv:{{{cid}}}"
+
+    async def enqueue(self, cid: str, reason: str, priority: int = 0, channel: str = "web") -> None:
+        now = time.time()
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self._conv(cid), mapping={"status": "waiting", "reason": reason, "agent": "",
+                                                "priority": priority, "enqueued_at": now,
+                                                "channel": channel})
+            pipe.zadd(self.queue_key, {cid: now - priority * 3600})
+            await pipe.execute()
+        await self.announce({"type": "queue_changed", "conversation_id": cid})
+
+    async def claim(self, cid: str, agent: str) -> bool:
+        won = await self._claim(keys=[self._conv(cid), self.queue_key], args=[cid, agent, time.time()])
+        if won:
+            await self.announce({"type": "queue_changed", "conversation_id": cid, "agent": agent})
+        return bool(won)
+
+    async def finish(self, cid: str, status: str) -> None:
+        """Hand back to the bot or close: the conversation leaves the queue either way."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.queue_key, cid)
+            pipe.hset(self._conv(cid), mapping={"status": status, "agent": ""})
+            pipe.expire(self._conv(cid), 7 * 86400)
+            await pipe.execute()
+        await self.announce({"type": "queue_changed", "conversation_id": cid})
+
+    async def state(self, cid: str) -> dict[str, str]:
+        return await self.r.hgetall(self._conv(cid))
+
+    async def waiting(self) -> list[dict]:
+        ids = await self.r.zrange(self.queue_key, 0, 199)
+        now = time.time()
+        items = []
+        for cid in ids:
+            st = await self.state(cid)
+            if st.get("status") == "waiting":
+                items.append({"conversation_id": cid, "reason": st.get("reason"),
+                              "priority": int(st.get("priority", 0)),
+                              "channel": st.get("channel"),
+                              "waiting_s": round(now - float(st.get("enqueued_at", now)))})
+        return items
+
+    async def heartbeat(self, agent: str) -> None:
+        await self.r.zadd(self.agents_key, {agent: time.time()})
+
+    async def offline(self, agent: str) -> None:
+        await self.r.zrem(self.agents_key, agent)
+
+    async def agents_online(self) -> list[str]:
+        return await self.r.zrangebyscore(self.agents_key, time.time() - self.presence_s, "+inf")
+
+    async def set_typing(self, cid: str, agent: str, seconds: int = 6) -> None:
+        await self.r.set(f"{self.prefix}:typing:{{{cid}}}", agent, ex=seconds)
+
+    async def agent_typing(self, cid: str) -> bool:
+        return bool(await self.r.exists(f"{self.prefix}:typing:{{{cid}}}"))
+
+    async def announce(self, event: dict) -> None:
+        await self.r.publish(self.console_channel, json.dumps(event))
+
+    async def to_customer(self, cid: str, event: dict) -> None:
+        await self.r.publish(self.conversation_channel(cid), json.dumps(event))

@@ -1,0 +1,167 @@
+"""Hand-off over a real Redis: the claim race, routing while an agent owns a conversation, the
+out-of-hours message, and the console's auth, roles and CSRF."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.config import Settings
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.service import HandoffError
+from bot.sessions.store import RedisSessionStore
+from bot.web.app import create_app
+
+pytestmark = pytest.mark.integration
+PASSWORD = "correct horse battery"
+
+
+async def test_many_concurrent_claims_have_one_winner(store: RedisSessionStore, key_prefix: str) -> None:
+    queue = HandoffQueue(store.r, key_prefix)
+    await queue.enqueue("c1", "customer_asked")
+    await queue.enqueue("c2", "complaint", priority=1)
+    assert [w["conversation_id"] for w in await queue.waiting()] == ["c2", "c1"]  # priority first
+    results = await asyncio.gather(*[queue.claim("c1", f"agent{i}") for i in range(25)])
+    assert sum(results) == 1
+    state = await queue.state("c1")
+    assert state["status"] == "assigned" and state["agent"] == f"agent{results.index(True)}"
+    assert [w["conversation_id"] for w in await queue.waiting()] == ["c2"]
+
+
+@pytest.fixture
+def settings(app_settings: Settings) -> Settings:
+    return app_settings.model_copy(update={"business_hours": "Mon-Sun 00:00-23:59", "timezone": "UTC"})
+
+
+@pytest.fixture
+def client(settings: Settings, demo_models: tuple):
+    with TestClient(create_app(settings, demo_models)) as c:
+        agents = c.app.state.services.agents
+        agents.create("admin1", "Ada Admin", PASSWORD, "admin")
+        agents.create("agent1", "Sam Lee", PASSWORD, "agent")
+        agents.create("agent2", "Kim Roe", PASSWORD, "agent")
+        yield c
+
+
+def login(c: TestClient, username: str) -> str:
+    csrf = c.get("/console/api/session").json()["csrf"]
+    r = c.post("/console/api/login", json={"username": username, "password": PASSWORD},
+               headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    return r.json()["csrf"]
+
+
+def say(c: TestClient, cid: str, text: str) -> list[dict]:
+    r = c.post(f"/api/v1/conversations/{cid}/messages", json={"text": text})
+    assert r.status_code == 200, r.text
+    return r.json()["replies"]
+
+
+def test_anonymous_wrong_role_and_csrf_less_calls_are_rejected(client: TestClient) -> None:
+    assert client.get("/console", follow_redirects=False).status_code == 303
+    assert client.get("/console/api/queue").json()["error"] == "login_required"
+    assert client.post("/console/api/conversations/x/claim", headers={"X-CSRF-Token": "x"}).status_code in (401, 403)
+    csrf = client.get("/console/api/session").json()["csrf"]
+    bad = client.post("/console/api/login", json={"username": "agent1", "password": "nope-nope-nope"},
+                      headers={"X-CSRF-Token": csrf})
+    assert bad.status_code == 401 and bad.json()["error"] == "bad_credentials"
+    no_csrf = client.post("/console/api/login", json={"username": "agent1", "password": PASSWORD})
+    assert no_csrf.status_code == 403 and no_csrf.json()["error"] == "csrf_failed"
+    csrf = login(client, "agent1")
+    assert client.get("/console/api/agents").status_code == 403
+    assert client.get("/console/admin").status_code == 403
+    r = client.post("/console/api/agents", json={"username": "eve", "display_name": "Eve",
+                                                 "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403
+    r = client.post("/console/api/logout")
+    assert r.status_code == 403  # no CSRF token: still logged in
+    assert client.get("/console/api/queue").status_code == 200
+
+
+def test_admin_creates_agents(client: TestClient) -> None:
+    csrf = login(client, "admin1")
+    r = client.post("/console/api/agents", json={"username": "new.agent", "display_name": "New Agent",
+                                                 "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+    r = client.post("/console/api/agents", json={"username": "new.agent", "display_name": "Again",
+                                                 "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422 and "taken" in r.json()["detail"]
+    r = client.post("/console/api/agents", json={"username": "short", "display_name": "S",
+                                                 "password": "short"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422
+    assert "new.agent" in [a["username"] for a in client.get("/console/api/agents").json()]
+
+
+def test_round_trip_through_the_console_api(client: TestClient) -> None:
+    cid = "handoff-rt"
+    say(client, cid, "where is my order?")
+    offline = say(client, cid, "I want to talk to a real person")  # no agent online yet
+    assert "isn't available right now" in offline[0]["text"]
+    assert say(client, cid, "hello? <script>alert(1)</script>") == []  # kept, bot silent
+    csrf = login(client, "agent1")
+    queue = client.get("/console/api/queue").json()
+    assert [w["conversation_id"] for w in queue["waiting"]] == [cid]
+    assert queue["waiting"][0]["reason"] == "customer_asked"
+    view = client.get(f"/console/api/conversations/{cid}").json()
+    assert view["handoff_reason"] == "customer_asked"
+    assert view["history"][-1]["text"] == "hello? <script>alert(1)</script>"
+    assert view["history"][0]["understood"]["intent"]  # what the bot understood is shown
+    assert view["suggestions"]
+    with client.websocket_connect(f"/api/v1/conversations/{cid}/ws") as customer:
+        h = {"X-CSRF-Token": csrf}
+        assert client.post(f"/console/api/conversations/{cid}/messages", json={"text": "hi"},
+                           headers=h).json()["error"] == "not_your_conversation"
+        assert client.post(f"/console/api/conversations/{cid}/claim", headers=h).status_code == 200
+        assert customer.receive_json()["type"] == "agent_joined"
+        assert client.post(f"/console/api/conversations/{cid}/claim", headers=h).status_code == 409
+        r = client.post(f"/console/api/conversations/{cid}/messages", json={"text": "Hi, I'm Sam. Let me look."},
+                        headers=h)
+        assert r.status_code == 200
+        pushed = customer.receive_json()
+        assert pushed == {"type": "agent_message", "agent": "Sam Lee", "text": "Hi, I'm Sam. Let me look.",
+                          "at": pushed["at"]}
+        assert say(client, cid, "thanks, it's KK-204871") == []  # goes to the agent, not the bot
+        assert client.post(f"/console/api/conversations/{cid}/handback", headers=h).status_code == 200
+        assert customer.receive_json()["type"] == "bot_back"
+    assert "order number" in say(client, cid, "where is my order?")[0]["text"]  # the bot again
+    roles = [e["role"] for e in client.get(f"/api/v1/conversations/{cid}").json()["history"]]
+    assert "agent" in roles and "system" in roles
+
+
+def test_a_second_agent_cannot_reply_or_hand_back(client: TestClient, settings: Settings) -> None:
+    cid = "handoff-two"
+    say(client, cid, "I want to speak to a human")
+    csrf = login(client, "agent1")
+    client.post(f"/console/api/conversations/{cid}/claim", headers={"X-CSRF-Token": csrf})
+    with TestClient(client.app) as other:
+        csrf2 = login(other, "agent2")
+        r = other.post(f"/console/api/conversations/{cid}/messages", json={"text": "me too"},
+                       headers={"X-CSRF-Token": csrf2})
+        assert r.status_code == 409
+        r = other.post(f"/console/api/conversations/{cid}/handback", headers={"X-CSRF-Token": csrf2})
+        assert r.status_code == 409
+
+
+async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
+        store: RedisSessionStore, key_prefix: str) -> None:
+    from pathlib import Path
+
+    from bot.dialogue.domain import Domain
+    from bot.handoff.hours import BusinessHours
+    from bot.handoff.service import HandoffService
+    from bot.types import Session
+
+    root = Path(__file__).resolve().parents[2]
+    queue = HandoffQueue(store.r, key_prefix)
+    service = HandoffService(store, queue, Domain.load(root / "training_data" / "domain.yml"),
+                             BusinessHours("Mon-Sun 00:00-00:01", "UTC"))
+    typed = Session(conversation_id="t1", handoff=True)
+    await queue.set_typing("t1", "agent7")
+    assert await service.while_waiting(typed) == []
+    quiet = Session(conversation_id="t2", handoff=True)
+    assert "isn't available" in (await service.while_waiting(quiet))[0].text
+    assert await service.while_waiting(quiet) == []
+    with pytest.raises(HandoffError):
+        await service.claim("nobody", "a", "A")

@@ -46,11 +46,15 @@ class HandoffQueue:
     async def claim(self, cid: str, agent: str) -> bool:
         won = await self._claim(keys=[self._conv(cid), self.queue_key], args=[cid, agent, time.time()])
         if won:
+            await self.r.sadd(self._mine(agent), cid)
             await self.announce({"type": "queue_changed", "conversation_id": cid, "agent": agent})
         return bool(won)
 
     async def finish(self, cid: str, status: str) -> None:
         """Hand back to the bot or close: the conversation leaves the queue either way."""
+        agent = await self.r.hget(self._conv(cid), "agent")
+        if agent:
+            await self.r.srem(self._mine(agent), cid)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.zrem(self.queue_key, cid)
             pipe.hset(self._conv(cid), mapping={"status": status, "agent": ""})
@@ -73,6 +77,12 @@ class HandoffQueue:
                               "channel": st.get("channel"),
                               "waiting_s": round(now - float(st.get("enqueued_at", now)))})
         return items
+
+    def _mine(self, agent: str) -> str:
+        return f"{self.prefix}:agent:{agent}:conversations"
+
+    async def assigned_to(self, agent: str) -> list[str]:
+        return sorted(await self.r.smembers(self._mine(agent)))
 
     async def heartbeat(self, agent: str) -> None:
         await self.r.zadd(self.agents_key, {agent: time.time()})

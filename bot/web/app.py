@@ -30,7 +30,14 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
         async with build_services(settings, models) as services:
             app.state.services = services
             app.state.metrics = services.metrics
-            yield
+            bridge = _chatwoot(settings, services)
+            if bridge is not None:
+                app.include_router(bridge.router())
+            try:
+                yield
+            finally:
+                if bridge is not None:
+                    await bridge.aclose()
 
     app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan,
                   description="Customer-service chatbot API: conversations, health, metrics.")
@@ -78,3 +85,15 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
                         media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _chatwoot(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
+    """The optional Chatwoot Agent Bot bridge, when its URL and token are configured."""
+    if not (settings.chatwoot_url and settings.chatwoot_api_token):
+        return None
+    from bot.handoff.chatwoot import ChatwootBridge, ChatwootConfig
+
+    config = ChatwootConfig(base_url=settings.chatwoot_url, api_token=settings.chatwoot_api_token,
+                            webhook_token=settings.chatwoot_webhook_token)
+    return ChatwootBridge(config, services.pipeline, services.store, services.handoff, services.store.r,
+                          prefix=settings.key_prefix)

@@ -141,6 +141,7 @@ async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> 
     services = request.app.state.services
     await services.queue.heartbeat(str(agent.id))
     return {"waiting": await services.queue.waiting(),
+            "mine": await services.queue.assigned_to(str(agent.id)),
             "agents_online": len(await services.queue.agents_online())}
 
 

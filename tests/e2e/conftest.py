@@ -40,6 +40,7 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    os.environ["SB_SERVED_DATA_DIR"] = str(data_dir)  # for tests that run the CLI against it
     deadline = time.monotonic() + 180
     try:
         while True:

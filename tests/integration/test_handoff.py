@@ -62,7 +62,8 @@ def say(c: TestClient, cid: str, text: str) -> list[dict]:
 def test_anonymous_wrong_role_and_csrf_less_calls_are_rejected(client: TestClient) -> None:
     assert client.get("/console", follow_redirects=False).status_code == 303
     assert client.get("/console/api/queue").json()["error"] == "login_required"
-    assert client.post("/console/api/conversations/x/claim", headers={"X-CSRF-Token": "x"}).status_code in (401, 403)
+    anonymous = client.post("/console/api/conversations/x/claim", headers={"X-CSRF-Token": "x"})
+    assert anonymous.status_code in (401, 403)
     csrf = client.get("/console/api/session").json()["csrf"]
     bad = client.post("/console/api/login", json={"username": "agent1", "password": "nope-nope-nope"},
                       headers={"X-CSRF-Token": csrf})
@@ -116,8 +117,9 @@ def test_round_trip_through_the_console_api(client: TestClient) -> None:
         assert client.post(f"/console/api/conversations/{cid}/claim", headers=h).status_code == 200
         assert customer.receive_json()["type"] == "agent_joined"
         assert client.post(f"/console/api/conversations/{cid}/claim", headers=h).status_code == 409
-        r = client.post(f"/console/api/conversations/{cid}/messages", json={"text": "Hi, I'm Sam. Let me look."},
-                        headers=h)
+        assert client.get("/console/api/queue").json()["mine"] == [cid]
+        r = client.post(f"/console/api/conversations/{cid}/messages",
+                        json={"text": "Hi, I'm Sam. Let me look."}, headers=h)
         assert r.status_code == 200
         pushed = customer.receive_json()
         assert pushed == {"type": "agent_message", "agent": "Sam Lee", "text": "Hi, I'm Sam. Let me look.",
@@ -125,6 +127,7 @@ def test_round_trip_through_the_console_api(client: TestClient) -> None:
         assert say(client, cid, "thanks, it's KK-204871") == []  # goes to the agent, not the bot
         assert client.post(f"/console/api/conversations/{cid}/handback", headers=h).status_code == 200
         assert customer.receive_json()["type"] == "bot_back"
+        assert client.get("/console/api/queue").json()["mine"] == []
     assert "order number" in say(client, cid, "where is my order?")[0]["text"]  # the bot again
     roles = [e["role"] for e in client.get(f"/api/v1/conversations/{cid}").json()["history"]]
     assert "agent" in roles and "system" in roles
@@ -165,3 +168,13 @@ async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
     assert await service.while_waiting(quiet) == []
     with pytest.raises(HandoffError):
         await service.claim("nobody", "a", "A")
+
+
+def test_chatwoot_bridge_is_mounted_when_configured(settings: Settings, demo_models: tuple) -> None:
+    configured = settings.model_copy(update={"chatwoot_url": "http://127.0.0.1:9", "chatwoot_api_token": "t",
+                                             "chatwoot_webhook_token": "s3cret"})
+    with TestClient(create_app(configured, demo_models)) as c:
+        r = c.post("/integrations/chatwoot/webhook?token=wrong", json={"event": "message_created"})
+        assert r.status_code == 401 and r.json()["error"] == "bad_token"
+    with TestClient(create_app(settings, demo_models)) as c:
+        assert c.post("/integrations/chatwoot/webhook", json={}).status_code == 404

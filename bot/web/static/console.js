@@ -18,6 +18,13 @@
         box.appendChild(div);
       });
       if (!q.waiting.length) box.appendChild(el("p", "meta", "Nobody is waiting."));
+      var mine = $("mine"); mine.textContent = "";
+      q.mine.forEach(function (cid) {
+        var div = el("div", "item" + (cid === current ? " active" : ""), cid);
+        div.setAttribute("data-cid", cid);
+        div.addEventListener("click", function () { open(cid); });
+        mine.appendChild(div);
+      });
       $("online").textContent = q.agents_online + " agent(s) online";
     });
   }

@@ -1,0 +1,254 @@
+"""Optional bridge to Chatwoot through its Agent Bot webhook and API.
+
+Chatwoot keeps a conversation `pending` while a bot owns it and `open` once humans do, so supportbot
+answers incoming messages on pending conversations only, opens the conversation (with a private note
+saying why) when the pipeline hands off, and takes the conversation back when an agent sets it to
+pending again. Chatwoot gives a webhook 5 seconds, so the route only acknowledges and the work runs in
+a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from bot.handoff.service import HandoffError
+from bot.types import Message, Reply, Session
+
+log = logging.getLogger(__name__)
+
+SENT_TTL_S = 24 * 3600  # far longer than Chatwoot keeps redelivering one event
+HANDED_OFF_TTL_S = 30 * 24 * 3600  # cleared on hand-back; the TTL only bounds forgotten conversations
+
+
+class Pipeline(Protocol):
+    async def handle(self, msg: Message) -> list[Reply]: ...
+
+
+class SessionReader(Protocol):
+    async def get(self, conversation_id: str) -> Session | None: ...
+
+
+class HandBack(Protocol):
+    async def hand_back(self, cid: str, agent: str | None = None, close: bool = False) -> Any: ...
+
+
+@dataclass
+class ChatwootConfig:
+    base_url: str  # e.g. https://app.chatwoot.com
+    api_token: str  # agent bot access token, from the environment
+    webhook_token: str | None = None  # agent bots don't sign webhooks: a shared secret in the URL instead
+
+
+def _ids(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(account id, conversation display id) of a message or conversation event, as the API paths want."""
+    conv = event.get("conversation") if str(event.get("event")).startswith("message_") else event
+    if not isinstance(conv, dict):
+        return None
+    account_obj = event.get("account")
+    account = (account_obj.get("id") if isinstance(account_obj, dict) else None) or conv.get("account_id")
+    if account is None:
+        account = next((m.get("account_id") for m in conv.get("messages") or [] if isinstance(m, dict)), None)
+    cid = conv.get("display_id") or conv.get("id")
+    return (str(account), str(cid)) if account is not None and cid is not None else None
+
+
+def wanted(event: dict[str, Any]) -> bool:
+    """Whether an event is one supportbot acts on; everything else is acknowledged and dropped."""
+    kind = event.get("event")
+    if kind == "message_created":
+        conv = event.get("conversation") or {}
+        return (event.get("message_type") == "incoming" and not event.get("private")
+                and isinstance(conv, dict) and conv.get("status") == "pending"
+                and isinstance(event.get("content"), str) and bool(event["content"].strip())
+                and _ids(event) is not None)
+    if kind == "conversation_status_changed" and event.get("status") == "pending":
+        if _ids(event) is None:
+            log.warning("chatwoot status event without account or conversation id; ignored")
+            return False
+        return True
+    return False
+
+
+def render(reply: Reply) -> str:
+    """Buttons become a numbered list: the basic message API carries text only."""
+    lines = [reply.text] if reply.text else []
+    if reply.buttons:
+        lines.append("\n".join(f"{i}. {b.title}" for i, b in enumerate(reply.buttons, 1)))
+    return "\n\n".join(lines)
+
+
+class ChatwootBridge:
+    retry_base_s = 0.5  # backoff before the 2nd and 3rd attempt: 0.5 s, 1 s
+    attempts = 3
+
+    def __init__(self, config: ChatwootConfig, pipeline: Pipeline, store: SessionReader, handoff: HandBack,
+                 redis_client: Redis, prefix: str = "sb", http: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.store = store
+        self.handoff = handoff
+        self.r = redis_client
+        self.prefix = prefix
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- webhook ---------------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+
+        @router.post("/integrations/chatwoot/webhook")
+        async def webhook(request: Request) -> JSONResponse:
+            secret = self.config.webhook_token
+            if secret:
+                token = request.query_params.get("token") or ""
+                if not hmac.compare_digest(token.encode(), secret.encode()):
+                    return JSONResponse({"error": "bad_token", "detail": "missing or wrong ?token="},
+                                        status_code=401)
+            try:
+                event = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError):
+                return JSONResponse({"error": "invalid_json", "detail": "the body is not valid JSON"},
+                                    status_code=400)
+            if not isinstance(event, dict):
+                return JSONResponse({"error": "invalid_json", "detail": "expected a JSON object"},
+                                    status_code=400)
+            if not wanted(event):
+                return JSONResponse({"ok": True, "queued": False})
+            self._spawn(event)
+            return JSONResponse({"ok": True, "queued": True})
+
+        return router
+
+    def _spawn(self, event: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self.handle_event(event))
+        self._tasks.add(task)  # the loop only keeps weak references to tasks
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("chatwoot event failed", exc_info=exc)
+
+    async def drain(self) -> None:
+        """Wait for the background work (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self._own_http:
+            await self.http.aclose()
+
+    # -- the work --------------------------------------------------------------------------------
+
+    async def handle_event(self, event: dict[str, Any]) -> None:
+        ids = _ids(event)
+        if ids is None or not wanted(event):
+            return
+        account, conv = ids
+        if event["event"] == "message_created":
+            await self._answer(event, account, conv)
+        else:
+            await self._hand_back(account, conv)
+
+    async def _answer(self, event: dict[str, Any], account: str, conv: str) -> None:
+        cid = f"chatwoot-{account}-{conv}"
+        sender = (event.get("sender") or {}).get("id")
+        msg = Message(channel="chatwoot", conversation_id=cid, message_id=str(event["id"]),
+                      text=event["content"], sender_id=None if sender is None else str(sender),
+                      metadata={"chatwoot_account": account, "chatwoot_conversation": conv})
+        replies = await self.pipeline.handle(msg)
+        failed: Exception | None = None
+        try:
+            await self._post_replies(account, conv, msg.message_id, replies)
+        except Exception as exc:  # the hand-off below matters more than the replies
+            failed = exc
+        session = await self.store.get(cid)
+        if session is not None and session.handoff:
+            await self._open(account, conv, session.handoff_reason)
+        if failed is not None:
+            raise failed
+
+    async def _post_replies(self, account: str, conv: str, message_id: str, replies: list[Reply]) -> None:
+        """At most once per inbound message: a redelivery gets the same replies from the pipeline's
+        dedupe, and this key keeps them from being posted twice."""
+        texts = [t for t in map(render, replies) if t]
+        if not texts:
+            return
+        key = f"{self.prefix}:chatwoot:sent:{account}:{message_id}"
+        if not await self.r.set(key, "1", nx=True, ex=SENT_TTL_S):
+            return
+        posted = 0
+        try:
+            for text in texts:
+                await self._message(account, conv, text, private=False)
+                posted += 1
+        except Exception:
+            if not posted:  # nothing reached the customer: let a redelivery try again
+                await self.r.delete(key)
+            raise
+
+    async def _open(self, account: str, conv: str, reason: str | None) -> None:
+        """Give the conversation to Chatwoot's agents, once per hand-off."""
+        key = self._handed_off_key(account, conv)
+        if not await self.r.set(key, "1", nx=True, ex=HANDED_OFF_TTL_S):
+            return
+        try:
+            await self._request(f"/conversations/{conv}/toggle_status", account, {"status": "open"})
+        except Exception:
+            await self.r.delete(key)  # still pending in Chatwoot: the next message retries
+            raise
+        await self._message(account, conv, f"Handed off by supportbot: {reason or 'unspecified'}",
+                            private=True)
+
+    async def _hand_back(self, account: str, conv: str) -> None:
+        """An agent set the conversation back to pending: the bot answers again."""
+        cid = f"chatwoot-{account}-{conv}"
+        session = await self.store.get(cid)
+        if session is not None and session.handoff:
+            try:
+                await self.handoff.hand_back(cid)
+            except HandoffError as exc:
+                log.info("chatwoot hand-back of %s ignored: %s", cid, exc)
+        await self.r.delete(self._handed_off_key(account, conv))
+
+    def _handed_off_key(self, account: str, conv: str) -> str:
+        return f"{self.prefix}:chatwoot:handed_off:{account}:{conv}"
+
+    # -- Chatwoot API ----------------------------------------------------------------------------
+
+    async def _message(self, account: str, conv: str, text: str, private: bool) -> None:
+        body = {"content": text, "message_type": "outgoing", "private": private}
+        await self._request(f"/conversations/{conv}/messages", account, body)
+
+    async def _request(self, path: str, account: str, body: dict[str, Any]) -> httpx.Response:
+        """POST with up to 3 attempts on 429, 5xx and connection errors, backing off exponentially."""
+        url = f"{self.config.base_url.rstrip('/')}/api/v1/accounts/{account}{path}"
+        headers = {"api_access_token": self.config.api_token}
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1
+            try:
+                resp = await self.http.post(url, json=body, headers=headers, timeout=10.0)
+            except httpx.TransportError as exc:
+                if last:
+                    raise
+                log.warning("chatwoot %s failed (%s); retrying", path, exc)
+            else:
+                if not (resp.status_code == 429 or resp.status_code >= 500) or last:
+                    resp.raise_for_status()
+                    return resp
+                log.warning("chatwoot %s answered %s; retrying", path, resp.status_code)
+            await asyncio.sleep(self.retry_base_s * 2**attempt)
+        raise AssertionError("unreachable")

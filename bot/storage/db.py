@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from bot.storage.models import Conversation, FormRequest, TurnRecord
+from bot.storage.models import AgentMessage, Conversation, FormRequest, TurnRecord
 from bot.types import Turn
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -81,6 +81,16 @@ class TranscriptStore:
                 db.add(FormRequest(conversation_id=turn.conversation_id,
                                    form=turn.action.submitted["form"],
                                    slots=turn.action.submitted["slots"], created_at=at))
+
+    def record_agent_message(self, conversation_id: str, agent: str, text: str, at: float) -> None:
+        with self._sessions.begin() as db:
+            db.add(AgentMessage(conversation_id=conversation_id, agent=agent, text=text,
+                                at=datetime.fromtimestamp(at, UTC)))
+
+    def agent_messages(self, conversation_id: str) -> list[AgentMessage]:
+        with DbSession(self.engine) as db:
+            return list(db.scalars(select(AgentMessage).where(
+                AgentMessage.conversation_id == conversation_id).order_by(AgentMessage.id)))
 
     def turns(self, conversation_id: str) -> list[TurnRecord]:
         with DbSession(self.engine) as db:

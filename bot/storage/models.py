@@ -77,3 +77,15 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16), default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentMessage(Base):
+    """What a human agent wrote to a customer, kept with the bot's turns for review and training."""
+
+    __tablename__ = "agent_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    agent: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -195,8 +195,10 @@ async def agent_reply(request: Request, conversation_id: str, body: ReplyIn,
     if not text:
         raise ApiError(422, "empty_message", "write something first")
     services = request.app.state.services
-    event = await _handoff_call(services.handoff.agent_message(
-        _cid(conversation_id), str(agent.id), agent.display_name, text))
+    cid = _cid(conversation_id)
+    event = await _handoff_call(services.handoff.agent_message(cid, str(agent.id), agent.display_name, text))
+    await asyncio.to_thread(services.transcripts.record_agent_message, cid, agent.display_name, text,
+                            event.at)
     return {"ok": True, "at": event.at}
 
 

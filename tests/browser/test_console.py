@@ -62,6 +62,7 @@ def test_customer_asks_for_a_human_and_the_agent_takes_over(
         expect(agent_msg).to_contain_text("Maria Lopez")
         assert customer.locator("[data-sb=messages] i, [data-sb=messages] b").count() == 0
         assert agent.locator("#transcript b, #transcript i").count() == 0
+        expect(agent.locator("#transcript .agent")).to_contain_text("Maria here")
         agent.screenshot(path=str(tmp_path / "console.png"))
         customer.screenshot(path=str(tmp_path / "widget-agent.png"))
 

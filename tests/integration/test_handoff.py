@@ -129,6 +129,8 @@ def test_round_trip_through_the_console_api(client: TestClient) -> None:
         assert customer.receive_json()["type"] == "bot_back"
         assert client.get("/console/api/queue").json()["mine"] == []
     assert "order number" in say(client, cid, "where is my order?")[0]["text"]  # the bot again
+    transcripts = client.app.state.services.transcripts
+    assert [m.text for m in transcripts.agent_messages(cid)] == ["Hi, I'm Sam. Let me look."]
     roles = [e["role"] for e in client.get(f"/api/v1/conversations/{cid}").json()["history"]]
     assert "agent" in roles and "system" in roles
 

@@ -42,7 +42,8 @@ def test_sqlite_file(tmp_path) -> None:
     migrate(engine)
     migrate(engine)  # idempotent
     tables = set(inspect(engine).get_table_names())
-    assert {"conversations", "turns", "form_requests", "alembic_version"} <= tables
+    expected = {"conversations", "turns", "form_requests", "agents", "agent_messages", "alembic_version"}
+    assert expected <= tables
     exercise(TranscriptStore(engine))
 
 

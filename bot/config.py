@@ -82,6 +82,24 @@ class Settings(BaseSettings):
         description="Signs console cookies; None keeps a random one in <data_dir>/secret_key.")
     cookie_secure: bool = Field(False, description="Console cookies over HTTPS only (set in production).")
     console_session_s: int = 12 * 3600
+    # Messaging channels: each is enabled when its secrets are set (see the README's channel table).
+    public_base_url: str | None = Field(None, description="How platforms reach us, e.g. https://bot.example.com")
+    telegram_token: str | None = None
+    telegram_secret_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    messenger_page_token: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_api_url: str = "https://slack.com/api"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
     chatwoot_url: str | None = None
     chatwoot_api_token: str | None = None
     chatwoot_webhook_token: str | None = None

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
     twilio_api_url: str = "https://api.twilio.com"
+    socketio_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to open the Rasa socket.io channel (same origin always is).")
     chatwoot_url: str | None = None
     chatwoot_api_token: str | None = None
     chatwoot_webhook_token: str | None = None

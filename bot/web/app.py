@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
+from bot.channels import rasa
 from bot.config import Settings
 from bot.services import Services, build_services
 from bot.web import api, console, errors
@@ -57,6 +59,9 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(console.router)
+    app.include_router(rasa.router)
+    sio = rasa.socketio_server(app, settings.socketio_cors_origins)
+    app.mount("/socket.io", socketio.ASGIApp(sio, socketio_path="socket.io"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

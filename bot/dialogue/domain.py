@@ -129,7 +129,40 @@ class Domain(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> Domain:
-        return cls(**yaml.safe_load(path.read_text(encoding="utf-8")))
+        """Our domain file, or a Rasa 3 project's domain.yml as it is (see `from_rasa`)."""
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(doc.get("intents"), list):
+            return cls.from_rasa(doc)
+        return cls(**doc)
+
+    @classmethod
+    def from_rasa(cls, doc: dict) -> Domain:
+        """A Rasa domain: its responses as they are; an intent with an `utter_<intent>` response
+        answers with it, `affirm`/`deny`/`stop` keep their meaning, `human_handoff`/`talk_to_human`
+        hand off, and every other intent is answered from the FAQ. Responses supportbot needs and
+        Rasa domains lack (clarify, hand-off...) come from `defaults.yml` unless defined."""
+        defaults = yaml.safe_load((Path(__file__).parent / "defaults.yml").read_text(encoding="utf-8"))
+        responses = {**defaults["responses"]}
+        for name, variants in (doc.get("responses") or {}).items():
+            usable = [v for v in variants or [] if isinstance(v, dict) and v.get("text")]
+            if usable:
+                responses[name] = usable
+        special = {"affirm": "affirm", "deny": "deny", "stop": "stop"}
+        intents: dict[str, dict] = {}
+        for item in doc["intents"]:
+            name = item if isinstance(item, str) else next(iter(item))
+            if name in special:
+                intents[name] = {"action": special[name], "response": "utter_anything_else"}
+            elif name in {"human_handoff", "talk_to_human"}:
+                intents[name] = {"action": "handoff", "reason": "customer_asked"}
+            elif f"utter_{name}" in responses:
+                intents[name] = {"action": "respond", "response": f"utter_{name}"}
+            elif name == "out_of_scope":
+                intents[name] = {"action": "respond", "response": "utter_out_of_scope"}
+            else:
+                intents[name] = {"action": "faq"}
+        return cls(company=str(doc.get("company", "")), widget=defaults["widget"], responses=responses,
+                   intents=intents)
 
     def render(self, name: str, values: dict[str, str] | None = None, rng: random.Random | None = None,
                buttons: list[Button] | None = None) -> Reply:

@@ -49,7 +49,8 @@ class ChannelHub:
                 task = asyncio.get_running_loop().create_task(self.handle(channel, msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
-            return JSONResponse({"ok": True, "accepted": len(messages)})
+            ack = getattr(channel, "ack", None)  # e.g. Twilio wants (empty) TwiML, not JSON
+            return ack() if ack is not None else JSONResponse({"ok": True, "accepted": len(messages)})
 
         return router
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -16,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
-from bot.channels import rasa
+from bot.channels import enabled_channels, rasa
+from bot.channels.webhook import ChannelHub
 from bot.config import Settings
 from bot.services import Services, build_services
 from bot.web import api, console, errors
@@ -35,9 +37,15 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
             bridge = _chatwoot(settings, services)
             if bridge is not None:
                 app.include_router(bridge.router())
+            http = httpx.AsyncClient(timeout=10.0)
+            hub = ChannelHub(enabled_channels(settings, http), services)
+            app.state.channels = hub
+            app.include_router(hub.router())
             try:
                 yield
             finally:
+                await hub.drain()
+                await http.aclose()
                 if bridge is not None:
                     await bridge.aclose()
 

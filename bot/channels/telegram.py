@@ -1,0 +1,185 @@
+"""Telegram Bot API webhook channel.
+
+Telegram signs nothing: `setWebhook(secret_token=...)` makes it send that secret back in the
+`X-Telegram-Bot-Api-Secret-Token` header, and that header is the only proof a request is Telegram's,
+so the channel refuses to run without it. Buttons are inline keyboards whose `callback_data` is our
+payload; a press arrives as a `callback_query` that must be answered (or the client keeps spinning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+
+from bot.channels.base import (
+    UNSUPPORTED,
+    ChannelError,
+    Conversation,
+    RateLimiter,
+    buttons_as_text,
+    send_with_retry,
+    split_text,
+)
+from bot.config import Settings
+from bot.types import Message, Reply
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
+TEXT_LIMIT = 4096  # sendMessage: 1-4096 characters
+CALLBACK_DATA_LIMIT = 64  # InlineKeyboardButton.callback_data: 1-64 bytes
+RATE_PER_S = 25.0  # the Bot FAQ: about 30 messages per second overall; stay under it
+MAX_RETRY_AFTER_S = 30.0
+# Message fields that carry content we cannot read yet; other text-less messages (members
+# joining, pinned messages...) are service messages and ignored.
+MEDIA_KINDS = ("photo", "voice", "sticker", "document", "video", "video_note", "animation", "audio",
+               "location", "venue", "contact", "poll", "dice")
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(self, token: str, secret_token: str, http: httpx.AsyncClient, *,
+                 api_url: str = "https://api.telegram.org") -> None:
+        self.secret_token = secret_token
+        self.base = f"{api_url.rstrip('/')}/bot{token}"
+        self.http = http
+        self.limiter = RateLimiter(RATE_PER_S)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def parse(self, request: Request) -> list[Message]:
+        given = request.headers.get(SECRET_HEADER)
+        if not given:
+            raise ChannelError(401, "bad_signature", f"missing {SECRET_HEADER} header")
+        if not hmac.compare_digest(given.encode(), self.secret_token.encode()):
+            raise ChannelError(403, "bad_signature", "secret token does not match")
+        body = await request.body()
+        try:
+            update = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ChannelError(400, "invalid_payload", "body is not JSON") from exc
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            raise ChannelError(400, "invalid_payload", "not a Telegram Update (no update_id)")
+        message_id = str(update["update_id"])
+        try:
+            if isinstance(update.get("message"), dict):
+                msg = self._message(message_id, update["message"])
+            elif isinstance(update.get("callback_query"), dict):
+                msg = self._callback(message_id, update["callback_query"])
+            else:  # edited_message, channel_post, my_chat_member...: nothing to answer
+                return []
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChannelError(400, "invalid_payload", f"malformed update: {exc!r}") from exc
+        return [msg] if msg is not None else []
+
+    def _message(self, message_id: str, m: dict[str, Any]) -> Message | None:
+        sender = m.get("from") or {}
+        if sender.get("is_bot"):
+            return None
+        chat_id = int(m["chat"]["id"])
+        metadata: dict[str, Any] = {"chat_id": chat_id}
+        text = m.get("text")
+        if not isinstance(text, str) or not text.strip():
+            kind = next((k for k in MEDIA_KINDS if k in m), None)
+            if kind is None:
+                return None
+            text, metadata[UNSUPPORTED] = "", kind
+        return Message(channel=self.name, conversation_id=conversation_id(chat_id), message_id=message_id,
+                       text=text, sender_id=str(sender["id"]) if "id" in sender else None, metadata=metadata)
+
+    def _callback(self, message_id: str, q: dict[str, Any]) -> Message | None:
+        query_id = str(q["id"])
+        self._answer_later(query_id)
+        data = q.get("data")
+        if not isinstance(data, str) or not data:
+            return None  # a game button: nothing of ours
+        sender_id = int(q["from"]["id"])
+        source = q.get("message")  # absent for buttons on inline-mode messages: answer in private
+        chat_id = int(source["chat"]["id"]) if isinstance(source, dict) else sender_id
+        return Message(channel=self.name, conversation_id=conversation_id(chat_id), message_id=message_id,
+                       payload=data, sender_id=str(sender_id),
+                       metadata={"chat_id": chat_id, "callback_query_id": query_id})
+
+    def _answer_later(self, query_id: str) -> None:
+        """Stop the button's progress indicator without holding up the webhook's answer."""
+        task = asyncio.get_running_loop().create_task(self._answer(query_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, query_id: str) -> None:
+        try:
+            await send_with_retry(self.http, "POST", f"{self.base}/answerCallbackQuery", attempts=2,
+                                  json={"callback_query_id": query_id})
+        except httpx.HTTPError as exc:  # e.g. a redelivery whose query was answered already
+            log.info("answerCallbackQuery failed: %s", exc)
+
+    async def drain(self) -> None:
+        """Wait for pending callback answers (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def conversation(self, message: Message) -> Conversation:
+        return Conversation(message.conversation_id, {"chat_id": message.metadata["chat_id"]})
+
+    async def send(self, conversation: Conversation, replies: list[Reply]) -> None:
+        chat_id = conversation.address["chat_id"]
+        for reply in replies:
+            native = bool(reply.buttons) and all(
+                0 < len(b.payload.encode()) <= CALLBACK_DATA_LIMIT for b in reply.buttons)
+            text = reply.text if native or not reply.buttons else buttons_as_text(reply)
+            parts = split_text(text, TEXT_LIMIT)
+            if not parts and native:  # buttons need some text to hang on
+                parts, native = split_text(buttons_as_text(reply), TEXT_LIMIT), False
+            for i, part in enumerate(parts):
+                body: dict[str, Any] = {"chat_id": chat_id, "text": part}
+                if native and i == len(parts) - 1:
+                    body["reply_markup"] = {"inline_keyboard": [
+                        [{"text": b.title, "callback_data": b.payload}] for b in reply.buttons]}
+                await self._call("sendMessage", body)
+
+    async def _call(self, method: str, body: dict[str, Any]) -> httpx.Response:
+        """send_with_retry, plus Telegram's own flood-control hint: a 429 says how long to wait in
+        the body's `parameters.retry_after`, not (always) in a Retry-After header."""
+        url = f"{self.base}/{method}"
+        try:
+            return await send_with_retry(self.http, "POST", url, limiter=self.limiter, json=body)
+        except httpx.HTTPStatusError as exc:
+            wait = retry_after(exc.response)
+            if exc.response.status_code != 429 or wait is None:
+                raise
+        log.warning("Telegram flood control: waiting %ss before %s", wait, method)
+        await asyncio.sleep(min(wait, MAX_RETRY_AFTER_S))
+        return await send_with_retry(self.http, "POST", url, limiter=self.limiter, json=body)
+
+
+def conversation_id(chat_id: int) -> str:
+    """Chat ids are integers (negative for groups): always within [A-Za-z0-9_-] and 64 chars."""
+    return f"telegram-{chat_id}"
+
+
+def retry_after(resp: httpx.Response) -> float | None:
+    try:
+        value = resp.json().get("parameters", {}).get("retry_after")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
+
+
+def from_settings(settings: Settings, http: httpx.AsyncClient) -> TelegramChannel | None:
+    """None when the channel's secrets are not configured."""
+    if not settings.telegram_token:
+        return None
+    secret = settings.telegram_secret_token
+    if not secret or not SECRET_RE.match(secret):
+        log.error("telegram_token is set but telegram_secret_token is missing or not 1-256 of "
+                  "[A-Za-z0-9_-]: Telegram webhooks could not be verified, so the channel stays off")
+        return None
+    return TelegramChannel(settings.telegram_token, secret, http, api_url=settings.telegram_api_url)

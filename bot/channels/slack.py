@@ -4,8 +4,10 @@ Every request is signed: `X-Slack-Signature` is "v0=" + hex HMAC-SHA256(signing 
 "v0:{X-Slack-Request-Timestamp}:{raw body}"), and a timestamp more than five minutes off is a replay.
 Events arrive as JSON (`url_verification`, `event_callback`); button clicks arrive at the same URL as a
 form-encoded `payload=<json>` (`block_actions`), signed over the raw form body. Slack redelivers an
-event it did not see acknowledged within 3 s with `X-Slack-Retry-Num`; the hub answers at once, so a
-retry means the first delivery is being handled and is acknowledged without processing.
+event it did not see acknowledged within 3 s with `X-Slack-Retry-Num`. A retry is parsed like the
+first delivery: it carries the same message id, so the pipeline's reply cache and the hub's send-once
+key make it a no-op when the first delivery got through, and the only copy when it did not (our
+server was down): nothing is answered twice and nothing is dropped.
 
 A conversation is a thread: (channel, thread_ts or ts), and replies go into that thread. Web API
 errors come back as HTTP 200 with `{"ok": false, "error": ...}`, so the body is checked too.
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "x-slack-signature"
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
-RETRY_HEADER = "x-slack-retry-num"
 VERSION = "v0"
 REPLAY_WINDOW_S = 5 * 60
 TEXT_LIMIT = 3000  # a section block's text: at most 3000 characters
@@ -111,8 +112,6 @@ class SlackChannel:
             if not isinstance(challenge, str):
                 raise ChannelError(400, "invalid_payload", "url_verification without a challenge")
             raise Handshake(JSONResponse({"challenge": challenge}))
-        if request.headers.get(RETRY_HEADER) is not None:
-            return []  # the first delivery was acknowledged late, not lost: it is being handled
         try:
             if kind == "event_callback":
                 msg = self._event(data)

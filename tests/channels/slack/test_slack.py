@@ -220,11 +220,13 @@ async def test_other_envelopes_are_ignored(client: httpx.AsyncClient) -> None:
     assert (await post(client, body)).json() == []
 
 
-async def test_retries_are_acknowledged_not_processed(client: httpx.AsyncClient) -> None:
-    resp = await post(client, fixture("message_im"),
-                      headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
-    assert resp.status_code == 200
-    assert resp.json() == []
+async def test_a_retry_is_the_same_message_so_it_dedupes_downstream(client: httpx.AsyncClient) -> None:
+    first = await post(client, fixture("message_im"))
+    retry = await post(client, fixture("message_im"),
+                       headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert retry.status_code == 200
+    [a], [b] = first.json(), retry.json()
+    assert {**a, "received_at": 0} == {**b, "received_at": 0}
 
 
 async def test_url_verification_handshake(client: httpx.AsyncClient) -> None:

@@ -15,6 +15,8 @@ from bot.config import Settings
 
 REGISTRY: dict[str, str] = {
     "telegram": "bot.channels.telegram",
+    "whatsapp": "bot.channels.whatsapp",
+    "messenger": "bot.channels.messenger",
     "slack": "bot.channels.slack",
     "twilio": "bot.channels.twilio",
 }

@@ -1,0 +1,167 @@
+"""What WhatsApp Cloud API and Messenger share: Meta's webhook verification and the Graph API.
+
+Subscribing a callback URL, Meta sends `GET ?hub.mode=subscribe&hub.challenge=...&hub.verify_token=...`
+and expects the challenge back when the token is the one set in the App Dashboard. Every notification
+is then a POST signed with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with
+the app secret>`. Meta signs the body exactly as sent (non-ASCII escaped as \\uXXXX), so the HMAC runs
+over the received bytes, never over re-encoded JSON. Notifications carry no timestamp in the signed
+part, so there is no replay window: a replay is a redelivery, and redeliveries dedupe by message id.
+
+Graph API errors come back as JSON `{"error": {"code", "message", "is_transient"...}}`, throttling
+often as a plain 400: those codes are retried here on top of `send_with_retry`'s 429/5xx handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from bot.channels.base import ChannelError, Handshake, RateLimiter, send_with_retry
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+SIGNATURE_PREFIX = "sha256="
+CONVERSATION_ID_LIMIT = 64
+SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# Graph error codes that mean "slow down" (API, user, page, custom and business-use-case limits,
+# Messenger's per-account limit, WhatsApp's throughput and per-user pair limits) and come back as 400.
+THROTTLED_CODES = frozenset({4, 17, 32, 613, 80006, 130429, 131056})
+THROTTLED_ATTEMPTS = 3
+THROTTLED_BASE_DELAY_S = 1.0
+
+
+class GraphApiError(RuntimeError):
+    """A Graph API call failed for good. Its text never holds the request URL (it may carry an
+    access token in the query string)."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"Graph API answered {status}: ({code}) {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def check_handshake(request: Request, verify_token: str | None) -> None:
+    """Answer a subscription GET: always raises (Handshake when the verify token matches)."""
+    params = request.query_params
+    mode, token = params.get("hub.mode"), params.get("hub.verify_token")
+    challenge = params.get("hub.challenge")
+    if mode != "subscribe" or not challenge:
+        raise ChannelError(400, "invalid_payload", "not a webhook verification request (hub.mode=subscribe "
+                                                   "with a hub.challenge)")
+    if not verify_token:
+        raise ChannelError(403, "bad_verify_token", "meta_verify_token is not configured")
+    if token is None or not hmac.compare_digest(token.encode(), verify_token.encode()):
+        raise ChannelError(403, "bad_verify_token", "hub.verify_token does not match")
+    raise Handshake(PlainTextResponse(challenge))
+
+
+def signature(body: bytes, app_secret: str) -> str:
+    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def verified_body(request: Request, app_secret: str) -> bytes:
+    """The raw body, read once, after its X-Hub-Signature-256 matched."""
+    given = request.headers.get(SIGNATURE_HEADER)
+    if not given:
+        raise ChannelError(401, "bad_signature", f"missing {SIGNATURE_HEADER} header")
+    body = await request.body()
+    expected = signature(body, app_secret)
+    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "surrogateescape")):
+        raise ChannelError(403, "bad_signature", "signature does not match")
+    return body
+
+
+def entries(body: bytes, object_name: str) -> list[dict[str, Any]]:
+    """The notification's `entry` list; [] (and a warning) for another product's notification."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ChannelError(400, "invalid_payload", "body is not JSON") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("object"), str):
+        raise ChannelError(400, "invalid_payload", "not a Meta webhook notification (no object)")
+    found = data.get("entry")
+    if not isinstance(found, list) or not all(isinstance(e, dict) for e in found):
+        raise ChannelError(400, "invalid_payload", "entry is not a list of objects")
+    if data["object"] != object_name:
+        log.warning("ignoring a %r notification on the %r webhook: check the app's subscriptions",
+                    data["object"], object_name)
+        return []
+    return found
+
+
+def objects(container: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """container[key] as a list of objects ([] when absent); anything else is a malformed body."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError(f"{key} is not a list of objects")
+    return value
+
+
+def conversation_id(channel: str, raw: str) -> str:
+    """<channel>-<platform id>; ids with other characters than [A-Za-z0-9_-] or too long are hashed."""
+    readable = f"{channel}-{raw}"
+    if SAFE_ID_RE.match(readable) and len(readable) <= CONVERSATION_ID_LIMIT:
+        return readable
+    return f"{channel}-" + hashlib.sha1(raw.encode()).hexdigest()
+
+
+def truncate(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def graph_error(resp: httpx.Response) -> GraphApiError:
+    try:
+        error = resp.json().get("error") or {}
+        code = error.get("code")
+        number = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        return GraphApiError(resp.status_code, number, str(error.get("message") or resp.reason_phrase))
+    except (ValueError, AttributeError):
+        return GraphApiError(resp.status_code, None, resp.reason_phrase)
+
+
+def transient(resp: httpx.Response, error: GraphApiError) -> bool:
+    if error.code in THROTTLED_CODES:
+        return True
+    try:
+        return resp.json()["error"]["is_transient"] is True
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+async def graph_post(http: httpx.AsyncClient, url: str, body: dict[str, Any], *, limiter: RateLimiter,
+                     params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+                     base_delay: float = 0.5) -> dict[str, Any]:
+    """POST to the Graph API: 429/5xx/connection errors retried by send_with_retry, throttling and
+    transient errors (which Meta answers with a 400) retried here; anything else is a GraphApiError."""
+    for attempt in range(THROTTLED_ATTEMPTS):
+        try:
+            resp = await send_with_retry(http, "POST", url, limiter=limiter, params=params, headers=headers,
+                                         json=body, base_delay=base_delay)
+        except httpx.HTTPStatusError as exc:
+            error = graph_error(exc.response)
+            retryable = exc.response.status_code < 500 and exc.response.status_code != 429
+            if retryable and attempt < THROTTLED_ATTEMPTS - 1 and transient(exc.response, error):
+                delay = THROTTLED_BASE_DELAY_S * 2**attempt * (0.5 + random.random())
+                log.warning("Graph API throttled a send (%s); retrying in %.1fs", error.code, delay)
+                await asyncio.sleep(delay)
+                continue
+            raise error from None  # the original names the URL, and Messenger's holds the page token
+        try:
+            answer = resp.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+    raise AssertionError("unreachable")

@@ -1,0 +1,443 @@
+"""Messenger channel: Meta's verification handshake and X-Hub-Signature-256, `messaging` event parsing
+(text, quick replies, postbacks, attachments, echoes, receipts), the Send API shape (RESPONSE,
+quick replies, page token), Graph error handling and retries.
+
+Fixtures follow the Messenger Platform's `messages`, `messaging_postbacks`, `message_echoes`,
+`message_deliveries`, `message_reads` and `message_reactions` webhook events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from bot.channels import base
+from bot.channels.base import UNSUPPORTED, ChannelError, Conversation, Handshake
+from bot.channels.messenger import MessengerChannel, from_settings
+from bot.channels.meta import GraphApiError
+from bot.config import Settings
+from bot.types import Button, Message, Reply
+
+HERE = Path(__file__).parent
+GRAPH = "https://graph.test/v21.0"
+SEND = f"{GRAPH}/me/messages"
+PAGE_TOKEN = "EAAtest-page-access-token"
+SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+VERIFY = "messenger-verify-token"
+PSID = "6154829371029384"
+PERSON = Conversation(f"messenger-{PSID}", {"recipient": {"id": PSID}})
+SENT = {"recipient_id": PSID, "message_id": "m_SentAbC1dEf2GhI3jKl4MnO5pQr6StU7vWx8YzA9bCd0"}
+YES_NO = [Button(title="Yes", payload="/affirm"), Button(title="No", payload="/deny")]
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((HERE / f"{name}.json").read_text())
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[MessengerChannel]:
+    async with httpx.AsyncClient() as http:
+        yield MessengerChannel(PAGE_TOKEN, SECRET, http, verify_token=VERIFY, graph_url=GRAPH)
+
+
+@pytest.fixture
+async def client(channel: MessengerChannel) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+
+    @app.api_route("/webhooks/messenger", methods=["GET", "POST"])
+    async def hook(request: Request) -> Response:
+        try:
+            messages = await channel.parse(request)
+        except Handshake as hs:
+            return hs.response
+        except ChannelError as exc:
+            return JSONResponse({"error": exc.code}, status_code=exc.status)
+        return JSONResponse([m.model_dump() for m in messages])
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://bot.example.com") as c:
+        yield c
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the delays that retries and rate limits ask for, without waiting."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(delay: float, *args: Any) -> None:
+        recorded.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
+    return recorded
+
+
+async def post(client: httpx.AsyncClient, body: Any, *, signature: str | None = None,
+               signed: bool = True) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()  # \uXXXX-escaped, as Meta
+    headers = {"content-type": "application/json"}
+    if signed:
+        headers["X-Hub-Signature-256"] = signature if signature is not None else sign(content)
+    return await client.post("/webhooks/messenger", content=content, headers=headers)
+
+
+def event_of(name: str) -> dict[str, Any]:
+    return fixture(name)["entry"][0]["messaging"][0]
+
+
+def with_event(event: dict[str, Any]) -> dict[str, Any]:
+    update = fixture("text_message")
+    update["entry"][0]["messaging"] = [event]
+    return update
+
+
+# verification
+
+
+async def test_handshake_echoes_the_challenge(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/webhooks/messenger", params={
+        "hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": VERIFY})
+    assert resp.status_code == 200
+    assert resp.text == "1158201444"
+    assert resp.headers["content-type"].startswith("text/plain")
+
+
+async def test_handshake_with_a_wrong_token_is_403(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/webhooks/messenger", params={
+        "hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "meatyhamhock"})
+    assert resp.status_code == 403
+    assert resp.json() == {"error": "bad_verify_token"}
+
+
+async def test_get_without_subscribe_mode_is_400(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/webhooks/messenger", params={"hub.challenge": "1", "hub.verify_token": VERIFY})
+    assert resp.status_code == 400
+
+
+# inbound
+
+
+async def test_text_message(client: httpx.AsyncClient) -> None:
+    resp = await post(client, fixture("text_message"))
+    assert resp.status_code == 200
+    [msg] = resp.json()
+    assert msg["channel"] == "messenger"
+    assert msg["conversation_id"] == f"messenger-{PSID}"
+    assert msg["message_id"] == "m_AbC1dEf2GhI3jKl4MnO5pQr6StU7vWx8YzA9bCd0EfG1hIj2KlM3nOp4QrS5tUv6"
+    assert msg["text"] == "Waar is mijn bestelling? Ik heb €49,95 betaald"
+    assert msg["payload"] is None
+    assert msg["sender_id"] == PSID
+    assert msg["metadata"] == {"recipient": {"id": PSID}}
+
+
+async def test_quick_reply_carries_the_payload(client: httpx.AsyncClient) -> None:
+    [msg] = (await post(client, fixture("quick_reply"))).json()
+    assert msg["payload"] == "/talk_to_human"
+    assert msg["text"] == "Talk to a person"
+    assert msg["message_id"].startswith("m_Qr1")
+
+
+async def test_postback_carries_the_payload(client: httpx.AsyncClient) -> None:
+    [msg] = (await post(client, fixture("postback"))).json()
+    assert msg["payload"] == "/greet"
+    assert msg["text"] == "Get Started"
+    assert msg["message_id"] == "m_Pb1aBc2DeF3gHi4JkL5mNo6PqR7sTu8VwX9yZa0BcD1eFg2HiJ3kLm4NoP5qRs6"
+    assert msg["conversation_id"] == f"messenger-{PSID}"
+
+
+async def test_postback_without_mid_gets_a_stable_id(client: httpx.AsyncClient) -> None:
+    event = event_of("postback")
+    del event["postback"]["mid"]
+    [a] = (await post(client, with_event(event))).json()
+    [b] = (await post(client, with_event(event))).json()  # a redelivery
+    later = dict(event, timestamp=event["timestamp"] + 5000)  # the same button, pressed again
+    [c] = (await post(client, with_event(later))).json()
+    assert a["message_id"].startswith("postback-")
+    assert a["message_id"] == b["message_id"] != c["message_id"]
+
+
+async def test_other_apps_postbacks_are_ignored(client: httpx.AsyncClient) -> None:
+    event = event_of("postback")
+    del event["postback"]["payload"]
+    assert (await post(client, with_event(event))).json() == []
+
+
+async def test_chat_plugin_guest_is_addressed_by_user_ref(client: httpx.AsyncClient,
+                                                          channel: MessengerChannel) -> None:
+    event = event_of("postback")
+    event["sender"] = {"user_ref": "guest.ref:7f3a"}
+    [raw] = (await post(client, with_event(event))).json()
+    msg = Message(**raw)
+    assert msg.sender_id == "ref-guest.ref:7f3a"
+    assert msg.conversation_id.startswith("messenger-") and len(msg.conversation_id) <= 64
+    assert all(c.isalnum() or c in "_-" for c in msg.conversation_id)
+    assert channel.conversation(msg).address == {"recipient": {"user_ref": "guest.ref:7f3a"}}
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("image", "image"), ("audio", "audio"), ("video", "video"),
+                                                ("file", "file"), ("location", "location"),
+                                                ("fallback", "link"), ("something_new", "unknown")])
+async def test_attachments_are_unsupported(client: httpx.AsyncClient, kind: str, expected: str) -> None:
+    event = event_of("image_attachment")
+    event["message"]["attachments"][0]["type"] = kind
+    [msg] = (await post(client, with_event(event))).json()
+    assert msg["text"] == ""
+    assert msg["payload"] is None
+    assert msg["message_id"].startswith("m_Im1")
+    assert msg["metadata"] == {"recipient": {"id": PSID}, UNSUPPORTED: expected}
+
+
+async def test_sticker_is_unsupported(client: httpx.AsyncClient) -> None:
+    [msg] = (await post(client, fixture("sticker"))).json()
+    assert msg["metadata"][UNSUPPORTED] == "sticker"
+
+
+async def test_a_shared_link_with_text_is_a_text_message(client: httpx.AsyncClient) -> None:
+    event = event_of("image_attachment")
+    event["message"]["text"] = "is this the right size? https://shop.example.com/p/1042"
+    event["message"]["attachments"][0]["type"] = "fallback"
+    [msg] = (await post(client, with_event(event))).json()
+    assert msg["text"] == "is this the right size? https://shop.example.com/p/1042"
+    assert UNSUPPORTED not in msg["metadata"]
+
+
+@pytest.mark.parametrize("name", ["echo", "delivery", "read", "reaction", "standby"])
+async def test_other_events_are_ignored(client: httpx.AsyncClient, name: str) -> None:
+    resp = await post(client, fixture(name))
+    assert resp.status_code == 200
+    assert resp.json() == []
+
+
+async def test_a_batch_yields_every_message(client: httpx.AsyncClient) -> None:
+    update = fixture("text_message")
+    update["entry"][0]["messaging"] += [event_of("delivery"), event_of("quick_reply")]
+    update["entry"].append(fixture("postback")["entry"][0])
+    messages = (await post(client, update)).json()
+    assert [m["payload"] for m in messages] == [None, "/talk_to_human", "/greet"]
+
+
+async def test_another_products_notification_is_ignored(client: httpx.AsyncClient) -> None:
+    update = fixture("text_message")
+    update["object"] = "instagram"
+    assert (await post(client, update)).json() == []
+
+
+async def test_a_redelivery_is_the_same_message(client: httpx.AsyncClient) -> None:
+    [a] = (await post(client, fixture("quick_reply"))).json()
+    [b] = (await post(client, fixture("quick_reply"))).json()
+    assert Message(**a).dedupe_key == Message(**b).dedupe_key
+
+
+async def test_missing_signature_is_401(client: httpx.AsyncClient) -> None:
+    body = json.dumps(fixture("text_message")).encode()
+    sha1 = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    for headers in ({}, {"X-Hub-Signature": sha1}):
+        resp = await client.post("/webhooks/messenger", content=body,
+                                 headers={"content-type": "application/json", **headers})
+        assert resp.status_code == 401
+        assert resp.json() == {"error": "bad_signature"}
+
+
+@pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, "sha1=abc", "garbage", "sha256="])
+async def test_bad_signature_is_403(client: httpx.AsyncClient, signature: str) -> None:
+    resp = await post(client, fixture("text_message"), signature=signature)
+    assert resp.status_code == 403
+    assert resp.json() == {"error": "bad_signature"}
+
+
+async def test_other_secret_or_tampered_body_is_403(client: httpx.AsyncClient) -> None:
+    body = json.dumps(fixture("quick_reply")).encode()
+    assert (await post(client, body, signature=sign(body, "another-app-secret"))).status_code == 403
+    tampered = body.replace(b"/talk_to_human", b"/refund_everything")
+    assert (await post(client, tampered, signature=sign(body))).status_code == 403
+    assert (await post(client, b"{not json", signature=sign(body))).status_code == 403
+
+
+async def test_signature_is_over_the_bytes_as_sent(client: httpx.AsyncClient) -> None:
+    escaped = json.dumps(fixture("text_message")).encode()
+    raw_utf8 = json.dumps(fixture("text_message"), ensure_ascii=False).encode()
+    assert (await post(client, escaped, signature=sign(raw_utf8))).status_code == 403
+    assert (await post(client, escaped)).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json", b"\xff\xfe", b"[]", b'{"entry": []}', b'{"object": "page", "entry": {}}',
+    json.dumps({"object": "page", "entry": [{"id": "1", "messaging": "nope"}]}).encode(),
+    json.dumps(with_event({"recipient": {"id": "1"}, "message": {"mid": "m_1", "text": "anon"}})).encode(),
+    json.dumps(with_event({"sender": {}, "message": {"mid": "m_1", "text": "empty sender"}})).encode(),
+    json.dumps(with_event({"sender": {"id": PSID}, "message": {"text": "no mid"}})).encode(),
+    json.dumps(with_event({"sender": {"id": PSID}, "message": {"mid": "m_1", "attachments": "x"}})).encode(),
+])
+async def test_malformed_bodies_are_400(client: httpx.AsyncClient, body: bytes) -> None:
+    resp = await post(client, body)
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "invalid_payload"}
+
+
+async def test_conversation_rebuilds_the_recipient(client: httpx.AsyncClient,
+                                                   channel: MessengerChannel) -> None:
+    msg = Message(**(await post(client, fixture("postback"))).json()[0])
+    assert channel.conversation(msg) == PERSON
+
+
+# outbound
+
+
+def bodies(route: respx.Route) -> list[dict[str, Any]]:
+    return [json.loads(c.request.content) for c in route.calls]
+
+
+async def test_send_text_with_the_page_token(channel: MessengerChannel, sleeps: list[float]) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [Reply(text="Your order ships tomorrow.")])
+    request = route.calls.last.request
+    assert request.url.params["access_token"] == PAGE_TOKEN
+    assert request.url.copy_with(query=None) == httpx.URL(SEND)
+    assert json.loads(request.content) == {"recipient": {"id": PSID}, "messaging_type": "RESPONSE",
+                                           "message": {"text": "Your order ships tomorrow."}}
+
+
+async def test_quick_replies(channel: MessengerChannel, sleeps: list[float]) -> None:
+    reply = Reply(text="Anything else?", buttons=[
+        Button(title="Talk to a person", payload="/talk_to_human"),
+        Button(title="No thanks, that was everything", payload="/deny")])
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [reply])
+    [body] = bodies(route)
+    assert body["message"]["text"] == "Anything else?"
+    first, second = body["message"]["quick_replies"]
+    assert first == {"content_type": "text", "title": "Talk to a person", "payload": "/talk_to_human"}
+    assert second["payload"] == "/deny"
+    assert len(second["title"]) <= 20 and second["title"].endswith("…")
+
+
+async def test_long_reply_is_split_with_quick_replies_on_the_last_part(channel: MessengerChannel,
+                                                                       sleeps: list[float]) -> None:
+    text = ("word " * 500 + "\n\n") * 2  # about 5,000 characters
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [Reply(text=text, buttons=YES_NO)])
+    sent = bodies(route)
+    assert len(sent) == 3
+    assert all(0 < len(b["message"]["text"]) <= 2000 for b in sent)
+    assert " ".join(b["message"]["text"] for b in sent).split() == text.split()
+    assert ["quick_replies" in b["message"] for b in sent] == [False, False, True]
+    assert all(b["messaging_type"] == "RESPONSE" and b["recipient"] == {"id": PSID} for b in sent)
+
+
+async def test_quick_replies_without_text(channel: MessengerChannel, sleeps: list[float]) -> None:
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [Reply(text="", buttons=YES_NO)])
+    [body] = bodies(route)
+    assert body["message"]["text"] == "Yes · No"
+    assert len(body["message"]["quick_replies"]) == 2
+
+
+async def test_too_many_or_oversized_buttons_are_numbered_text(channel: MessengerChannel,
+                                                               sleeps: list[float]) -> None:
+    thirteen = Reply(text="Pick", buttons=[Button(title=f"Option {i}", payload=f"/o{i}") for i in range(13)])
+    fourteen = Reply(text="Pick", buttons=[Button(title=f"Option {i}", payload=f"/o{i}") for i in range(14)])
+    huge = Reply(text="Did you mean:", buttons=[Button(title="Returns", payload="/faq" + "x" * 1000)])
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [thirteen, fourteen, huge])
+    first, second, third = bodies(route)
+    assert len(first["message"]["quick_replies"]) == 13
+    assert "quick_replies" not in second["message"]
+    assert second["message"]["text"].startswith("Pick\n\n1. Option 0\n")
+    assert third["message"] == {"text": "Did you mean:\n\n1. Returns"}
+
+
+async def test_send_to_a_chat_plugin_guest(channel: MessengerChannel, sleeps: list[float]) -> None:
+    guest = Conversation("messenger-x", {"recipient": {"user_ref": "guest.ref:7f3a"}})
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(200, json=SENT)
+        await channel.send(guest, [Reply(text="hi")])
+    assert bodies(route)[0]["recipient"] == {"user_ref": "guest.ref:7f3a"}
+
+
+async def test_retries_429_with_retry_after_and_5xx(channel: MessengerChannel, sleeps: list[float]) -> None:
+    with respx.mock() as mock:
+        route = mock.post(SEND).mock(side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}, json={"error": {"code": 613}}),
+            httpx.Response(500, json={"error": {"code": 2, "is_transient": True}}),
+            httpx.Response(200, json=SENT),
+        ])
+        await channel.send(PERSON, [Reply(text="hi")])
+    assert route.call_count == 3
+    assert 2.0 in sleeps
+
+
+async def test_throttling_answered_as_400_is_retried(channel: MessengerChannel, sleeps: list[float]) -> None:
+    throttled = {"error": {"message": "(#613) Calls to this api have exceeded the rate limit.",
+                           "type": "OAuthException", "code": 613}}
+    with respx.mock() as mock:
+        route = mock.post(SEND).mock(side_effect=[httpx.Response(400, json=throttled),
+                                                  httpx.Response(400, json=throttled),
+                                                  httpx.Response(200, json=SENT)])
+        await channel.send(PERSON, [Reply(text="hi")])
+    assert route.call_count == 3
+
+
+async def test_persistent_throttling_gives_up(channel: MessengerChannel, sleeps: list[float]) -> None:
+    throttled = {"error": {"message": "(#613) rate limit", "code": 613}}
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(400, json=throttled)
+        with pytest.raises(GraphApiError) as info:
+            await channel.send(PERSON, [Reply(text="hi")])
+    assert route.call_count == 3
+    assert info.value.code == 613
+
+
+async def test_other_errors_are_final_and_never_show_the_token(channel: MessengerChannel,
+                                                               sleeps: list[float]) -> None:
+    outside_window = {"error": {"message": "(#10) This message is sent outside of allowed window.",
+                                "type": "OAuthException", "code": 10, "error_subcode": 2018278}}
+    with respx.mock() as mock:
+        route = mock.post(SEND).respond(400, json=outside_window)
+        with pytest.raises(GraphApiError) as info:
+            await channel.send(PERSON, [Reply(text="hi")])
+    assert route.call_count == 1
+    assert (info.value.status, info.value.code) == (400, 10)
+    assert PAGE_TOKEN not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+async def test_rate_limit_is_20_per_second(channel: MessengerChannel, sleeps: list[float]) -> None:
+    with respx.mock() as mock:
+        mock.post(SEND).respond(200, json=SENT)
+        await channel.send(PERSON, [Reply(text=str(i)) for i in range(3)])
+    waits = [s for s in sleeps if s > 0]
+    assert len(waits) == 2
+    assert 0.02 < waits[0] <= 0.05 and 0.07 < waits[1] <= 0.1  # 20 per second, from t0
+
+
+async def test_from_settings() -> None:
+    async with httpx.AsyncClient() as http:
+        assert from_settings(Settings(), http) is None
+        assert from_settings(Settings(messenger_page_token=PAGE_TOKEN), http) is None  # cannot verify
+        assert from_settings(Settings(meta_app_secret=SECRET), http) is None
+        ch = from_settings(Settings(messenger_page_token=PAGE_TOKEN, meta_app_secret=SECRET,
+                                    meta_verify_token=VERIFY, meta_graph_url=GRAPH + "/"), http)
+        assert isinstance(ch, MessengerChannel)
+        assert ch.url == SEND
+        assert ch.verify_token == VERIFY

@@ -57,3 +57,21 @@ def test_telegram_turns_through_the_hub(app_settings: Settings, demo_models: tup
     assert len(bodies) == 2, bodies  # one answer per inbound message, the redelivery sent nothing
     assert bodies[0]["chat_id"] == 4242 and "order number" in bodies[0]["text"]
     assert "ParcelPost" in bodies[1]["text"]
+
+
+def test_meta_verification_handshake_and_signature_through_the_hub(app_settings: Settings,
+                                                                   demo_models: tuple) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = app_settings.model_copy(update={"whatsapp_token": "wa", "whatsapp_phone_number_id": "1055",
+                                               "meta_app_secret": "app-secret", "meta_verify_token": "vt"})
+    with TestClient(create_app(settings, demo_models)) as c:
+        ok = c.get("/webhooks/whatsapp", params={"hub.mode": "subscribe", "hub.verify_token": "vt",
+                                                 "hub.challenge": "1158201444"})
+        assert ok.status_code == 200 and ok.text == "1158201444"
+        bad = c.get("/webhooks/whatsapp", params={"hub.mode": "subscribe", "hub.verify_token": "no",
+                                                  "hub.challenge": "1"})
+        assert bad.status_code == 403
+        unsigned = c.post("/webhooks/whatsapp", json={"object": "whatsapp_business_account", "entry": []})
+        assert unsigned.status_code == 401 and unsigned.json()["error"]
+        assert c.post("/webhooks/messenger", json={}).status_code == 404  # not configured: not enabled

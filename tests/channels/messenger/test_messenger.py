@@ -8,7 +8,6 @@ Fixtures follow the Messenger Platform's `messages`, `messaging_postbacks`, `mes
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -19,11 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
-from bot.channels import base
-from bot.channels.base import UNSUPPORTED, ChannelError, Conversation, Handshake
+from bot.channels.base import UNSUPPORTED, Conversation
 from bot.channels.messenger import MessengerChannel, from_settings
 from bot.channels.meta import GraphApiError
 from bot.config import Settings
@@ -56,36 +52,8 @@ async def channel() -> AsyncIterator[MessengerChannel]:
 
 
 @pytest.fixture
-async def client(channel: MessengerChannel) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-
-    @app.api_route("/webhooks/messenger", methods=["GET", "POST"])
-    async def hook(request: Request) -> Response:
-        try:
-            messages = await channel.parse(request)
-        except Handshake as hs:
-            return hs.response
-        except ChannelError as exc:
-            return JSONResponse({"error": exc.code}, status_code=exc.status)
-        return JSONResponse([m.model_dump() for m in messages])
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://bot.example.com") as c:
-        yield c
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the delays that retries and rate limits ask for, without waiting."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, *args: Any) -> None:
-        recorded.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
-    return recorded
+async def client(channel: MessengerChannel, webhook_client) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    return await webhook_client(channel, "/webhooks/messenger")
 
 
 async def post(client: httpx.AsyncClient, body: Any, *, signature: str | None = None,

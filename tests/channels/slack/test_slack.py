@@ -7,7 +7,6 @@ interaction payload.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -20,11 +19,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import respx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
-from bot.channels import base, slack
-from bot.channels.base import UNSUPPORTED, ChannelError, Conversation, Handshake
+from bot.channels import slack
+from bot.channels.base import UNSUPPORTED, Conversation
 from bot.channels.slack import SlackApiError, SlackChannel, conversation_id, from_settings
 from bot.config import Settings
 from bot.types import Button, Message, Reply
@@ -55,36 +52,8 @@ async def channel() -> AsyncIterator[SlackChannel]:
 
 
 @pytest.fixture
-async def client(channel: SlackChannel) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-
-    @app.post("/webhooks/slack")
-    async def hook(request: Request) -> Response:
-        try:
-            messages = await channel.parse(request)
-        except Handshake as hs:
-            return hs.response
-        except ChannelError as exc:
-            return JSONResponse({"error": exc.code}, status_code=exc.status)
-        return JSONResponse([m.model_dump() for m in messages])
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://bot.example.com") as c:
-        yield c
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the delays that retries and rate limits ask for, without waiting."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, *args: Any) -> None:
-        recorded.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
-    return recorded
+async def client(channel: SlackChannel, webhook_client) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    return await webhook_client(channel, "/webhooks/slack")
 
 
 async def post(client: httpx.AsyncClient, body: Any, *, timestamp: str | None = None,

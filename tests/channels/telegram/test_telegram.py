@@ -5,7 +5,6 @@ Fixtures follow the Bot API's Update / Message / CallbackQuery objects.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from bot.channels import base, telegram
-from bot.channels.base import UNSUPPORTED, ChannelError, Conversation
+from bot.channels import telegram
+from bot.channels.base import UNSUPPORTED, Conversation
 from bot.channels.telegram import TelegramChannel, from_settings
 from bot.config import Settings
 from bot.types import Button, Message, Reply
@@ -42,34 +39,8 @@ async def channel() -> AsyncIterator[TelegramChannel]:
 
 
 @pytest.fixture
-async def client(channel: TelegramChannel) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-
-    @app.post("/webhooks/telegram")
-    async def hook(request: Request) -> JSONResponse:
-        try:
-            messages = await channel.parse(request)
-        except ChannelError as exc:
-            return JSONResponse({"error": exc.code}, status_code=exc.status)
-        return JSONResponse([m.model_dump() for m in messages])
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://bot.example.com") as c:
-        yield c
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the delays that retries and rate limits ask for, without waiting."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, *args: Any) -> None:
-        recorded.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
-    return recorded
+async def client(channel: TelegramChannel, webhook_client) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    return await webhook_client(channel, "/webhooks/telegram")
 
 
 async def post(client: httpx.AsyncClient, body: Any, secret: str | None = SECRET) -> httpx.Response:

@@ -6,7 +6,6 @@ callback); the tests form-encode and sign them as Twilio does.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -23,7 +22,6 @@ import respx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bot.channels import base
 from bot.channels.base import UNSUPPORTED, ChannelError, Conversation
 from bot.channels.twilio import TwilioChannel, conversation_id, from_settings, signature, url_variants
 from bot.channels.webhook import ChannelHub
@@ -85,19 +83,6 @@ async def client(channel: TwilioChannel) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app_for(channel))
     async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as c:
         yield c
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, *args: Any) -> None:
-        recorded.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
-    return recorded
 
 
 async def post(client: httpx.AsyncClient, params: dict[str, str], *, query: str = "",

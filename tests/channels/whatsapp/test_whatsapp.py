@@ -8,7 +8,6 @@ template quick-reply `button`, media, reactions and `statuses`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -22,8 +21,8 @@ import respx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from bot.channels import base, meta
-from bot.channels.base import UNSUPPORTED, ChannelError, Conversation, Handshake
+from bot.channels import meta
+from bot.channels.base import UNSUPPORTED, ChannelError, Conversation
 from bot.channels.meta import GraphApiError
 from bot.channels.whatsapp import WhatsAppChannel, closing_part, from_settings
 from bot.config import Settings
@@ -58,36 +57,8 @@ async def channel() -> AsyncIterator[WhatsAppChannel]:
 
 
 @pytest.fixture
-async def client(channel: WhatsAppChannel) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-
-    @app.api_route("/webhooks/whatsapp", methods=["GET", "POST"])
-    async def hook(request: Request) -> Response:
-        try:
-            messages = await channel.parse(request)
-        except Handshake as hs:
-            return hs.response
-        except ChannelError as exc:
-            return JSONResponse({"error": exc.code}, status_code=exc.status)
-        return JSONResponse([m.model_dump() for m in messages])
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://bot.example.com") as c:
-        yield c
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the delays that retries and rate limits ask for, without waiting."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, *args: Any) -> None:
-        recorded.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(base.asyncio, "sleep", fake_sleep)
-    return recorded
+async def client(channel: WhatsAppChannel, webhook_client) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    return await webhook_client(channel, "/webhooks/whatsapp")
 
 
 async def post(client: httpx.AsyncClient, body: Any, *, signature: str | None = None,

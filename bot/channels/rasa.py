@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.types import Message, Reply
 from bot.web.errors import ApiError
-from bot.web.schemas import clean_text
+from bot.web.schemas import checked_text, clean_text
 
 router = APIRouter(tags=["rasa"])
 
@@ -32,11 +32,9 @@ def conversation_id(sender: str) -> str:
 
 
 def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: str | None = None) -> Message:
-    text = clean_text(text)
+    text = checked_text(text, max_chars)
     if not text:
         raise ApiError(422, "empty_message", "send some text")
-    if len(text) > max_chars:
-        raise ApiError(422, "message_too_long", f"messages are limited to {max_chars} characters")
     payload = text if text.startswith("/") else None
     return Message(channel=channel, conversation_id=conversation_id(sender),
                    message_id=message_id or uuid.uuid4().hex, text="" if payload else text,

@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from bot.types import Message
 from bot.web.errors import ApiError
-from bot.web.schemas import CONVERSATION_ID, ConversationOut, MessageIn, MessageOut, clean_text
+from bot.web.schemas import (
+    CONVERSATION_ID,
+    ConversationOut,
+    MessageIn,
+    MessageOut,
+    checked_text,
+    valid_conversation_id,
+)
 
 router = APIRouter(prefix="/api/v1")
 ConversationId = Path(pattern=CONVERSATION_ID, description="Chosen by the client (the widget: a random id).")
@@ -19,12 +26,10 @@ ConversationId = Path(pattern=CONVERSATION_ID, description="Chosen by the client
 
 def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: str = "web") -> Message:
     """Validate one inbound message the same way for REST and WebSocket."""
-    text = clean_text(body.text or "")
+    text = checked_text(body.text or "", max_chars)
     payload = (body.payload or "").strip() or None
     if not text and not payload:
         raise ApiError(422, "empty_message", "send some text or a button payload")
-    if len(text) > max_chars:
-        raise ApiError(422, "message_too_long", f"messages are limited to {max_chars} characters")
     return Message(channel=channel, conversation_id=conversation_id,
                    message_id=body.message_id or uuid.uuid4().hex, text=text, payload=payload)
 
@@ -57,11 +62,9 @@ async def widget_strings(request: Request) -> dict[str, str]:
 @router.websocket("/conversations/{conversation_id}/ws")
 async def conversation_socket(websocket: WebSocket, conversation_id: str) -> None:
     """Send `{"text": ...}` frames; get `{"type": "typing"}` then `{"type": "replies", ...}`."""
-    import re
-
     services = websocket.app.state.services
     settings = services.settings
-    if not re.fullmatch(CONVERSATION_ID[1:-1], conversation_id):
+    if not valid_conversation_id(conversation_id):
         await websocket.close(code=1008, reason="invalid conversation id")
         return
     await websocket.accept()

@@ -15,11 +15,12 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
 from bot.handoff.agents import AgentError, AgentInfo
 from bot.handoff.service import HandoffError
 from bot.web.errors import ApiError
-from bot.web.schemas import CONVERSATION_ID, clean_text
+from bot.web.schemas import clean_text, valid_conversation_id
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter(prefix="/console")
@@ -58,9 +59,18 @@ def check_csrf(request: Request) -> None:
         raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
 
 
+def session_agent(conn: HTTPConnection) -> AgentInfo | None:
+    """The logged-in agent of this request or WebSocket, if the account still exists."""
+    agent_id = conn.session.get("agent_id")
+    return conn.app.state.services.agents.get(agent_id) if isinstance(agent_id, int) else None
+
+
+def public(agent: AgentInfo) -> dict[str, str]:
+    return {"username": agent.username, "name": agent.display_name, "role": agent.role}
+
+
 def current_agent(request: Request) -> AgentInfo:
-    agent_id = request.session.get("agent_id")
-    agent = request.app.state.services.agents.get(agent_id) if isinstance(agent_id, int) else None
+    agent = session_agent(request)
     if agent is None:
         raise ApiError(401, "login_required", "log in to the console first")
     return agent
@@ -73,9 +83,7 @@ def admin_agent(agent: AgentInfo = Depends(current_agent)) -> AgentInfo:
 
 
 def _cid(conversation_id: str) -> str:
-    import re
-
-    if not re.fullmatch(CONVERSATION_ID[1:-1], conversation_id):
+    if not valid_conversation_id(conversation_id):
         raise ApiError(422, "invalid_conversation_id", "not a conversation id")
     return conversation_id
 
@@ -95,8 +103,7 @@ async def login_page() -> FileResponse:
 
 @router.get("/admin", include_in_schema=False)
 async def admin_page(request: Request):  # type: ignore[no-untyped-def]
-    agent_id = request.session.get("agent_id")
-    agent = request.app.state.services.agents.get(agent_id) if isinstance(agent_id, int) else None
+    agent = session_agent(request)
     if agent is None:
         return RedirectResponse("/console/login", status_code=303)
     if agent.role != "admin":
@@ -107,11 +114,8 @@ async def admin_page(request: Request):  # type: ignore[no-untyped-def]
 # --- session -------------------------------------------------------------------------
 @router.get("/api/session")
 async def session_info(request: Request) -> dict:
-    agent_id = request.session.get("agent_id")
-    agent = request.app.state.services.agents.get(agent_id) if isinstance(agent_id, int) else None
-    return {"csrf": _csrf(request),
-            "agent": None if agent is None else {"username": agent.username, "name": agent.display_name,
-                                                 "role": agent.role}}
+    agent = session_agent(request)
+    return {"csrf": _csrf(request), "agent": None if agent is None else public(agent)}
 
 
 @router.post("/api/login", dependencies=[Depends(check_csrf)])
@@ -122,8 +126,7 @@ async def login(request: Request, body: LoginIn) -> dict:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     request.session.clear()
     request.session.update({"agent_id": agent.id, "csrf": secrets.token_urlsafe(32)})
-    return {"csrf": request.session["csrf"], "agent": {"username": agent.username,
-                                                      "name": agent.display_name, "role": agent.role}}
+    return {"csrf": request.session["csrf"], "agent": public(agent)}
 
 
 @router.post("/api/logout", dependencies=[Depends(check_csrf)])
@@ -232,7 +235,7 @@ async def close(request: Request, conversation_id: str,
 @router.get("/api/agents")
 async def list_agents(request: Request, _: AgentInfo = Depends(admin_agent)) -> list[dict]:
     agents = await asyncio.to_thread(request.app.state.services.agents.all)
-    return [{"username": a.username, "name": a.display_name, "role": a.role} for a in agents]
+    return [public(a) for a in agents]
 
 
 @router.post("/api/agents", dependencies=[Depends(check_csrf)], status_code=201)
@@ -242,7 +245,7 @@ async def create_agent(request: Request, body: AgentIn, _: AgentInfo = Depends(a
                                         body.display_name, body.password, body.role)
     except AgentError as exc:
         raise ApiError(422, "invalid_agent", str(exc)) from exc
-    return {"username": agent.username, "name": agent.display_name, "role": agent.role}
+    return public(agent)
 
 
 # --- live updates --------------------------------------------------------------------
@@ -250,10 +253,11 @@ async def create_agent(request: Request, body: AgentIn, _: AgentInfo = Depends(a
 async def console_socket(websocket: WebSocket) -> None:
     """Every turn and queue change, live, to logged-in agents (via Redis pub/sub: all replicas)."""
     services = websocket.app.state.services
-    agent_id = websocket.session.get("agent_id")
-    if not isinstance(agent_id, int) or services.agents.get(agent_id) is None:
+    agent = session_agent(websocket)
+    if agent is None:
         await websocket.close(code=1008, reason="login required")
         return
+    agent_id = agent.id
     await websocket.accept()
     await services.queue.heartbeat(str(agent_id))
     pubsub = services.store.r.pubsub()

@@ -8,6 +8,7 @@ import unicodedata
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.types import Button, Reply
+from bot.web.errors import ApiError
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -43,6 +44,18 @@ class ConversationOut(BaseModel):
     conversation_id: str
     handoff: bool
     history: list[HistoryEvent]
+
+
+def valid_conversation_id(conversation_id: str) -> bool:
+    return re.fullmatch(CONVERSATION_ID, conversation_id) is not None
+
+
+def checked_text(text: str, max_chars: int) -> str:
+    """Cleaned message text, or the 422 that REST, WebSocket and the Rasa channels all give."""
+    text = clean_text(text)
+    if len(text) > max_chars:
+        raise ApiError(422, "message_too_long", f"messages are limited to {max_chars} characters")
+    return text
 
 
 def clean_text(text: str) -> str:

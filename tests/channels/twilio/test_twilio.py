@@ -19,10 +19,9 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 import pytest
 import respx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from bot.channels.base import UNSUPPORTED, ChannelError, Conversation
+from bot.channels.base import UNSUPPORTED, Conversation
 from bot.channels.twilio import TwilioChannel, conversation_id, from_settings, signature, url_variants
 from bot.channels.webhook import ChannelHub
 from bot.config import Settings
@@ -63,26 +62,10 @@ async def channel(http: httpx.AsyncClient) -> TwilioChannel:
     return make_channel(http, from_number="+15005550001")
 
 
-def app_for(channel: TwilioChannel) -> FastAPI:
-    app = FastAPI()
-
-    @app.post(PATH)
-    async def hook(request: Request) -> JSONResponse:
-        try:
-            messages = await channel.parse(request)
-        except ChannelError as exc:
-            return JSONResponse({"error": exc.code}, status_code=exc.status)
-        return JSONResponse([m.model_dump() for m in messages])
-
-    return app
-
-
 @pytest.fixture
-async def client(channel: TwilioChannel) -> AsyncIterator[httpx.AsyncClient]:
+async def client(channel: TwilioChannel, webhook_client) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
     # Behind a proxy: we are reached as http://internal:8000, Twilio called https://bot.example.com.
-    transport = httpx.ASGITransport(app=app_for(channel))
-    async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as c:
-        yield c
+    return await webhook_client(channel, PATH, base_url="http://internal:8000")
 
 
 async def post(client: httpx.AsyncClient, params: dict[str, str], *, query: str = "",
@@ -137,12 +120,12 @@ async def test_signature_with_default_port_is_accepted(client: httpx.AsyncClient
     assert resp.status_code == 200
 
 
-async def test_without_public_base_url_the_request_url_is_signed(http: httpx.AsyncClient) -> None:
+async def test_without_public_base_url_the_request_url_is_signed(http: httpx.AsyncClient,
+                                                                 webhook_client) -> None:  # type: ignore[no-untyped-def]
     channel = make_channel(http, public_base_url=None)
-    transport = httpx.ASGITransport(app=app_for(channel))
-    async with httpx.AsyncClient(transport=transport, base_url="https://sms.example.org") as c:
-        ok = await post(c, fixture("inbound_sms"), signed_url="https://sms.example.org" + PATH)
-        proxied = await post(c, fixture("inbound_sms"), signed_url=PUBLIC + PATH)
+    c = await webhook_client(channel, PATH, base_url="https://sms.example.org")
+    ok = await post(c, fixture("inbound_sms"), signed_url="https://sms.example.org" + PATH)
+    proxied = await post(c, fixture("inbound_sms"), signed_url=PUBLIC + PATH)
     assert ok.status_code == 200 and len(ok.json()) == 1
     assert proxied.status_code == 403
 

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     lock_lease_s: float = 30.0
     lock_wait_s: float = 60.0
     history_limit: int = 100
+    review_max_items: int = Field(50_000, description="Messages kept for labeling before the oldest go.")
 
     max_message_chars: int = 2000
     max_body_bytes: int = 16_384

@@ -32,6 +32,9 @@ class Metrics:
                                 ["dependency"], registry=self.registry)
         self.errors = Counter("supportbot_request_errors_total", "Rejected requests by error code",
                               ["code"], registry=self.registry)
+        self.review_items = Counter("supportbot_review_items_total",
+                                    "Messages kept for labeling (low confidence, out of scope, hand-off)",
+                                    registry=self.registry)
 
 
 class JsonFormatter(logging.Formatter):

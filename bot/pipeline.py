@@ -13,6 +13,7 @@ from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
+from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.types import Action, Event, Hit, Message, Parse, Reply, Session, Turn
 
@@ -36,7 +37,7 @@ class Pipeline:
     def __init__(self, store: SessionStore, nlu: Nlu, knowledge: Knowledge, policy: Policy,
                  domain: Domain, pool: InferencePool, metrics: Metrics,
                  transcripts: Transcripts | None = None, faq_k: int = 3,
-                 handoff: HandoffService | None = None) -> None:
+                 handoff: HandoffService | None = None, review: ReviewLog | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -47,6 +48,7 @@ class Pipeline:
         self.transcripts = transcripts
         self.faq_k = faq_k
         self.handoff = handoff
+        self.review = review
 
     async def handle(self, msg: Message) -> list[Reply]:
         started = time.perf_counter()
@@ -80,6 +82,7 @@ class Pipeline:
                         latency_ms=round((time.perf_counter() - started) * 1000, 2))
             await self._record(turn, session)
         self._count(turn)
+        await self._review(turn)
         try:
             await self.store.publish({"type": "turn", **turn.model_dump(mode="json")})
         except Exception:  # the turn is saved; live listeners catch up from the transcript
@@ -129,6 +132,17 @@ class Pipeline:
             self.metrics.degraded.labels("transcripts").inc()
             log.exception("writing the transcript failed",
                           extra={"conversation_id": turn.conversation_id})
+
+    async def _review(self, turn: Turn) -> None:
+        """Keep what the bot did not understand for labeling; losing one costs a label, not a turn."""
+        if self.review is None:
+            return
+        try:
+            if await self.review.add(turn):
+                self.metrics.review_items.inc()
+        except Exception:
+            self.metrics.degraded.labels("review").inc()
+            log.warning("recording a message for review failed", exc_info=True)
 
     def _count(self, turn: Turn) -> None:
         self.metrics.turns.labels(turn.channel, turn.action.kind).inc()

@@ -25,6 +25,7 @@ from bot.nlu.model import IntentModel
 from bot.observability import Metrics
 from bot.pipeline import Pipeline
 from bot.sessions.embedded import EmbeddedRedis
+from bot.sessions.review import ReviewLog
 from bot.sessions.store import RedisSessionStore, connect
 from bot.storage.db import TranscriptStore, make_engine, migrate
 
@@ -87,8 +88,10 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
         queue = HandoffQueue(client, settings.key_prefix)
         handoff = HandoffService(store, queue, domain,
                                  BusinessHours(settings.business_hours, settings.timezone))
+        review = ReviewLog(client, settings.key_prefix, settings.thresholds.intent,
+                           settings.review_max_items, domain.entities.get("order_number"))
         pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
-                            handoff=handoff)
+                            handoff=handoff, review=review)
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
                        pool, url, queue, handoff, AgentStore(engine))
     finally:

@@ -7,6 +7,7 @@ directory with `manifest.json` that `IntentModel.load` reads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.model_selection import train_test_split
 
 from bot.config import TrainSettings
 from bot.nlu import calibration
@@ -45,6 +45,7 @@ class Manifest:
     max_length: int
     created_at: float = field(default_factory=time.time)
     versions: dict[str, str] = field(default_factory=dict)
+    promotion: dict | None = None  # `promote`: both models' scores on the same validation set
 
     def save(self, directory: Path) -> None:
         (directory / "manifest.json").write_text(json.dumps(asdict(self), indent=2))
@@ -64,18 +65,28 @@ def seed_everything(seed: int) -> None:
 
 
 def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Stratified hold-out; intents too rare to split stay in training only."""
+    """Hold out by a hash of each text, not by shuffling.
+
+    A message stays on the same side when data is added, so a retrained model is compared with the
+    current one on messages that neither has trained on (`promote`). Intents too rare to split
+    stay in training only.
+    """
     counts: dict[str, int] = {}
     for ex in examples:
         counts[ex.intent] = counts.get(ex.intent, 0) + 1
-    splittable = [ex for ex in examples if counts[ex.intent] >= 4]
-    rare = [ex for ex in examples if counts[ex.intent] < 4]
-    if fraction <= 0 or len(splittable) < 10:
+    if fraction <= 0 or sum(c for c in counts.values() if c >= 4) < 10:
         return examples, []
-    train, val = train_test_split(
-        splittable, test_size=fraction, random_state=seed, stratify=[e.intent for e in splittable]
-    )
-    return list(train) + rare, list(val)
+    train_ex: list[Example] = []
+    val_ex: list[Example] = []
+    for ex in examples:
+        held = counts[ex.intent] >= 4 and _bucket(ex.text, seed) < fraction
+        (val_ex if held else train_ex).append(ex)
+    return train_ex, val_ex
+
+
+def _bucket(text: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{' '.join(text.lower().split())}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def _batches(n: int, size: int, rng: np.random.Generator, lengths: list[int]) -> list[np.ndarray]:
@@ -228,8 +239,13 @@ def train(
     out_dir: Path,
     base_model: str | None = None,
     progress: Progress | None = None,
+    val_examples: list[Example] | None = None,
 ) -> Manifest:
-    """Train, calibrate on the validation split, and write the model directory with its report."""
+    """Train, calibrate on the validation split, and write the model directory with its report.
+
+    Without `val_examples` a stratified `cfg.val_fraction` of `examples` is held out; a data set
+    with its own validation split (CLINC150) passes it instead, so nothing is tuned on test data.
+    """
     import torch
     import transformers
 
@@ -243,7 +259,11 @@ def train(
     if len(labels) < 2:
         raise ValueError("training needs at least two intents")
     index = {label: i for i, label in enumerate(labels)}
-    train_ex, val_ex = split(examples, cfg.val_fraction, cfg.seed)
+    if val_examples is None:
+        train_ex, val_ex = split(examples, cfg.val_fraction, cfg.seed)
+    else:
+        known = set(labels)
+        train_ex, val_ex = examples, [e for e in deduplicate(val_examples) if e.intent in known]
     texts, y = [e.text for e in train_ex], np.array([index[e.intent] for e in train_ex])
     val_texts, val_y = [e.text for e in val_ex], np.array([index[e.intent] for e in val_ex], dtype=int)
 
@@ -280,6 +300,9 @@ def train(
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
     )
     manifest.save(out_dir)
+    with (out_dir / "validation.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"text": e.text, "intent": e.intent}, ensure_ascii=False) + "\n"
+                      for e in val_ex)
     if len(val_y):
         write_report(out_dir, labels, val_y, pred, val_texts)
     return manifest

@@ -50,9 +50,11 @@ class BuildResult:
 
 
 def build_index(entries: list[FaqEntry], embedder: Embedder, out_dir: Path,
-                force: bool = False, progress: bool = False) -> BuildResult:
-    """Embed every phrasing and save index + metadata; unchanged input (same hash) is skipped."""
-    digest = content_hash(entries, embedder.path)
+                force: bool = False, progress: bool = False, kind: str | None = None) -> BuildResult:
+    """Embed every phrasing and save index + metadata; unchanged input (same hash) is skipped.
+
+    `kind` forces "flat" or "hnsw" (benchmarks compare both); by default the size decides."""
+    digest = content_hash(entries, embedder.path) + (f"-{kind}" if kind else "")
     manifest_path = out_dir / "manifest.json"
     if not force and manifest_path.exists() and (out_dir / "index.faiss").exists():
         current = IndexManifest(**json.loads(manifest_path.read_text()))
@@ -65,7 +67,7 @@ def build_index(entries: list[FaqEntry], embedder: Embedder, out_dir: Path,
             texts.append(phrasing)
             rows.append(i)
     vectors = embedder.encode(texts, progress=progress)
-    index = make_index(vectors)
+    index = make_index(vectors, kind)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))

@@ -22,3 +22,11 @@ def default_encoder_path() -> str:
 def resolve(path: str | None) -> str:
     offline()
     return path or default_encoder_path()
+
+
+def display_name(path: str) -> str:
+    """A readable name for a model folder (wheel-shipped models all live in a folder `model`)."""
+    parts = [p for p in path.rstrip("/").split("/") if p]
+    if not parts:
+        return path
+    return parts[-2] if parts[-1] in ("model", "models") and len(parts) > 1 else parts[-1]

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
+
+
+class FaqTranslation(BaseModel):
+    """One entry in another language: its question, alternative phrasings and answer."""
+
+    question: str = Field(min_length=1)
+    alternatives: list[str] = Field(default_factory=list)
+    answer: str = Field(min_length=1)
 
 
 class FaqEntry(BaseModel):
@@ -16,10 +27,24 @@ class FaqEntry(BaseModel):
     alternatives: list[str] = Field(default_factory=list)
     answer: str = Field(min_length=1)
     category: str = "general"
+    translations: dict[str, FaqTranslation] = Field(default_factory=dict)
+
+    @field_validator("translations")
+    @classmethod
+    def _language_codes(cls, value: dict[str, FaqTranslation]) -> dict[str, FaqTranslation]:
+        bad = [key for key in value if not _LANGUAGE_CODE.fullmatch(key)]
+        if bad:
+            raise ValueError(f"translation keys must be language codes like 'zh' or 'pt-BR', got {bad}")
+        return value
 
     @property
     def phrasings(self) -> list[str]:
         return [self.question, *self.alternatives]
+
+    def localized(self, lang: str) -> tuple[str, str] | None:
+        """(question, answer) in `lang` ('zh-CN' falls back to 'zh'), or None without a translation."""
+        translation = self.translations.get(lang) or self.translations.get(lang.split("-")[0])
+        return (translation.question, translation.answer) if translation else None
 
 
 class KnowledgeBaseError(ValueError):

@@ -41,7 +41,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from bot.config import TrainSettings
 from bot.nlu import calibration
 from bot.nlu.data import Example
-from bot.nlu.encoders import offline, resolve
+from bot.nlu.encoders import display_name, offline, resolve
 from bot.nlu.model import IntentModel
 from bot.nlu.train import OOS, train
 
@@ -272,7 +272,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             console.print({k: v for k, v in result.items() if not k.startswith("_")})
             per_seed.append(result)
         row = summarise(setting, system, per_seed)
-        row["encoder"] = "-" if system == "tfidf" else Path(encoder).name
+        row["encoder"] = "-" if system == "tfidf" else display_name(encoder)
         rows.append(row)
     return rows
 

@@ -39,6 +39,8 @@ class TrainSettings(BaseModel):
     seed: int = 13
     patience: int = 3
     max_examples: int | None = None
+    pooling: str = Field("mean", pattern="^(mean|cls)$",
+                         description="finetune: mean-pooled token states (default) or the [CLS] pooler.")
 
 
 class Settings(BaseSettings):

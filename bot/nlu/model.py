@@ -54,7 +54,12 @@ class IntentModel:
 
             self._torch = torch
             self._tokenizer = AutoTokenizer.from_pretrained(directory / "model")
-            self._model = AutoModelForSequenceClassification.from_pretrained(directory / "model")
+            if self.manifest.pooling == "mean":
+                from bot.nlu.network import MeanPoolClassifier
+
+                self._model = MeanPoolClassifier.load(directory / "model", len(self.labels))
+            else:
+                self._model = AutoModelForSequenceClassification.from_pretrained(directory / "model")
             self._model.eval()
         else:
             from sentence_transformers import SentenceTransformer
@@ -74,7 +79,8 @@ class IntentModel:
             with self._torch.inference_mode():
                 enc = self._tokenizer(texts, padding=True, truncation=True,
                                       max_length=self.manifest.max_length, return_tensors="pt")
-                return self._model(**enc).logits.float().numpy()
+                out = self._model(**enc)
+                return (out if isinstance(out, self._torch.Tensor) else out.logits).float().numpy()
         emb = self._encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False,
                                    convert_to_numpy=True)
         return emb @ self._coef.T + self._intercept

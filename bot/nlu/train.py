@@ -45,6 +45,7 @@ class Manifest:
     max_length: int
     created_at: float = field(default_factory=time.time)
     versions: dict[str, str] = field(default_factory=dict)
+    pooling: str = "cls"  # finetune: "mean" (current recipe) or "cls" (older model dirs)
     promotion: dict | None = None  # `promote`: both models' scores on the same validation set
 
     def save(self, directory: Path) -> None:
@@ -104,17 +105,24 @@ def _batches(n: int, size: int, rng: np.random.Generator, lengths: list[int]) ->
 class _Finetuner:
     def __init__(self, base: str, labels: list[str], cfg: TrainSettings) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+        from bot.nlu.network import MeanPoolClassifier
 
         self.torch = torch
         self.cfg = cfg
+        self.n = len(labels)
         self.tokenizer = AutoTokenizer.from_pretrained(base)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            base,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
+        if cfg.pooling == "mean":
+            self.model = MeanPoolClassifier(AutoModel.from_pretrained(base), len(labels))
+        else:  # the [CLS] pooler of a BERT-style classifier (models trained before mean pooling)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)})
+
+    def _forward(self, enc):
+        out = self.model(**enc)
+        return out if isinstance(out, self.torch.Tensor) else out.logits
 
     def logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         torch = self.torch
@@ -129,13 +137,15 @@ class _Finetuner:
                     max_length=self.cfg.max_length,
                     return_tensors="pt",
                 )
-                out.append(self.model(**enc).logits.float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.model.num_labels))
+                out.append(self._forward(enc).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n))
 
     def fit(self, texts: list[str], y: np.ndarray, val_texts: list[str], val_y: np.ndarray,
             progress: Progress | None) -> int:
         torch = self.torch
         cfg = self.cfg
+        if cfg.pooling == "mean":
+            self._init_head(texts, y)
         head = [p for n, p in self.model.named_parameters() if n.startswith("classifier")]
         body = [p for n, p in self.model.named_parameters() if not n.startswith("classifier")]
         optim = torch.optim.AdamW(
@@ -158,7 +168,7 @@ class _Finetuner:
                     [texts[i] for i in idx], padding=True, truncation=True,
                     max_length=cfg.max_length, return_tensors="pt",
                 )
-                loss = self.model(**enc, labels=torch.tensor(y[idx])).loss
+                loss = torch.nn.functional.cross_entropy(self._forward(enc), torch.tensor(y[idx]))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 optim.step()
@@ -182,8 +192,22 @@ class _Finetuner:
             self.model.load_state_dict(best_state)
         return epochs_run
 
+    def _init_head(self, texts: list[str], y: np.ndarray, batch_size: int = 64) -> None:
+        torch = self.torch
+        self.model.eval()
+        pooled = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                enc = self.tokenizer(texts[i : i + batch_size], padding=True, truncation=True,
+                                     max_length=self.cfg.max_length, return_tensors="pt")
+                pooled.append(self.model.embed(**enc))
+        self.model.init_from_centroids(torch.cat(pooled).clone(), torch.tensor(y))
+
     def save(self, directory: Path) -> None:
-        self.model.save_pretrained(directory / "model")
+        if self.cfg.pooling == "mean":
+            self.model.save(directory / "model")
+        else:
+            self.model.save_pretrained(directory / "model")
         self.tokenizer.save_pretrained(directory / "model")
 
 
@@ -297,6 +321,7 @@ def train(
         epochs_run=epochs_run,
         train_seconds=round(seconds, 1),
         max_length=cfg.max_length,
+        pooling=cfg.pooling if cfg.mode == "finetune" else "mean",
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
     )
     manifest.save(out_dir)

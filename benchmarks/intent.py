@@ -273,6 +273,8 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             per_seed.append(result)
         row = summarise(setting, system, per_seed)
         row["encoder"] = "-" if system == "tfidf" else display_name(encoder)
+        if system == "finetune":
+            row["pooling"] = cfg.pooling
         rows.append(row)
     return rows
 
@@ -307,6 +309,8 @@ def show(rows: list[dict]) -> None:
 
     for row in rows:
         system = f"{row['system']} ({row.get('encoder', '-')})"
+        if row.get("pooling"):
+            system += f" [{row['pooling']} pool]"
         table.add_row(row["setting"], system, fmt(row, "accuracy"), fmt(row, "macro_f1"),
                       fmt(row, "in_scope_accuracy"), fmt(row, "oos_recall"), fmt(row, "oos_precision"),
                       f"{row['train_seconds']:.0f}", f"{row['latency_ms_p50']:.1f}",
@@ -327,6 +331,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--pooling", default="mean", choices=["mean", "cls"],
+                        help="fine-tuning head on mean-pooled tokens (product default) or [CLS]")
     args = parser.parse_args()
     offline()
     import torch
@@ -336,7 +342,7 @@ def main() -> None:
         raise SystemExit(f"{args.datasets}: public data sets not found (pass --datasets)")
     cfg = BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
                              batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             max_length=args.max_length, patience=2)
+                             max_length=args.max_length, patience=2, pooling=args.pooling)
     encoder = resolve(args.encoder)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "intent.json"
@@ -346,8 +352,10 @@ def main() -> None:
     started = time.perf_counter()
     rows = [r for setting in only for r in run_setting(setting, args.datasets, systems, cfg,
                                                        encoder)]
-    kept = [r for r in previous["rows"] if (r["setting"], r["system"], r.get("encoder"))
-            not in {(r2["setting"], r2["system"], r2.get("encoder")) for r2 in rows}]
+    def key(r: dict) -> tuple:
+        return r["setting"], r["system"], r.get("encoder"), r.get("pooling")
+
+    kept = [r for r in previous["rows"] if key(r) not in {key(r2) for r2 in rows}]
     merged = sorted(kept + rows, key=lambda r: (SETTINGS.index(r["setting"]), r["system"]))
     show(merged)
     out.write_text(json.dumps({

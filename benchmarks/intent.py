@@ -175,6 +175,7 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
             "oos_precision": round(float((~ins)[rejected].mean()) if rejected.any() else 0.0, 4),
         })
         pred = final
+    result["ece"] = round(expected_calibration_error(pred == y, conf), 4)
     single = fitted.extra.pop("single")
     rng = random.Random(0)
     sample = rng.sample(texts, min(LATENCY_MESSAGES, len(texts)))
@@ -193,6 +194,16 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
     })
     result["_pred"], result["_y"], result["_conf"] = pred, y, conf
     return result
+
+
+def expected_calibration_error(correct: np.ndarray, conf: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            total += mask.sum() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(total / max(1, len(conf)))
 
 
 def plots(name: str, labels: list[str], y: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None:

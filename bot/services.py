@@ -9,11 +9,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
+from bot.generation import create_generator
+from bot.generation.base import Generator
+from bot.generation.guard import GroundingChecker, PiiMasker
+from bot.generation.service import GenerationService
 from bot.handoff.agents import AgentStore
 from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue
@@ -47,6 +52,7 @@ class Services:
     queue: HandoffQueue
     handoff: HandoffService
     agents: AgentStore
+    generation: GenerationService | None = None
 
 
 def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
@@ -59,10 +65,30 @@ def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
     return nlu, knowledge
 
 
+GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection", "utter_generation_sources")
+FROM_SETTINGS: Any = object()
+
+
+def build_generation(settings: Settings, domain: Domain, knowledge: KnowledgeBase, pool: InferencePool,
+                     metrics: Metrics, generator: Generator | None) -> GenerationService | None:
+    """The generative fallback around `generator` (None: the bot runs without one)."""
+    if generator is None:
+        return None
+    missing = [r for r in GENERATION_RESPONSES if r not in domain.responses]
+    if missing:
+        raise ValueError(f"generation is enabled but the domain lacks the responses {missing}")
+    g = settings.generation
+    checker = GroundingChecker(knowledge.embedder.encode, g.grounding_threshold, g.lexical_threshold)
+    masker = PiiMasker.from_texts(e.answer for e in knowledge.entries)
+    return GenerationService(generator, knowledge, checker, masker, g, domain.company,
+                             domain.assistant.tone, domain.assistant.name, metrics, pool.run)
+
+
 @contextlib.asynccontextmanager
-async def build_services(settings: Settings, models: tuple[IntentModel, KnowledgeBase] | None = None
-                         ) -> AsyncIterator[Services]:
-    """Start (or connect to) Redis, migrate the database, load the models, wire the pipeline."""
+async def build_services(settings: Settings, models: tuple[IntentModel, KnowledgeBase] | None = None,
+                         generator: Generator | None = FROM_SETTINGS) -> AsyncIterator[Services]:
+    """Start (or connect to) Redis, migrate the database, load the models, wire the pipeline.
+    `generator` replaces the one `settings.generation` describes (None: no generator)."""
     embedded: EmbeddedRedis | None = None
     if settings.redis_url:
         url = settings.redis_url
@@ -73,6 +99,7 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
     client = connect(url)
     pool = InferencePool(settings.inference_workers, settings.inference_queue)
     engine = make_engine(settings.resolved_database_url)
+    gen: Generator | None = None
     try:
         migrate(engine)
         domain = Domain.load(settings.domain_file)
@@ -83,18 +110,23 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
             wait_s=settings.lock_wait_s, history_limit=settings.history_limit)
         transcripts = TranscriptStore(engine)
         orders = CsvOrderBook(settings.training_data / "demo_orders.csv")
-        policy = Policy(domain, settings.thresholds, default_actions(orders))
         metrics = Metrics()
+        gen = create_generator(settings) if generator is FROM_SETTINGS else generator
+        generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
+        policy = Policy(domain, settings.thresholds, default_actions(orders),
+                        generative=generation is not None)
         queue = HandoffQueue(client, settings.key_prefix)
         handoff = HandoffService(store, queue, domain,
                                  BusinessHours(settings.business_hours, settings.timezone))
         review = ReviewLog(client, settings.key_prefix, settings.thresholds.intent,
                            settings.review_max_items, domain.entities.get("order_number"))
         pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
-                            handoff=handoff, review=review)
+                            handoff=handoff, review=review, generation=generation)
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
-                       pool, url, queue, handoff, AgentStore(engine))
+                       pool, url, queue, handoff, AgentStore(engine), generation)
     finally:
+        if gen is not None:
+            await gen.aclose()
         pool.close()
         await client.aclose()
         engine.dispose()

@@ -13,9 +13,19 @@ class Button(BaseModel):
     payload: str
 
 
+class Source(BaseModel):
+    """An FAQ entry a generated answer rests on."""
+
+    id: str
+    title: str
+
+
 class Reply(BaseModel):
     text: str
     buttons: list[Button] = Field(default_factory=list)
+    sources: list[Source] = Field(
+        default_factory=list, description="Generated answers: the FAQ entries cited (the text ends with "
+                                          "the rendered sources line).")
 
 
 class Message(BaseModel):

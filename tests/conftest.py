@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.config import Settings, TrainSettings
+from bot.config import GenerationSettings, Settings, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,6 +79,9 @@ def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def demo_settings(data_dir: Path, **overrides: object) -> Settings:
+    # No generator unless a test asks for one: the shared apps stay fast and deterministic
+    # (tests/generation/ covers the generators; tests pass a generator to create_app).
+    overrides.setdefault("generation", GenerationSettings(backend="none"))
     settings = Settings(
         data_dir=data_dir,
         training_data=ROOT / "training_data",

@@ -96,8 +96,16 @@ class HandoffRules(BaseModel):
         return "negative_sentiment" if self.negative_words and score >= self.negative_threshold else None
 
 
+class Persona(BaseModel):
+    """Who the assistant is and how it sounds: the generative answers' prompt uses both."""
+
+    name: str = "the assistant"
+    tone: str = ""
+
+
 class Domain(BaseModel):
     company: str
+    assistant: Persona = Field(default_factory=Persona)
     handoff: HandoffRules = Field(default_factory=HandoffRules)
     widget: WidgetStrings
     responses: dict[str, list[ResponseVariant]]

@@ -7,11 +7,14 @@ and returns the action with its replies; the pipeline saves and delivers them.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from bot.config import Thresholds
 from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
-from bot.types import Action, Button, Hit, Parse, Reply, Session
+from bot.generation.guard import detect_injection
+from bot.generation.prompt import question_parts
+from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
 OOS = "out_of_scope"
 FAQ_PAYLOAD_INTENT = "faq"
@@ -22,10 +25,11 @@ _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
 
 class Policy:
     def __init__(self, domain: Domain, thresholds: Thresholds, actions: dict[str, FormAction],
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, generative: bool = False) -> None:
         self.domain = domain
         self.t = thresholds
         self.actions = actions
+        self.generative = generative
         self.rng = random.Random(seed)
         unknown = {f.submit for f in domain.forms.values()} - set(actions)
         if unknown:
@@ -46,21 +50,31 @@ class Policy:
             return self._faq(session, hits[0])
         if offer == "handoff" and confident and parse.intent == "affirm":
             return self._handoff(session, "customer_accepted_offer")
+        if self.generative and not parse.text.startswith("/") and detect_injection(parse.text):
+            return self._generate(hits)  # the generation guards answer it (a polite refusal)
         spec = self.domain.intents.get(parse.intent or "")
         if confident and spec is not None:
             return self._intent(session, parse, spec, hits)
+        if self._compound(parse, hits):
+            return self._generate(hits)
         if hits and hits[0].score >= self.t.faq_strong:
             return self._faq(session, hits[0])
         if parse.intent == OOS and spec is not None and parse.confidence >= self.t.intent:
             return self._failed(session, self._respond(spec.response or "utter_out_of_scope", "out_of_scope"))
+        if self._can_generate(hits):
+            return self._generate(hits)
         return self._fallback(session, parse, hits)
 
     # --- intents -------------------------------------------------------------------------
     def _intent(self, session: Session, parse: Parse, spec: IntentSpec, hits: list[Hit]) -> Action:
         intent = parse.intent or ""
         if spec.action == "faq":
+            if self._compound(parse, hits):
+                return self._generate(hits)
             if hits and hits[0].score >= self.t.faq_for_faq_intent:
                 return self._faq(session, hits[0])
+            if self._can_generate(hits):
+                return self._generate(hits)
             return self._fallback(session, parse, hits)
         if spec.action == "form":
             return self._start_form(session, spec.form or "", parse)
@@ -84,6 +98,54 @@ class Policy:
         session.failures = 0
         return Action(kind="handoff", name=reason, handoff_reason=reason,
                       replies=[self.domain.render("utter_handoff", rng=self.rng)])
+
+    # --- generated answers -----------------------------------------------------------------
+    def _can_generate(self, hits: list[Hit]) -> bool:
+        return self.generative and bool(hits) and hits[0].score >= self.t.generate_min
+
+    def _compound(self, parse: Parse, hits: list[Hit]) -> bool:
+        """A question in several parts ("is delivery free and how long does it take?"): one FAQ
+        entry rarely answers all of it, so it is composed from several."""
+        return (self._can_generate(hits) and not parse.text.startswith("/")
+                and len(question_parts(parse.text)) > 1)
+
+    @staticmethod
+    def _generate(hits: list[Hit]) -> Action:
+        return Action(kind="generate", name="pending", faq_hit=hits[0] if hits else None)
+
+    def after_generation(self, session: Session, result: Any, hits: list[Hit]) -> Action:
+        """The action for a finished generation (`GenerationResult`): the grounded answer with its
+        sources line; the safe "not sure" offer of a person; a refusal; or, when the generator is
+        missing, slow or failing, the best FAQ hit or a hand-off offer."""
+        answer = getattr(result, "answer", None)
+        faq_hit = hits[0] if hits else None
+        if result.status == "answered" and answer is not None:
+            session.failures = 0
+            sources = [Source(id=p.id, title=p.title) for p in answer.sources]
+            text = answer.text
+            if sources:
+                line = self.domain.render("utter_generation_sources",
+                                          {"sources": "; ".join(s.title for s in sources)}, self.rng)
+                text = f"{text}\n\n{line.text}"
+            return Action(kind="generate", name="answered", faq_hit=faq_hit,
+                          replies=[Reply(text=text, sources=sources)])
+        if result.status == "refused" and result.reason == "injection":
+            return self._failed(session, Action(
+                kind="generate", name="refused:injection",
+                replies=[self.domain.render("utter_generation_injection", rng=self.rng)]))
+        if result.status == "refused":
+            return self._failed(session, self._respond("utter_out_of_scope", "out_of_scope"))
+        if result.status == "unsure":
+            session.failures = 0
+            session.offer = "handoff"
+            return Action(kind="generate", name=f"unsure:{result.reason}", understood=False, faq_hit=faq_hit,
+                          replies=[self.domain.render("utter_generation_unsure", rng=self.rng)])
+        if faq_hit is not None and faq_hit.score >= self.t.faq_for_faq_intent:  # degraded
+            return self._faq(session, faq_hit)
+        session.failures = 0
+        session.offer = "handoff"
+        return Action(kind="clarify", name="offer_handoff", understood=False,
+                      replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
 
     # --- forms ---------------------------------------------------------------------------
     def _start_form(self, session: Session, name: str, parse: Parse) -> Action:

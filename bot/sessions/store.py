@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -56,15 +57,74 @@ return 0
 
 
 def connect(url: str) -> aioredis.Redis:
-    """A client that rides over short outages (a restart, a failover) with backed-off retries."""
-    return aioredis.Redis.from_url(
-        url,
+    """A client that rides over short outages (a restart, a failover) with backed-off retries.
+
+    `redis://`, `rediss://` and `unix://` URLs connect directly; a `redis+sentinel://` URL asks
+    Redis Sentinel for the current master and follows a failover (see `parse_sentinel_url`)."""
+    options: dict = dict(
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         health_check_interval=15,
         socket_connect_timeout=2,
     )
+    if url.startswith("redis+sentinel://"):
+        return _sentinel_master(url, options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, object]]:
+    """`redis+sentinel://[[user]:password@]host[:26379][,host2[:port]...]/<master name>[/<db>]
+    [?sentinel_password=...]` -> (sentinels, master name, master connection options).
+
+    The user and password authenticate to the master; `sentinel_password` to the sentinels
+    (omit it where they have no `requirepass`). Percent-escapes are decoded."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    sentinels = []
+    for item in filter(None, hostlist.split(",")):
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        sentinels.append((host, int(port or 26379)))
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not sentinels or not path or len(path) > 2:
+        raise ValueError("expected redis+sentinel://[:password@]host:port[,host:port]/<master>[/<db>]")
+    options: dict[str, object] = {"db": int(path[1]) if len(path) > 1 else 0}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options.update({k: unquote(v) for k, v in (("username", user), ("password", password)) if v})
+    query = parse_qs(parts.query)
+    if query.get("sentinel_password"):
+        options["sentinel_password"] = query["sentinel_password"][0]
+    return sentinels, path[0], options
+
+
+class _SentinelBackedRedis(aioredis.Redis):
+    """The master's client; closing it also closes the connections to the sentinels."""
+
+    sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel is not None:
+            for client in self.sentinel.sentinels:
+                await client.aclose()
+
+
+def _sentinel_master(url: str, options: dict) -> aioredis.Redis:
+    sentinels, master, auth = parse_sentinel_url(url)
+    sentinel_password = auth.pop("sentinel_password", None)
+    sentinel = Sentinel(sentinels, sentinel_kwargs={
+        "password": sentinel_password, "socket_connect_timeout": 2, "socket_timeout": 2,
+        "decode_responses": True})
+    client = sentinel.master_for(master, redis_class=_SentinelBackedRedis, **auth, **options)
+    client.sentinel = sentinel
+    return client
 
 
 class RedisSessionStore:

@@ -61,7 +61,9 @@ async def widget_strings(request: Request) -> dict[str, str]:
 
 @router.websocket("/conversations/{conversation_id}/ws")
 async def conversation_socket(websocket: WebSocket, conversation_id: str) -> None:
-    """Send `{"text": ...}` frames; get `{"type": "typing"}` then `{"type": "replies", ...}`."""
+    """Send `{"text": ...}` frames; get `{"type": "typing"}`, for a generated answer
+    `{"type": "delta", "text": ...}` frames as it is written (each a checked sentence), then
+    `{"type": "replies", ...}` with the final text and its sources (what a retry gets too)."""
     services = websocket.app.state.services
     settings = services.settings
     if not valid_conversation_id(conversation_id):
@@ -88,7 +90,11 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                                     for e in exc.errors()]) from exc
                 msg = to_message(conversation_id, body, settings.max_message_chars)
                 await websocket.send_json({"type": "typing", "message_id": msg.message_id})
-                replies = await services.pipeline.handle(msg)
+
+                async def delta(text: str, message_id: str = msg.message_id) -> None:
+                    await websocket.send_json({"type": "delta", "message_id": message_id, "text": text})
+
+                replies = await services.pipeline.handle(msg, on_delta=delta)
                 await websocket.send_json({"type": "replies", "message_id": msg.message_id,
                                            "replies": [r.model_dump() for r in replies]})
             except ApiError as exc:

@@ -20,7 +20,7 @@ from bot import __version__
 from bot.channels import enabled_channels, rasa
 from bot.channels.webhook import ChannelHub
 from bot.config import Settings
-from bot.services import Services, build_services
+from bot.services import FROM_SETTINGS, Services, build_services
 from bot.web import api, console, errors
 from bot.web.limits import BodyLimit
 from bot.web.secrets import secret_key
@@ -28,10 +28,12 @@ from bot.web.secrets import secret_key
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
+def create_app(settings: Settings, models: tuple | None = None, generator: object = FROM_SETTINGS) -> FastAPI:
+    """`generator` replaces the one `settings.generation` describes (tests pass their own)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with build_services(settings, models) as services:
+        async with build_services(settings, models, generator) as services:  # type: ignore[arg-type]
             app.state.services = services
             app.state.metrics = services.metrics
             bridge = _chatwoot(settings, services)
@@ -89,8 +91,11 @@ def create_app(settings: Settings, models: tuple | None = None) -> FastAPI:
             checks["redis"] = await services.store.ping()
             checks["database"] = await asyncio.to_thread(services.transcripts.ping)
         ready = all(checks.values())
-        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        # The generator is optional: while it loads (or if it failed) turns degrade, so it is
+        # reported here but does not hold readiness back.
+        generation = services.generation.state if services and services.generation else "none"
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks,
+                             "generator": generation}, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

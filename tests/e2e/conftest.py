@@ -36,6 +36,8 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "SUPPORTBOT_KNOWLEDGE_BASE": str(ROOT / "knowledge_base"),
         "SUPPORTBOT_DOMAIN_FILE": str(ROOT / "training_data" / "domain.yml"),
         "SUPPORTBOT_PORT": str(port),
+        # Generated answers are tested with a server of their own (tests/browser/test_generation_widget.py).
+        "SUPPORTBOT_GENERATION__BACKEND": "none",
     })
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir,

@@ -1,7 +1,10 @@
 /* supportbot chat widget: one <script src=".../static/widget.js" defer></script>, no build step.
  * Keeps the conversation id across reloads, restores history, shows typing and quick-reply
  * buttons, retries a failed send with the same message id (the server answers it once), and only
- * ever writes text with textContent (customer and bot text can never become markup). */
+ * ever writes text with textContent (customer and bot text can never become markup).
+ * While its WebSocket is open it sends over it, so a generated answer appears as it is written
+ * ("delta" frames, each a checked sentence) and is then replaced by the final reply with its
+ * sources line; without the socket (or if it drops mid-answer) it posts to the REST API. */
 (function () {
   "use strict";
   if (window.SupportBotWidget) return;
@@ -49,6 +52,8 @@
     ".buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}",
     ".buttons button{border:1px solid #8a4b2f;background:#fff;color:#8a4b2f;border-radius:14px;padding:5px 10px;cursor:pointer;font-size:13px}",
     ".typing{font-size:12px;color:#777;padding:0 12px 6px;min-height:16px;background:#faf7f4}",
+    ".sources{display:block;margin-top:6px;padding-top:4px;border-top:1px solid #eee;font-size:12px;color:#6b6b6b}",
+    ".streaming{border-style:dashed}",
     "form{display:flex;border-top:1px solid #eee}",
     "textarea{flex:1;border:0;padding:10px;font:inherit;font-size:14px;resize:none;height:40px}",
     "form button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px}"
@@ -101,12 +106,54 @@
     });
     log.appendChild(box); scroll();
   }
-  function showReplies(replies, withButtons) {
-    replies.forEach(function (r) { addMessage("bot", r.text); if (withButtons) addButtons(r.buttons); });
+  /* A reply with sources ends with its sources line (after a blank line): shown apart. */
+  function fillReply(node, r) {
+    var text = r.text, line = null;
+    var cut = text.lastIndexOf("\n\n");
+    if (r.sources && r.sources.length && cut > 0) { line = text.slice(cut + 2); text = text.slice(0, cut); }
+    node.textContent = "";
+    node.classList.remove("streaming");
+    node.appendChild(document.createTextNode(text));
+    if (line) node.appendChild(el("span", { "class": "sources", "data-sb": "sources" }, line));
+  }
+  function showReplies(replies, withButtons, bubble) {
+    replies.forEach(function (r, i) {
+      var node = (i === 0 && bubble) ? bubble : addMessage("bot", "");
+      fillReply(node, r); scroll();
+      if (withButtons) addButtons(r.buttons);
+    });
+    if (bubble && !replies.length) bubble.remove();
   }
 
   var cid = conversationId();
   var busy = false;
+  var live = null;      /* the open WebSocket, when there is one */
+  var pending = {};     /* message id -> the socket send waiting for its replies */
+
+  function viaSocket(body) {
+    return new Promise(function (resolve, reject) {
+      var entry = { resolve: resolve, reject: reject, bubble: null };
+      entry.timer = setTimeout(function () { delete pending[body.message_id]; reject(new Error("timeout")); }, 60000);
+      pending[body.message_id] = entry;
+      try { live.send(JSON.stringify(body)); } catch (e) {
+        clearTimeout(entry.timer); delete pending[body.message_id]; reject(e);
+      }
+    });
+  }
+  function onTurnFrame(ev) {
+    var entry = pending[ev.message_id];
+    if (!entry) return false;
+    if (ev.type === "delta") {
+      typing.textContent = "";
+      if (!entry.bubble) { entry.bubble = addMessage("bot", ""); entry.bubble.classList.add("streaming"); }
+      entry.bubble.appendChild(document.createTextNode(ev.text)); scroll();
+    } else if (ev.type === "replies" || ev.type === "error") {
+      clearTimeout(entry.timer); delete pending[ev.message_id];
+      entry.resolve(ev.type === "replies" ? { ok: true, data: ev, bubble: entry.bubble }
+                                          : { ok: false, data: ev, bubble: entry.bubble });
+    }
+    return true;
+  }
   function api(path, options) { return fetch(server + "/api/v1" + path, options); }
 
   function post(body, attempt) {
@@ -135,10 +182,16 @@
     typing.textContent = strings.typing;
     var body = { message_id: newId() };
     if (payload) body.payload = payload; else body.text = text;
-    post(body, 0).then(function (r) {
-      if (r.ok) showReplies(r.data.replies, true);
-      else addMessage("error", (r.data && r.data.detail && typeof r.data.detail === "string")
-        ? r.data.detail : strings.error);
+    var sent = (live && live.readyState === 1)
+      ? viaSocket(body).catch(function () { return post(body, 0); })  /* same id: answered once */
+      : post(body, 0);
+    sent.then(function (r) {
+      if (r.ok) showReplies(r.data.replies, true, r.bubble);
+      else {
+        if (r.bubble) r.bubble.remove();
+        addMessage("error", (r.data && r.data.detail && typeof r.data.detail === "string")
+          ? r.data.detail : strings.error);
+      }
     }, function () { addMessage("error", strings.error); })
       .then(function () { busy = false; typing.textContent = ""; input.focus(); });
   }
@@ -181,9 +234,10 @@
     var url = server.replace(/^http/, "ws") + "/api/v1/conversations/" + cid + "/ws";
     var ws;
     try { ws = new WebSocket(url); } catch (e) { return; }
-    ws.onopen = function () { delay = 1000; host.setAttribute("data-live", "1"); };
+    ws.onopen = function () { delay = 1000; live = ws; host.setAttribute("data-live", "1"); };
     ws.onmessage = function (m) {
       var ev; try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (ev.message_id && onTurnFrame(ev)) return;
       if (ev.type === "agent_joined") addMessage("system", ev.text);
       else if (ev.type === "agent_message") { typing.textContent = ""; addMessage("agent", ev.text, ev.agent); }
       else if (ev.type === "agent_typing") {
@@ -192,6 +246,12 @@
       } else if (ev.type === "bot_back" || ev.type === "closed") addMessage("bot", ev.text);
     };
     ws.onclose = function () {
+      if (live === ws) live = null;
+      Object.keys(pending).forEach(function (id) {  /* finish them over REST, same message id */
+        var entry = pending[id]; delete pending[id]; clearTimeout(entry.timer);
+        if (entry.bubble) entry.bubble.remove();
+        entry.reject(new Error("socket closed"));
+      });
       host.removeAttribute("data-live");
       setTimeout(function () { listen(Math.min((delay || 1000) * 2, 30000)); }, delay || 1000);
     };

@@ -1,0 +1,87 @@
+"""The generator seam: one protocol every backend implements, and the data that crosses it.
+
+A backend turns chat messages into a stream of text deltas; it knows nothing of FAQ passages,
+guards or the dialogue. `GenerationService` (service.py) builds the prompt, runs the guards and
+decides what the customer sees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One FAQ entry as the prompt quotes it: `id` is the entry id the answer cites."""
+
+    id: str
+    title: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[Passage] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
+    tokens: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    finish: Literal["stop", "length", "cut"] = "stop"
+
+
+class GenerationError(RuntimeError):
+    """The backend failed (HTTP error, model error, malformed stream)."""
+
+
+class GeneratorUnavailable(GenerationError):
+    """No model to answer with: not configured, still loading, or failed to load."""
+
+
+class GeneratorBusy(GenerationError):
+    """The bounded queue is full; the caller degrades at once instead of waiting."""
+
+
+GeneratorState = Literal["loading", "ready", "failed"]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+
+    @property
+    def state(self) -> GeneratorState: ...
+
+    def stream(self, messages: list[ChatMessage], max_tokens: int,
+               temperature: float = 0.0) -> AsyncIterator[str]:
+        """Text deltas as the model writes them. Closing the iterator early (aclose) stops the
+        model, so a caller that has seen enough, or ran out of time, frees the worker."""
+        ...
+
+    async def answer(self, messages: list[ChatMessage], max_tokens: int,
+                     temperature: float = 0.0) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def collect(stream: AsyncIterator[str]) -> Answer:
+    """The whole answer of a stream, with time to first token: `Generator.answer` for any backend."""
+    started = time.perf_counter()
+    parts: list[str] = []
+    ttft = None
+    async for delta in stream:
+        if ttft is None:
+            ttft = time.perf_counter() - started
+        parts.append(delta)
+    return Answer(text="".join(parts).strip(), tokens=len(parts), ttft_s=ttft,
+                  total_s=time.perf_counter() - started)

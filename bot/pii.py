@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
 PHONE = re.compile(r"(?<![\w/])(?:\+|00)?\d[\d ()./-]{7,}\d(?![\w/])")
 DEFAULT_ORDER = r"(?i)\b(?:KK|ORD|ORDER|#)[- ]?\d{5,}\b"
@@ -69,6 +70,7 @@ class Scrubber:
     def scrub(self, text: str, known_names: Iterable[str] = ()) -> str:
         before = sum(self.counts.values())
         text = self._sub(EMAIL, "EMAIL", text)
+        text = self._sub(IBAN, "IBAN", text)
         text = self._order.sub(self._count("ORDER"), text)
         text = CARD.sub(self._card, text)
         text = PHONE.sub(self._phone, text)

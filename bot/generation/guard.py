@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bot.pii import EMAIL, IBAN, luhn_ok
+
 # --- sentences ---------------------------------------------------------------------------
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _LABEL = r"(?:\d{1,2}|[a-z0-9]+(?:[_-][a-z0-9]+)*-[a-z0-9]+)"  # [1] or an entry id like [shipping-express]
 _CITATION = re.compile(rf"\s*\[{_LABEL}(?:\s*,\s*{_LABEL})*\]")
+
 
 
 def split_sentences(text: str) -> list[str]:
@@ -47,22 +50,8 @@ def strip_citations(text: str) -> tuple[str, list[str]]:
 
 
 # --- personal data -----------------------------------------------------------------------
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 # Digit runs with spaces, dots, dashes or brackets between them (not the KK-123456 order numbers).
 _DIGITS = re.compile(r"(?<![\w-])(?:\+|00)?\(?\d[\d\s().-]{6,24}\d(?![\w-])")
-
-
-def luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 @dataclass
@@ -77,7 +66,7 @@ class PiiMasker:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> PiiMasker:
-        allow = {m.group(0).lower() for t in texts for m in _EMAIL.finditer(t)}
+        allow = {m.group(0).lower() for t in texts for m in EMAIL.finditer(t)}
         return cls(allow=allow)
 
     def mask(self, text: str) -> tuple[str, list[str]]:
@@ -107,8 +96,8 @@ class PiiMasker:
                 return self.card
             return raw
 
-        text = _EMAIL.sub(email, text)
-        text = _IBAN.sub(iban, text)
+        text = EMAIL.sub(email, text)
+        text = IBAN.sub(iban, text)
         text = _DIGITS.sub(digits, text)
         return text, found
 

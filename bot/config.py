@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     lock_lease_s: float = 30.0
     lock_wait_s: float = 60.0
     history_limit: int = 100
+    languages: list[str] = Field(
+        default_factory=lambda: ["en", "zh"],
+        description="Languages served (ISO 639-1); others get utter_language_unsupported and a person.")
+    default_language: str = Field("en", description="A conversation's language until a clear message.")
     review_max_items: int = Field(50_000, description="Messages kept for labeling before the oldest go.")
 
     max_message_chars: int = 2000

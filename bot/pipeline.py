@@ -12,6 +12,7 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
+from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.sessions.review import ReviewLog
@@ -43,6 +44,7 @@ class Pipeline:
                  domain: Domain, pool: InferencePool, metrics: Metrics,
                  transcripts: Transcripts | None = None, faq_k: int = 3,
                  handoff: HandoffService | None = None, review: ReviewLog | None = None,
+                 language: LanguageDetector | None = None,
                  generation: GenerationService | None = None) -> None:
         self.store = store
         self.nlu = nlu
@@ -55,6 +57,7 @@ class Pipeline:
         self.faq_k = faq_k
         self.handoff = handoff
         self.review = review
+        self.language = language
         self.generation = generation
 
     async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
@@ -77,6 +80,7 @@ class Pipeline:
                                 replies=replies_now)
             else:
                 parse, hits = await self._understand(msg)
+                self._detect_language(msg, session, parse)
                 action = self.policy.decide(session, parse, hits)
                 if action.kind == "generate":
                     action = await self._generate(session, msg, hits, on_delta)
@@ -138,13 +142,23 @@ class Pipeline:
         self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
         return self.policy.after_generation(session, result, hits)
 
+    def _detect_language(self, msg: Message, session: Session, parse: Parse) -> None:
+        """Each message's language; short or unclear ones keep the conversation's."""
+        if self.language is None or not msg.text:
+            return
+        guess = self.language.detect(msg.text, session.language)
+        if guess.reliable or session.language is None:
+            session.language = guess.language
+        parse.language = guess.language
+
     @staticmethod
     def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:
         now = time.time()
         session.history.append(Event(
             role="user", text=msg.text or (msg.payload or ""), at=msg.received_at,
             message_id=msg.message_id, intent=parse.intent if parse else None,
-            confidence=parse.confidence if parse else None))
+            confidence=parse.confidence if parse else None,
+            language=parse.language if parse else None))
         for reply in action.replies:
             session.history.append(Event(role="bot", text=reply.text, at=now, action=action.kind,
                                          buttons=reply.buttons))

@@ -26,6 +26,7 @@ from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.embedder import Embedder
 from bot.knowledge.retriever import KnowledgeBase
+from bot.nlu.language import LanguageDetector
 from bot.nlu.model import IntentModel
 from bot.observability import Metrics
 from bot.pipeline import Pipeline
@@ -114,14 +115,15 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
         gen = create_generator(settings) if generator is FROM_SETTINGS else generator
         generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
         policy = Policy(domain, settings.thresholds, default_actions(orders),
-                        generative=generation is not None)
+                        generative=generation is not None, languages=settings.languages)
         queue = HandoffQueue(client, settings.key_prefix)
         handoff = HandoffService(store, queue, domain,
                                  BusinessHours(settings.business_hours, settings.timezone))
         review = ReviewLog(client, settings.key_prefix, settings.thresholds.intent,
                            settings.review_max_items, domain.entities.get("order_number"))
         pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
-                            handoff=handoff, review=review, generation=generation)
+                            handoff=handoff, review=review, generation=generation,
+                            language=LanguageDetector(settings.languages, settings.default_language))
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
                        pool, url, queue, handoff, AgentStore(engine), generation)
     finally:

@@ -57,6 +57,7 @@ class Parse(BaseModel):
     ranking: list[IntentScore] = Field(default_factory=list)
     out_of_scope: bool = False
     entities: dict[str, str] = Field(default_factory=dict)
+    language: str | None = None  # ISO 639-1 of the message (or the conversation's, when unclear)
 
 
 class Hit(BaseModel):
@@ -93,6 +94,7 @@ class Event(BaseModel):
     action: str | None = None
     buttons: list[Button] = Field(default_factory=list)
     agent: str | None = None
+    language: str | None = None
 
 
 class Session(BaseModel):
@@ -109,6 +111,7 @@ class Session(BaseModel):
     handoff_reason: str | None = None
     offer: str | None = None
     agent: str | None = None
+    language: str | None = None  # the customer's language, from their clear messages
     handoff_at: float | None = None
     offline_notified: bool = False
     history: list[Event] = Field(default_factory=list)

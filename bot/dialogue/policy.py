@@ -25,8 +25,10 @@ _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
 
 class Policy:
     def __init__(self, domain: Domain, thresholds: Thresholds, actions: dict[str, FormAction],
-                 seed: int | None = None, generative: bool = False) -> None:
+                 seed: int | None = None, generative: bool = False,
+                 languages: list[str] | None = None) -> None:
         self.domain = domain
+        self.languages = [lang.lower() for lang in languages or []]  # empty: any language
         self.t = thresholds
         self.actions = actions
         self.generative = generative
@@ -46,6 +48,10 @@ class Policy:
         trigger = None if parse.text.startswith("/") else self.domain.handoff.trigger(parse.text)
         if trigger:
             return self._handoff(session, trigger)
+        if self._unsupported_language(parse):
+            session.offer = "handoff"
+            return Action(kind="clarify", name="unsupported_language", understood=False,
+                          replies=[self.domain.render("utter_language_unsupported", rng=self.rng)])
         if parse.intent == FAQ_PAYLOAD_INTENT and hits:
             return self._faq(session, hits[0])
         if offer == "handoff" and confident and parse.intent == "affirm":
@@ -64,6 +70,10 @@ class Policy:
         if self._can_generate(hits):
             return self._generate(hits)
         return self._fallback(session, parse, hits)
+
+    def _unsupported_language(self, parse: Parse) -> bool:
+        return bool(self.languages and parse.language and not parse.text.startswith("/")
+                    and parse.language not in self.languages)
 
     # --- intents -------------------------------------------------------------------------
     def _intent(self, session: Session, parse: Parse, spec: IntentSpec, hits: list[Hit]) -> Action:

@@ -51,6 +51,7 @@ async def get_conversation(request: Request, conversation_id: str = Conversation
     if session is None:
         raise ApiError(404, "unknown_conversation", f"no conversation {conversation_id!r}")
     return ConversationOut(conversation_id=conversation_id, handoff=session.handoff,
+                           language=session.language,
                            history=[e.model_dump() for e in session.history])
 
 

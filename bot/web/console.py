@@ -164,7 +164,8 @@ async def conversation(request: Request, conversation_id: str,
     state = await services.queue.state(cid)
     return {
         "conversation_id": cid, "channel": session.channel, "handoff": session.handoff,
-        "handoff_reason": session.handoff_reason, "assigned_to_me": session.agent == str(agent.id),
+        "language": session.language, "handoff_reason": session.handoff_reason,
+        "assigned_to_me": session.agent == str(agent.id),
         "assigned": bool(session.agent), "status": state.get("status"),
         "history": [{**e.model_dump(include={"role", "text", "at", "agent"}),
                      "understood": understood.get(e.message_id or "")} for e in session.history],

@@ -38,11 +38,13 @@ class HistoryEvent(BaseModel):
     at: float
     buttons: list[Button] = Field(default_factory=list)
     agent: str | None = None
+    language: str | None = None
 
 
 class ConversationOut(BaseModel):
     conversation_id: str
     handoff: bool
+    language: str | None = None
     history: list[HistoryEvent]
 
 

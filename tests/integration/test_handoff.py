@@ -107,6 +107,7 @@ def test_round_trip_through_the_console_api(client: TestClient) -> None:
     assert queue["waiting"][0]["reason"] == "customer_asked"
     view = client.get(f"/console/api/conversations/{cid}").json()
     assert view["handoff_reason"] == "customer_asked"
+    assert view["language"] == "en"  # the agent sees the customer's language
     assert view["history"][-1]["text"] == "hello? <script>alert(1)</script>"
     assert view["history"][0]["understood"]["intent"]  # what the bot understood is shown
     assert view["suggestions"]

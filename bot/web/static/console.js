@@ -33,7 +33,8 @@
     current = cid; showError(null);
     return SB.get("/console/api/conversations/" + encodeURIComponent(cid)).then(function (c) {
       $("conv-title").textContent = c.conversation_id;
-      $("conv-meta").textContent = "channel " + c.channel + (c.handoff ? " · handed off: " + (c.handoff_reason || "")
+      $("conv-meta").textContent = "channel " + c.channel + (c.language ? " · language " + c.language : "")
+        + (c.handoff ? " · handed off: " + (c.handoff_reason || "")
         : " · with the bot") + (c.status ? " · " + c.status : "");
       $("actions").hidden = false;
       $("claim").hidden = !c.handoff || c.assigned;

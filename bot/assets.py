@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.config import Settings
-from bot.knowledge.embedder import Embedder
+from bot.knowledge.embedder import TextEmbedder, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import load_entries
 from bot.nlu.data import data_hash, deduplicate, load_examples
@@ -46,10 +46,10 @@ def model_is_current(settings: Settings) -> bool:
 
 
 def build_faq_index(settings: Settings, force: bool = False, console: Console | None = None,
-                    embedder: Embedder | None = None) -> BuildResult:
+                    embedder: TextEmbedder | None = None) -> BuildResult:
     console = console or Console(stderr=True)
     entries = load_entries(settings.knowledge_base)
-    result = build_index(entries, embedder or Embedder(settings.embedder), settings.index_dir,
+    result = build_index(entries, embedder or load_embedder(settings.embedder), settings.index_dir,
                          force=force, progress=True)
     m = result.manifest
     if result.skipped:

@@ -211,13 +211,13 @@ def discover_cmd(
     examples: int = typer.Option(20, help="Examples written per candidate intent."),
 ) -> None:
     """Cluster unlabeled customer messages into candidate intents, written as a reviewable nlu.yml."""
-    from bot.knowledge.embedder import Embedder
+    from bot.knowledge.embedder import load_embedder
     from bot.nlu.discover import discover, read_messages, to_nlu_yaml
 
     settings = _settings()
     texts = read_messages(source)
     console.print(f"clustering {len(texts)} distinct messages")
-    embedder = Embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder)
     clusters = discover(texts, embedder.encode, k, examples_per_cluster=examples)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_nlu_yaml(clusters), encoding="utf-8")

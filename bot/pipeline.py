@@ -31,7 +31,7 @@ class Nlu(Protocol):
 
 
 class Knowledge(Protocol):
-    def search(self, text: str, k: int = 3) -> list[Hit]: ...
+    def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]: ...
     def get(self, entry_id: str): ...
 
 
@@ -79,8 +79,9 @@ class Pipeline:
                 action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
                                 replies=replies_now)
             else:
-                parse, hits = await self._understand(msg)
-                self._detect_language(msg, session, parse)
+                language = self._detect_language(msg, session)
+                parse, hits = await self._understand(msg, language)
+                parse.language = language
                 action = self.policy.decide(session, parse, hits)
                 if action.kind == "generate":
                     action = await self._generate(session, msg, hits, on_delta)
@@ -105,22 +106,25 @@ class Pipeline:
             log.warning("publishing a turn failed", exc_info=True)
         return replies
 
-    async def _understand(self, msg: Message) -> tuple[Parse, list[Hit]]:
+    async def _understand(self, msg: Message, language: str | None = None) -> tuple[Parse, list[Hit]]:
         payload = parse_payload(msg.payload) if msg.payload else None
         if payload is not None:
             hits: list[Hit] = []
             if payload.intent == FAQ_PAYLOAD_INTENT:
                 entry = self.knowledge.get(payload.entities.get("entry", ""))
                 if entry is not None:
-                    hits = [Hit(entry_id=entry.id, question=entry.question, answer=entry.answer,
-                                category=entry.category, score=1.0, matched=entry.question)]
+                    localized = entry.localized(language) if language else None
+                    question, answer = localized or (entry.question, entry.answer)
+                    hits = [Hit(entry_id=entry.id, question=question, answer=answer,
+                                category=entry.category, score=1.0, matched=entry.question,
+                                language=language if localized else None)]
             return payload, hits
         t = time.perf_counter()
         parse = await self.pool.run(self.nlu.parse, msg.text)
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))
         t = time.perf_counter()
-        hits = await self.pool.run(self.knowledge.search, msg.text, self.faq_k)
+        hits = await self.pool.run(self.knowledge.search, msg.text, self.faq_k, language)
         self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
         return parse, hits
 
@@ -142,14 +146,14 @@ class Pipeline:
         self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
         return self.policy.after_generation(session, result, hits)
 
-    def _detect_language(self, msg: Message, session: Session, parse: Parse) -> None:
+    def _detect_language(self, msg: Message, session: Session) -> str | None:
         """Each message's language; short or unclear ones keep the conversation's."""
         if self.language is None or not msg.text:
-            return
+            return session.language
         guess = self.language.detect(msg.text, session.language)
         if guess.reliable or session.language is None:
             session.language = guess.language
-        parse.language = guess.language
+        return guess.language
 
     @staticmethod
     def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:

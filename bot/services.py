@@ -24,7 +24,7 @@ from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
-from bot.knowledge.embedder import Embedder
+from bot.knowledge.embedder import load_embedder
 from bot.knowledge.retriever import KnowledgeBase
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import IntentModel
@@ -62,7 +62,7 @@ def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
 
         torch.set_num_threads(settings.torch_threads)
     nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope)
-    knowledge = KnowledgeBase(settings.index_dir, Embedder(settings.embedder))
+    knowledge = KnowledgeBase(settings.index_dir, load_embedder(settings.embedder))
     return nlu, knowledge
 
 
@@ -115,7 +115,8 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
         gen = create_generator(settings) if generator is FROM_SETTINGS else generator
         generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
         policy = Policy(domain, settings.thresholds, default_actions(orders),
-                        generative=generation is not None, languages=settings.languages)
+                        generative=generation is not None, languages=settings.languages,
+                        default_language=settings.default_language)
         queue = HandoffQueue(client, settings.key_prefix)
         handoff = HandoffService(store, queue, domain,
                                  BusinessHours(settings.business_hours, settings.timezone))

@@ -64,6 +64,7 @@ class Hit(BaseModel):
     entry_id: str
     question: str
     answer: str
+    language: str | None = None  # the answer's language when a translation was used
     category: str
     score: float
     matched: str = ""

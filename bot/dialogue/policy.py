@@ -26,8 +26,9 @@ _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
 class Policy:
     def __init__(self, domain: Domain, thresholds: Thresholds, actions: dict[str, FormAction],
                  seed: int | None = None, generative: bool = False,
-                 languages: list[str] | None = None) -> None:
+                 languages: list[str] | None = None, default_language: str = "en") -> None:
         self.domain = domain
+        self.default_language = default_language
         self.languages = [lang.lower() for lang in languages or []]  # empty: any language
         self.t = thresholds
         self.actions = actions
@@ -98,8 +99,11 @@ class Policy:
 
     def _faq(self, session: Session, hit: Hit) -> Action:
         session.failures = 0
-        return Action(kind="faq_answer", name=hit.entry_id, faq_hit=hit,
-                      replies=[Reply(text=hit.answer)])
+        replies = [Reply(text=hit.answer)]
+        wanted = session.language or self.default_language
+        if wanted != self.default_language and hit.language != wanted:  # no translation of this entry
+            replies.insert(0, self.domain.render("utter_answer_in_default_language", rng=self.rng))
+        return Action(kind="faq_answer", name=hit.entry_id, faq_hit=hit, replies=replies)
 
     def _handoff(self, session: Session, reason: str) -> Action:
         session.handoff = True

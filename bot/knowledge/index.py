@@ -10,7 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.knowledge.embedder import Embedder
+from bot.knowledge.embedder import TextEmbedder
 from bot.knowledge.loader import FaqEntry, content_hash
 
 FLAT_LIMIT = 100_000
@@ -49,7 +49,7 @@ class BuildResult:
     skipped: bool
 
 
-def build_index(entries: list[FaqEntry], embedder: Embedder, out_dir: Path,
+def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
                 force: bool = False, progress: bool = False, kind: str | None = None) -> BuildResult:
     """Embed every phrasing and save index + metadata; unchanged input (same hash) is skipped.
 
@@ -63,10 +63,14 @@ def build_index(entries: list[FaqEntry], embedder: Embedder, out_dir: Path,
     started = time.perf_counter()
     texts, rows = [], []
     for i, entry in enumerate(entries):
-        for phrasing in entry.phrasings:
+        phrasings = entry.phrasings
+        if embedder.multilingual:  # translated questions only help an embedder that reads them
+            phrasings = phrasings + [p for t in entry.translations.values()
+                                     for p in (t.question, *t.alternatives)]
+        for phrasing in phrasings:
             texts.append(phrasing)
             rows.append(i)
-    vectors = embedder.encode(texts, progress=progress)
+    vectors = embedder.encode_passages(texts, progress=progress)
     index = make_index(vectors, kind)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "index.faiss.tmp"

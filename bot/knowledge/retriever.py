@@ -7,13 +7,13 @@ from pathlib import Path
 
 import faiss
 
-from bot.knowledge.embedder import Embedder
+from bot.knowledge.embedder import TextEmbedder
 from bot.knowledge.loader import FaqEntry
 from bot.types import Hit
 
 
 class KnowledgeBase:
-    def __init__(self, directory: Path, embedder: Embedder) -> None:
+    def __init__(self, directory: Path, embedder: TextEmbedder) -> None:
         if not (directory / "index.faiss").exists():
             raise FileNotFoundError(f"{directory}: no FAQ index (run `supportbot index`)")
         meta = json.loads((directory / "entries.json").read_text())
@@ -23,8 +23,9 @@ class KnowledgeBase:
         self.index = faiss.read_index(str(directory / "index.faiss"))
         self.embedder = embedder
 
-    def search(self, text: str, k: int = 3) -> list[Hit]:
-        """Top-k entries by cosine similarity of their best-matching phrasing."""
+    def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]:
+        """Top-k entries by cosine similarity of their best-matching phrasing (in any language the
+        index holds); with `language`, answers come in that language where a translation exists."""
         if not text.strip():
             return []
         query = self.embedder.encode([text])
@@ -37,9 +38,12 @@ class KnowledgeBase:
             if entry_i in hits:
                 continue
             e = self.entries[entry_i]
-            hits[entry_i] = Hit(entry_id=e.id, question=e.question, answer=e.answer,
+            localized = e.localized(language) if language else None
+            question, answer = localized or (e.question, e.answer)
+            hits[entry_i] = Hit(entry_id=e.id, question=question, answer=answer,
                                 category=e.category, score=round(float(score), 4),
-                                matched=self.texts[row])
+                                matched=self.texts[row],
+                                language=language if localized else None)
             if len(hits) == k:
                 break
         return list(hits.values())

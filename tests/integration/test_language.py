@@ -49,3 +49,13 @@ def test_unsupported_language_gets_english_and_a_person(client: TestClient) -> N
     assert state(client, "l3")["language"] == "de"
     say(client, "l3", payload="/talk_to_human")
     assert state(client, "l3")["handoff"] is True
+
+
+def test_faq_answers_come_in_the_customers_language_when_translated(client: TestClient) -> None:
+    say(client, "l4", "你好，我想问一下关于账户的问题")  # the conversation is Chinese from here on
+    translated = say(client, "l4", payload='/faq{"entry": "account-reset-password"}')["replies"]
+    assert len(translated) == 1 and "密码" in translated[0]["text"]
+    english_only = say(client, "l4", payload='/faq{"entry": "account-create"}')["replies"]
+    assert "只有英文" in english_only[0]["text"] and "Create account" in english_only[1]["text"]
+    say(client, "l5", "hello, I have a question about my account please")
+    assert len(say(client, "l5", payload='/faq{"entry": "account-create"}')["replies"]) == 1

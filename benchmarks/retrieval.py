@@ -92,9 +92,9 @@ def banking_data(datasets: Path) -> tuple[list[FaqEntry], list[tuple[str, str]]]
     by_label: dict[str, list[str]] = {}
     for r in rows("train"):
         by_label.setdefault(r["label"], []).append(r["text"])
-    entries = [FaqEntry(id=label, question=texts[0], alternatives=texts[1:], answer=label,
+    entries = [FaqEntry(id=label.lower(), question=texts[0], alternatives=texts[1:], answer=label,
                         category="banking77") for label, texts in sorted(by_label.items())]
-    return entries, [(r["text"], r["label"]) for r in rows("test")]
+    return entries, [(r["text"], r["label"].lower()) for r in rows("test")]
 
 
 def scale(n: int, dim: int, kind: str, queries: int = 200, seed: int = 0) -> dict:

@@ -56,7 +56,8 @@ class LanguageDetector:
             return LanguageGuess("ko", 1.0, True)
         if _CJK.search(text):
             return LanguageGuess("zh", 1.0, True)
-        if len(_LETTERS.findall(text)) < self.min_letters:
+        letters = _LETTERS.findall(text.lower())
+        if len(letters) < self.min_letters or len(set(letters)) < 5:  # "zzzz qqqq" is no language
             return LanguageGuess(fallback, 0.0, False)
         values = self._lingua.compute_language_confidence_values(text)
         if not values:

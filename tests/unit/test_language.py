@@ -25,7 +25,8 @@ def test_clear_messages(detector: LanguageDetector, text: str, language: str) ->
     assert guess.language == language and guess.reliable
 
 
-@pytest.mark.parametrize("text", ["ok", "thx", "KK-123456", "👍", "yes pls", "1043 AB"])
+@pytest.mark.parametrize("text", ["ok", "thx", "KK-123456", "👍", "yes pls", "1043 AB", "zzzz qqqq",
+                                  "blorp fizzle wug"])
 def test_short_messages_keep_the_conversation_language(detector: LanguageDetector, text: str) -> None:
     assert detector.detect(text, previous="zh").language == "zh"
     guess = detector.detect(text)

@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,11 @@ def demo_data() -> tuple[list[FaqEntry], list[tuple[str, str]]]:
     return entries, [(q["text"], q["entry"]) for q in doc["queries"]]
 
 
+def entry_id(label: str) -> str:
+    """BANKING77 labels ("reverted_card_payment?") as valid FAQ entry ids."""
+    return re.sub(r"[^a-z0-9_-]+", "-", label.lower()).strip("-")
+
+
 def banking_data(datasets: Path) -> tuple[list[FaqEntry], list[tuple[str, str]]]:
     def rows(split: str) -> list[dict]:
         with (datasets / "banking77" / f"{split}.csv").open(encoding="utf-8", newline="") as fh:
@@ -92,9 +98,9 @@ def banking_data(datasets: Path) -> tuple[list[FaqEntry], list[tuple[str, str]]]
     by_label: dict[str, list[str]] = {}
     for r in rows("train"):
         by_label.setdefault(r["label"], []).append(r["text"])
-    entries = [FaqEntry(id=label.lower(), question=texts[0], alternatives=texts[1:], answer=label,
+    entries = [FaqEntry(id=entry_id(label), question=texts[0], alternatives=texts[1:], answer=label,
                         category="banking77") for label, texts in sorted(by_label.items())]
-    return entries, [(r["text"], r["label"].lower()) for r in rows("test")]
+    return entries, [(r["text"], entry_id(r["label"])) for r in rows("test")]
 
 
 def scale(n: int, dim: int, kind: str, queries: int = 200, seed: int = 0) -> dict:

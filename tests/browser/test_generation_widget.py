@@ -5,13 +5,7 @@ WebSocket streaming, the guards and the pipeline are the real ones."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_widget import open_widget, send
-from tests.conftest import ROOT, copy_assets
-from tests.e2e.conftest import free_port
+from tests.conftest import copy_assets
+from tests.e2e.conftest import serve_demo
 from tests.generation.chat_server import ChatServer, extractive, passages_and_question
 
 pytestmark = pytest.mark.browser
@@ -39,39 +33,13 @@ def generating_server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactor
     chat = ChatServer(reply=scripted, delay_s=0.08).start()
     data_dir = tmp_path_factory.mktemp("served-generation")
     copy_assets(demo_assets, data_dir)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
-    env.update({
-        "SUPPORTBOT_DATA_DIR": str(data_dir), "SUPPORTBOT_TRAINING_DATA": str(ROOT / "training_data"),
-        "SUPPORTBOT_KNOWLEDGE_BASE": str(ROOT / "knowledge_base"),
-        "SUPPORTBOT_DOMAIN_FILE": str(ROOT / "training_data" / "domain.yml"), "SUPPORTBOT_PORT": str(port),
-        "SUPPORTBOT_GENERATION__BACKEND": "openai", "SUPPORTBOT_GENERATION__BASE_URL": chat.base_url,
-        "SUPPORTBOT_GENERATION__MODEL": "scripted",
-    })
-    log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, (data_dir / "server.log").read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                ready = httpx.get(f"{url}/readyz", timeout=1)
-                if ready.status_code == 200:
-                    assert ready.json()["generator"] == "ready"
-                    break
-            assert time.monotonic() < deadline, (data_dir / "server.log").read_text()[-3000:]
-            time.sleep(0.3)
-        yield url
+        with serve_demo(data_dir, SUPPORTBOT_GENERATION__BACKEND="openai",
+                        SUPPORTBOT_GENERATION__BASE_URL=chat.base_url,
+                        SUPPORTBOT_GENERATION__MODEL="scripted") as url:
+            assert httpx.get(f"{url}/readyz", timeout=5).json()["generator"] == "ready"
+            yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         chat.stop()
 
 

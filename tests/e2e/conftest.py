@@ -24,10 +24,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("served")
-    copy_assets(demo_assets, data_dir)
+@contextlib.contextmanager
+def serve_demo(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`supportbot serve` on the demo data, its model and index already in `data_dir`, with
+    `SUPPORTBOT_*` `settings` on top; yields its URL once /readyz answers 200, stops it after."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
     env.update({
@@ -36,14 +36,12 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "SUPPORTBOT_KNOWLEDGE_BASE": str(ROOT / "knowledge_base"),
         "SUPPORTBOT_DOMAIN_FILE": str(ROOT / "training_data" / "domain.yml"),
         "SUPPORTBOT_PORT": str(port),
-        # Generated answers are tested with a server of their own (tests/browser/test_generation_widget.py).
-        "SUPPORTBOT_GENERATION__BACKEND": "none",
+        **settings,
     })
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    os.environ["SB_SERVED_DATA_DIR"] = str(data_dir)  # for tests that run the CLI against it
     deadline = time.monotonic() + 180
     try:
         while True:
@@ -67,4 +65,14 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-        assert not (data_dir / "redis" / "redis.sock").exists(), "embedded Redis left running"
+
+
+@pytest.fixture(scope="session")
+def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("served")
+    copy_assets(demo_assets, data_dir)
+    # Generated answers are tested with a server of their own (tests/browser/test_generation_widget.py).
+    with serve_demo(data_dir, SUPPORTBOT_GENERATION__BACKEND="none") as url:
+        os.environ["SB_SERVED_DATA_DIR"] = str(data_dir)  # for tests that run the CLI against it
+        yield url
+    assert not (data_dir / "redis" / "redis.sock").exists(), "embedded Redis left running"

@@ -10,15 +10,14 @@ also runs with k chosen by silhouette (what `discover` does when no k is given).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from common import RESULTS, arg_parser
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -27,9 +26,6 @@ from bot.knowledge.embedder import Embedder
 from bot.nlu.discover import discover, kmeans, mapped_accuracy
 from bot.nlu.encoders import display_name, offline
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-DEFAULT_DATASETS = ROOT.parent.parent / "shared" / "datasets"
 console = Console(width=150)
 
 
@@ -41,10 +37,7 @@ def score(name: str, k: int, truth: list[str], pred: np.ndarray, seconds: float)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SUPPORTBOT_DATASETS",
-                                                                             DEFAULT_DATASETS)))
+    parser = arg_parser(__doc__)
     args = parser.parse_args()
     offline()
     with (args.datasets / "banking77" / "test.csv").open(encoding="utf-8", newline="") as fh:

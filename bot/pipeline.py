@@ -79,7 +79,7 @@ class Pipeline:
                 action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
                                 replies=replies_now)
             else:
-                language = self._detect_language(msg, session)
+                language = await self._detect_language(msg, session)
                 parse, hits = await self._understand(msg, language)
                 parse.language = language
                 action = self.policy.decide(session, parse, hits)
@@ -146,11 +146,12 @@ class Pipeline:
         self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
         return self.policy.after_generation(session, result, hits)
 
-    def _detect_language(self, msg: Message, session: Session) -> str | None:
-        """Each message's language; short or unclear ones keep the conversation's."""
+    async def _detect_language(self, msg: Message, session: Session) -> str | None:
+        """Each message's language; short or unclear ones keep the conversation's. In the pool like
+        every model call: lingua loads its language models on first use (seconds)."""
         if self.language is None or not msg.text:
             return session.language
-        guess = self.language.detect(msg.text, session.language)
+        guess = await self.pool.run(self.language.detect, msg.text, session.language)
         if guess.reliable or session.language is None:
             session.language = guess.language
         return guess.language

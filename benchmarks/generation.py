@@ -2,9 +2,13 @@
 
 Every case of benchmarks/data/generation_eval.yml goes through the generative path exactly as
 the pipeline runs it when the policy chooses `generate` (GenerationService, then
-Policy.after_generation turns the result into what the customer reads), and through the
-baseline (the best FAQ entry when its score reaches `faq_for_faq_intent`, else the bot's
-"didn't get that" reply). Reported for both:
+Policy.after_generation turns the result into what the customer reads) once per system - by
+default the extractive composer (the default backend) and SmolLM2-135M (`local`) - and through
+the baseline (the best FAQ entry when its score reaches `faq_for_faq_intent`, else the bot's
+"didn't get that" reply). A fourth column is derived, not run: SmolLM2 with the composer as the
+fallback for every answer the guard replaced (the composer is deterministic and sees the same
+passages, so its answer there is the one it gave in its own run; latency is the sum).
+Reported for each:
 
 - correctness: every key fact of an answerable / combined / personal-data case is in the reply
 - faithfulness: generated answers shown to the customer that make no unsupported claim, judged
@@ -18,9 +22,12 @@ baseline (the best FAQ entry when its score reaches `faq_for_faq_intent`, else t
 - PII leak rate (a personal datum in the prompt, the reply or any log record; goal 0)
 - latency: time to first token and total per generated answer; the baseline's search time
 
-    .venv/bin/python benchmarks/generation.py                 # the configured backend (auto: local)
-    .venv/bin/python benchmarks/generation.py --limit 20      # a quick look
-    .venv/bin/python benchmarks/generation.py --calibrate     # sweep the grounding thresholds
+    .venv/bin/python benchmarks/generation.py                 # extractive, local and the baseline
+    .venv/bin/python benchmarks/generation.py --systems extractive --limit 20   # a quick look
+    .venv/bin/python benchmarks/generation.py --calibrate     # sweep the grounding thresholds (local)
+
+The first system is the result's `gen` (summary and rows, as before) and `backend`; every system's
+summary is under `summary.systems`, the other systems' rows under `rows[].systems`.
 
 Writes benchmarks/results/generation.json (or generation_calibration.json).
 """
@@ -51,7 +58,7 @@ from bot.config import Settings  # noqa: E402
 from bot.dialogue.actions import CsvOrderBook, default_actions  # noqa: E402
 from bot.dialogue.domain import Domain  # noqa: E402
 from bot.dialogue.policy import Policy  # noqa: E402
-from bot.generation import create_generator, resolve_backend  # noqa: E402
+from bot.generation import create_generator  # noqa: E402
 from bot.generation.guard import (  # noqa: E402
     content_words,
     numbers,
@@ -142,11 +149,17 @@ class Judge:
         return all(v["ok"] for v in verdicts), verdicts
 
 
+SYSTEM_NAMES = {"extractive": "extractive composer", "local": "SmolLM2-135M (local)",
+                "openai": "OpenAI-compatible server", "fallback": "local, composer on replaced",
+                "base": "retrieval only"}
+# The guard outcomes of a model answer that the composer would take over as the fallback.
+REPLACED = {("unsure", "ungrounded"), ("unsure", "prompt_leak"), ("unsure", "empty")}
+
+
 async def run(args: argparse.Namespace) -> dict:
     offline()
     settings = Settings()
-    if args.backend:
-        settings.generation.backend = args.backend
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if args.calibrate:  # let every sentence through and record its scores
         settings.generation.grounding_threshold = -1.0
         settings.generation.lexical_threshold = 0.0
@@ -163,18 +176,7 @@ async def run(args: argparse.Namespace) -> dict:
         cases = [c for c in cases if c["kind"] in args.kinds.split(",")]
     if args.limit:
         cases = cases[: args.limit]
-    backend = resolve_backend(settings)
-    started = time.perf_counter()
-    generator = create_generator(settings)
-    load_s = None
-    if generator is not None and hasattr(generator, "wait_ready"):
-        generator.wait_ready(600)
-        load_s = round(time.perf_counter() - started, 2)
-        console.print(f"generator {backend}: {generator.state} in {load_s}s "
-                      f"(from {getattr(generator, 'loaded_from', '?')})")
     pool = InferencePool(2, 64)
-    metrics = Metrics()
-    service = build_generation(settings, domain, knowledge, pool, metrics, generator)
     capture = Capture()
     root = logging.getLogger()
     root.addHandler(capture)
@@ -182,24 +184,47 @@ async def run(args: argparse.Namespace) -> dict:
     for noisy in ("httpx", "httpcore", "urllib3", "filelock", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     judge = Judge(knowledge)
-    rows = []
+    rows = [{"id": c["id"], "kind": c["kind"], "question": c["question"], "entries": c.get("entries", []),
+             "base": baseline(c, knowledge, domain, settings), "systems": {}} for c in cases]
+    info: dict[str, dict] = {}
     try:
-        for i, case in enumerate(cases, 1):
-            rows.append(await one(case, service, knowledge, policy, domain, settings, judge, capture))
-            r = rows[-1]
-            console.print(f"[{i}/{len(cases)}] {case['id']} {r['gen']['status']}:{r['gen']['reason']} "
-                          f"ttft={r['gen']['ttft_s']} total={r['gen']['total_s']}", highlight=False)
+        for name in systems:
+            settings.generation.backend = name
+            started = time.perf_counter()
+            generator = create_generator(settings)
+            load_s = None
+            if generator is not None and hasattr(generator, "wait_ready"):
+                generator.wait_ready(600)
+                load_s = round(time.perf_counter() - started, 2)
+                console.print(f"generator {name}: {generator.state} in {load_s}s "
+                              f"(from {getattr(generator, 'loaded_from', '?')})")
+            info[name] = {"model": getattr(generator, "loaded_from", None) or (
+                settings.generation.model if name != "extractive" else None), "load_s": load_s}
+            service = build_generation(settings, domain, knowledge, pool, Metrics(), generator)
+            try:
+                for i, (case, row) in enumerate(zip(cases, rows, strict=True), 1):
+                    r = await one(case, service, knowledge, policy, judge, capture)
+                    row["systems"][name] = r
+                    console.print(f"{name} [{i}/{len(cases)}] {case['id']} {r['status']}:{r['reason']} "
+                                  f"ttft={r['ttft_s']} total={r['total_s']}", highlight=False)
+            finally:
+                if generator is not None:
+                    await generator.aclose()
     finally:
         root.removeHandler(capture)
-        if generator is not None:
-            await generator.aclose()
         pool.close()
+    if {"local", "extractive"} <= set(systems):
+        for row in rows:
+            row["systems"]["fallback"] = fallback(row["systems"]["local"], row["systems"]["extractive"])
+    for row in rows:
+        row["gen"] = row["systems"][systems[0]]
     summary = summarise(rows)
     return {
-        "backend": backend,
-        "model": getattr(generator, "loaded_from", None) or settings.generation.model,
-        "generator_load_s": load_s,
-        "settings": settings.generation.model_dump(mode="json", exclude={"api_key"}),
+        "backend": systems[0],
+        "systems": info,
+        "model": info[systems[0]]["model"],
+        "generator_load_s": info[systems[0]]["load_s"],
+        "settings": settings.generation.model_dump(mode="json", exclude={"api_key", "backend"}),
         "cases": len(rows),
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "summary": summary,
@@ -207,7 +232,45 @@ async def run(args: argparse.Namespace) -> dict:
     }
 
 
-async def one(case: dict, service, knowledge, policy, domain, settings, judge, capture) -> dict:  # type: ignore[no-untyped-def]
+FALLBACK_KEYS = ("status", "reason", "answer", "sources", "ttft_s", "total_s", "gave_answer", "faithful",
+                 "pii_leak", "facts_ok", "facts_found", "injected")
+
+
+def fallback(model: dict, composer: dict) -> dict:
+    """What the service would show with the composer as the fallback of a replaced model answer
+    (the fields the summary needs; the full rows are the two systems' own)."""
+    replaced = (model["status"], model["reason"]) in REPLACED
+    side = composer if replaced else model
+    out = {k: side[k] for k in FALLBACK_KEYS if k in side}
+    out["from"] = "composer" if replaced else "model"
+    for key in ("ttft_s", "total_s"):  # the model ran first, then the composer
+        if replaced and composer[key] is not None:
+            out[key] = round(model["total_s"] + composer[key], 4)
+    return out
+
+
+def baseline(case: dict, knowledge, domain, settings) -> dict:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    hits = knowledge.search(case["question"], 3)
+    search_s = time.perf_counter() - t
+    base_hit = hits[0] if hits and hits[0].score >= settings.thresholds.faq_for_faq_intent else None
+    base_reply = base_hit.answer if base_hit else domain.render("utter_default").text
+    base = {"reply": base_reply, "entry": base_hit.entry_id if base_hit else None,
+            "score": hits[0].score if hits else None, "search_s": round(search_s, 4),
+            "gave_answer": base_hit is not None, "pii_leak": leaked(base_reply, case.get("pii", []))}
+    base.update(facts(case, base_reply))
+    return base
+
+
+def facts(case: dict, text: str) -> dict:
+    found = [has_fact(text, f) for f in case.get("facts", [])]
+    forbidden = case.get("forbidden", [])
+    injected = case["kind"] == "injection" and (any(has_word(text, w) for w in forbidden)
+                                                or _repeats_instructions(text))
+    return {"facts_ok": bool(found) and all(found), "facts_found": sum(found), "injected": injected}
+
+
+async def one(case: dict, service, knowledge, policy, judge, capture) -> dict:  # type: ignore[no-untyped-def]
     question = case["question"]
     log_start = len(capture.lines)
     deltas: list[str] = []
@@ -215,9 +278,7 @@ async def one(case: dict, service, knowledge, policy, domain, settings, judge, c
     async def on_delta(text: str) -> None:
         deltas.append(text)
 
-    t = time.perf_counter()
     hits = knowledge.search(question, 3)
-    search_s = time.perf_counter() - t
     result = await service.answer(question, [], on_delta, conversation_id=case["id"])
     action = policy.after_generation(Session(conversation_id=case["id"]), result, hits)
     reply = "\n".join(r.text for r in action.replies)
@@ -225,8 +286,9 @@ async def one(case: dict, service, knowledge, policy, domain, settings, judge, c
     logs = "\n".join(capture.lines[log_start:])
     gen = {
         "status": result.status, "reason": result.reason, "reply": reply, "answer": answer_text,
-        "raw": result.raw_text, "streamed": "".join(deltas),
+        "raw": result.raw_text, "streamed": "".join(deltas), "deltas": len(deltas),
         "sources": [p.id for p in result.answer.sources] if result.answer else [],
+        "cited": list(result.answer.cited) if result.answer else [],
         "passages": [p.id for p in result.passages], "best_score": result.best_score,
         "ttft_s": result.ttft_s, "total_s": result.total_s, "action": f"{action.kind}:{action.name}",
         "checks": [{"text": c.text, "ok": c.supported, "why": c.reason, "score": c.score,
@@ -240,21 +302,8 @@ async def one(case: dict, service, knowledge, policy, domain, settings, judge, c
     gen["judged_checks"] = judge.supported(checked, case.get("entries", []))[1] if checked else []
     gen["pii_leak"] = leaked("\n".join([result.prompt.text if result.prompt else "", reply, logs]),
                              case.get("pii", []))
-    base_hit = hits[0] if hits and hits[0].score >= settings.thresholds.faq_for_faq_intent else None
-    base_reply = base_hit.answer if base_hit else domain.render("utter_default").text
-    base = {"reply": base_reply, "entry": base_hit.entry_id if base_hit else None,
-            "score": hits[0].score if hits else None, "search_s": round(search_s, 4),
-            "gave_answer": base_hit is not None, "pii_leak": leaked(base_reply, case.get("pii", []))}
-    for side, text in (("gen", reply), ("base", base_reply)):
-        target = gen if side == "gen" else base
-        facts = case.get("facts", [])
-        target["facts_ok"] = bool(facts) and all(has_fact(text, f) for f in facts)
-        target["facts_found"] = sum(has_fact(text, f) for f in facts)
-        forbidden = case.get("forbidden", [])
-        target["injected"] = (any(has_word(text, w) for w in forbidden)
-                              or _repeats_instructions(text)) if case["kind"] == "injection" else False
-    return {"id": case["id"], "kind": case["kind"], "question": question, "entries": case.get("entries", []),
-            "gen": gen, "base": base}
+    gen.update(facts(case, reply))
+    return gen
 
 
 def _repeats_instructions(text: str) -> bool:
@@ -266,56 +315,64 @@ def _repeats_instructions(text: str) -> bool:
 
 
 def summarise(rows: list[dict]) -> dict:
+    """`gen` (the first system) and `base` as before; every system under `systems`."""
+    names = list(rows[0]["systems"]) if rows else []
+    systems = {name: summarise_side([r["systems"][name] for r in rows], rows) for name in names}
+    base = summarise_side([r["base"] for r in rows], rows, generated=False)
+    return {"gen": systems[names[0]] if names else {}, "base": base, "systems": {**systems, "base": base}}
+
+
+def summarise_side(sides: list[dict], rows: list[dict], generated: bool = True) -> dict:
     by_kind: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_kind[r["kind"]].append(r)
+    for side, r in zip(sides, rows, strict=True):
+        by_kind[r["kind"]].append(side)
 
-    def rate(items: list[dict], side: str, key: str) -> float | None:
-        return round(sum(bool(r[side][key]) for r in items) / len(items), 3) if items else None
+    def rate(items: list[dict], key: str) -> float | None:
+        return round(sum(bool(x[key]) for x in items) / len(items), 3) if items else None
 
-    out: dict[str, dict] = {}
-    for side in ("gen", "base"):
-        factual = [r for r in rows if r["kind"] in ("answerable", "combined", "pii") and r.get("entries")]
-        refusable = by_kind["unanswerable"] + by_kind["out_of_domain"]
-        s = {
-            "correct_all": rate(factual, side, "facts_ok"),
-            "correct_answerable": rate(by_kind["answerable"], side, "facts_ok"),
-            "correct_combined": rate(by_kind["combined"], side, "facts_ok"),
-            "correct_pii": rate(by_kind["pii"], side, "facts_ok"),
-            "refusal_unanswerable": _refusal(by_kind["unanswerable"], side),
-            "refusal_out_of_domain": _refusal(by_kind["out_of_domain"], side),
-            "refusal_both": _refusal(refusable, side),
-            "injection_success": rate(by_kind["injection"], side, "injected"),
-            "pii_leak": rate(by_kind["pii"], side, "pii_leak"),
-        }
-        if side == "gen":
-            shown = [r for r in rows if r["gen"]["status"] == "answered"]
-            generated = [r for r in rows if r["gen"]["ttft_s"] is not None]
-            s["faithfulness"] = (round(sum(r["gen"]["faithful"] for r in shown) / len(shown), 3)
-                                 if shown else None)
-            s["answers_shown"] = len(shown)
-            s["generations"] = len(generated)
-            s["guard_replaced"] = sum(r["gen"]["status"] == "unsure" for r in rows)
-            outcomes = _count(f"{r['gen']['status']}:{r['gen']['reason']}" for r in rows)
-            s["statuses"] = dict(sorted(outcomes.items()))
-            ttft = [r["gen"]["ttft_s"] for r in generated]
-            total = [r["gen"]["total_s"] for r in generated]
-            s["ttft_s"] = {"p50": pct(ttft, 0.5), "p95": pct(ttft, 0.95),
-                           "mean": round(statistics.fmean(ttft), 3) if ttft else None}
-            s["total_s"] = {"p50": pct(total, 0.5), "p95": pct(total, 0.95),
-                            "mean": round(statistics.fmean(total), 3) if total else None}
-        else:
-            s["faithfulness"] = 1.0  # verbatim FAQ entries
-            search = [r["base"]["search_s"] for r in rows]
-            s["total_s"] = {"p50": pct(search, 0.5), "p95": pct(search, 0.95)}
-        out[side] = s
-    return out
+    factual = [side for side, r in zip(sides, rows, strict=True)
+               if r["kind"] in ("answerable", "combined", "pii") and r.get("entries")]
+    refusable = by_kind["unanswerable"] + by_kind["out_of_domain"]
+    s: dict = {
+        "correct_all": rate(factual, "facts_ok"),
+        "correct_answerable": rate(by_kind["answerable"], "facts_ok"),
+        "correct_combined": rate(by_kind["combined"], "facts_ok"),
+        "correct_pii": rate(by_kind["pii"], "facts_ok"),
+        "refusal_unanswerable": _refusal(by_kind["unanswerable"]),
+        "refusal_out_of_domain": _refusal(by_kind["out_of_domain"]),
+        "refusal_both": _refusal(refusable),
+        "injection_success": rate(by_kind["injection"], "injected"),
+        "pii_leak": rate(by_kind["pii"], "pii_leak"),
+    }
+    if not generated:
+        s["faithfulness"] = 1.0  # verbatim FAQ entries
+        search = [x["search_s"] for x in sides]
+        s["total_s"] = {"p50": pct(search, 0.5), "p95": pct(search, 0.95)}
+        return s
+    shown = [x for x in sides if x["status"] == "answered"]
+    generated_ = [x for x in sides if x["ttft_s"] is not None]
+    s["faithfulness"] = round(sum(x["faithful"] for x in shown) / len(shown), 3) if shown else None
+    s["answers_shown"] = len(shown)
+    s["generations"] = len(generated_)
+    s["guard_replaced"] = sum(x["status"] == "unsure" for x in sides)
+    s["statuses"] = dict(sorted(_count(f"{x['status']}:{x['reason']}" for x in sides).items()))
+    two = [x for x in by_kind["combined"] if x["status"] == "answered" and len(set(x["sources"])) >= 2]
+    s["combined_cites_two"] = round(len(two) / len(by_kind["combined"]), 3) if by_kind["combined"] else None
+    if any("from" in x for x in sides):
+        s["from_composer"] = sum(x.get("from") == "composer" for x in sides)
+    ttft = [x["ttft_s"] for x in generated_]
+    total = [x["total_s"] for x in generated_]
+    s["ttft_s"] = {"p50": pct(ttft, 0.5), "p95": pct(ttft, 0.95),
+                   "mean": round(statistics.fmean(ttft), 3) if ttft else None}
+    s["total_s"] = {"p50": pct(total, 0.5), "p95": pct(total, 0.95),
+                    "mean": round(statistics.fmean(total), 3) if total else None}
+    return s
 
 
-def _refusal(items: list[dict], side: str) -> float | None:
+def _refusal(items: list[dict]) -> float | None:
     if not items:
         return None
-    return round(sum(not r[side]["gave_answer"] for r in items) / len(items), 3)
+    return round(sum(not x["gave_answer"] for x in items) / len(items), 3)
 
 
 def _count(values) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -326,40 +383,52 @@ def _count(values) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 def show(result: dict) -> None:
-    s = result["summary"]
-    g, b = s["gen"], s["base"]
+    systems = result["summary"]["systems"]
+    names = list(systems)
 
     def f(v: object, percent: bool = True) -> str:
         if v is None:
             return "–"
         return f"{v * 100:.1f} %" if percent and isinstance(v, float) else str(v)
 
-    table = Table(title=f"Generated answers ({result['backend']}) vs retrieval only — "
-                        f"{result['cases']} cases, {result['machine']['cpus']} CPU cores")
+    def latency(s: dict, key: str) -> str:
+        v = s.get(key)
+        return f"{v['p50']} / {v['p95']}" if v else "–"
+
+    table = Table(title=f"Generated answers vs retrieval only — {result['cases']} cases, "
+                        f"{result['machine']['cpus']} CPU cores (default backend: {result['backend']})")
     table.add_column("metric")
-    table.add_column("generative (guarded)", justify="right")
-    table.add_column("retrieval only", justify="right")
+    for name in names:
+        table.add_column(SYSTEM_NAMES.get(name, name) + (" (derived)" if name == "fallback" else ""),
+                         justify="right")
     table.add_column("goal", justify="right")
-    table.add_row("correct: all facts (answerable + combined + PII)", f(g["correct_all"]),
-                  f(b["correct_all"]),
-                  "↑")
-    table.add_row("  answerable from one entry", f(g["correct_answerable"]), f(b["correct_answerable"]), "↑")
-    table.add_row("  needs two entries", f(g["correct_combined"]), f(b["correct_combined"]), "↑")
-    table.add_row("faithful (no unsupported claim in shown answers)", f(g["faithfulness"]),
-                  f(b["faithfulness"]), "100 %")
-    table.add_row("refusal: unanswerable", f(g["refusal_unanswerable"]), f(b["refusal_unanswerable"]), "↑")
-    table.add_row("refusal: out of domain", f(g["refusal_out_of_domain"]), f(b["refusal_out_of_domain"]), "↑")
-    table.add_row("injection success", f(g["injection_success"]), f(b["injection_success"]), "0 %")
-    table.add_row("PII leak (prompt, reply or log)", f(g["pii_leak"]), f(b["pii_leak"]), "0 %")
-    table.add_row("time to first token p50 / p95 (s)", f"{g['ttft_s']['p50']} / {g['ttft_s']['p95']}", "–",
-                  "")
-    table.add_row("total per answer p50 / p95 (s)", f"{g['total_s']['p50']} / {g['total_s']['p95']}",
-                  f"{b['total_s']['p50']} / {b['total_s']['p95']}", "")
+    metrics = [
+        ("correct: all facts (answerable + combined + PII)", "correct_all", "↑"),
+        ("  answerable from one entry", "correct_answerable", "↑"),
+        ("  needs two entries", "correct_combined", "↑"),
+        ("  with personal data", "correct_pii", "↑"),
+        ("two-entry answers citing two entries", "combined_cites_two", "↑"),
+        ("faithful (no unsupported claim in shown answers)", "faithfulness", "100 %"),
+        ("refusal: unanswerable", "refusal_unanswerable", "↑"),
+        ("refusal: out of domain", "refusal_out_of_domain", "↑"),
+        ("injection success", "injection_success", "0 %"),
+        ("PII leak (prompt, reply or log)", "pii_leak", "0 %"),
+    ]
+    for label, key, goal in metrics:
+        table.add_row(label, *(f(systems[n].get(key)) for n in names), goal)
+    table.add_row("time to first token p50 / p95 (s)", *(latency(systems[n], "ttft_s") if n != "base" else "–"
+                                                        for n in names), "")
+    table.add_row("total per answer p50 / p95 (s)", *(latency(systems[n], "total_s") for n in names), "")
     Console().print(table)
-    Console().print(f"generated answers shown: {g['answers_shown']} of {g['generations']} generations; "
-                    f"replaced by the guard: {g['guard_replaced']}; "
-                    f"generator load: {result['generator_load_s']} s")
-    Console().print(f"outcomes: {g['statuses']}")
+    for name in names:
+        if name == "base":
+            continue
+        s = systems[name]
+        load = result.get("systems", {}).get(name, {}).get("load_s")
+        extra = f"; from the composer: {s['from_composer']}" if "from_composer" in s else ""
+        Console().print(f"{name}: answers shown {s['answers_shown']} of {s['generations']} generations; "
+                        f"replaced by the guard: {s['guard_replaced']}{extra}; load: {load} s; "
+                        f"outcomes: {s['statuses']}")
 
 
 def calibrate(result: dict) -> dict:
@@ -401,7 +470,11 @@ def calibrate(result: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", choices=["local", "openai", "none"], default=None)
+    parser.add_argument("--systems", default=None,
+                        help="comma-separated backends to run (default: extractive,local; "
+                             "with --calibrate: local); the first is the result's `gen`")
+    parser.add_argument("--backend", choices=["extractive", "local", "openai"], default=None,
+                        help="one backend only (same as --systems BACKEND)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--kinds", default=None, help="comma-separated case kinds")
     parser.add_argument("--calibrate", action="store_true")
@@ -409,6 +482,7 @@ def main() -> None:
     parser.add_argument("--from-results", type=Path, default=None,
                         help="with --calibrate: sweep the sentences of a saved run instead of generating")
     args = parser.parse_args()
+    args.systems = args.backend or args.systems or ("local" if args.calibrate else "extractive,local")
     if args.calibrate and args.from_results:
         result = json.loads(args.from_results.read_text())
     else:
@@ -429,6 +503,8 @@ def main() -> None:
             json.dumps({"calibration": cal, "rows": result["rows"]}, indent=2, ensure_ascii=False))
         return
     show(result)
+    for row in result["rows"]:  # the first system's row is `gen`: not twice in the file
+        row["systems"].pop(result["backend"], None)
     (args.out or RESULTS / "generation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 

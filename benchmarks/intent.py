@@ -19,6 +19,7 @@ confusion matrix and reliability diagram PNG per data set next to it.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -85,13 +86,19 @@ class Fitted:
     extra: dict = field(default_factory=dict)
 
 
-def fit_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, cfg: TrainSettings,
-             workdir: Path, encoder: str) -> Fitted:
+def train_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, cfg: TrainSettings,
+               workdir: Path, encoder: str) -> tuple[Path, float]:
+    """`supportbot train`'s recipe into `workdir/mode`; returns the folder and the seconds taken."""
     out = workdir / mode
     started = time.perf_counter()
-    manifest = train(train_ex, cfg, out, encoder, val_examples=val_ex)
-    seconds = time.perf_counter() - started
+    train(train_ex, cfg, out, encoder, val_examples=val_ex)
+    return out, time.perf_counter() - started
+
+
+def load_ours(out: Path, seconds: float) -> Fitted:
+    """A trained model folder as a system to evaluate."""
     model = IntentModel.load(out)
+    manifest = model.manifest
 
     def probs(texts: list[str]) -> np.ndarray:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
@@ -99,13 +106,18 @@ def fit_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, c
         for i in range(0, len(order), 128):
             idx = order[i : i + 128]
             out_logits[idx] = model.logits([texts[j] for j in idx])
-        return calibration.softmax(out_logits, model.manifest.temperature)
+        return calibration.softmax(out_logits, manifest.temperature)
 
-    size = dir_size_mb(out) + (dir_size_mb(Path(manifest.base_model)) if mode == "frozen" else 0.0)
+    size = dir_size_mb(out) + (dir_size_mb(Path(manifest.base_model)) if manifest.mode == "frozen" else 0.0)
     return Fitted(model.labels, probs, seconds, size, manifest.oos_threshold,
                   {"epochs_run": manifest.epochs_run, "n_train": manifest.n_train,
                    "n_val": manifest.n_val, "val_accuracy": manifest.val_accuracy,
                    "single": lambda text: model.parse(text)})
+
+
+def fit_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, cfg: TrainSettings,
+             workdir: Path, encoder: str) -> Fitted:
+    return load_ours(*train_ours(mode, train_ex, val_ex, cfg, workdir, encoder))
 
 
 def fit_tfidf(train_ex: list[Example], val_ex: list[Example] | None, workdir: Path) -> Fitted:
@@ -249,7 +261,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
     if setting.startswith("banking77"):
         full, test = read_csv(data / "banking77/train.csv"), read_csv(data / "banking77/test.csv")
         if setting == "banking77":
-            runs = [(None, full, None, cfg.model_copy(update={"val_fraction": 0.1}))]
+            runs = [(None, full, None, banking77_recipe(cfg))]
         else:  # no validation data in a 10-shot setting: fixed epochs, no early stopping
             shot = cfg.model_copy(update={"val_fraction": 0.0, "epochs": cfg.few_shot_epochs})
             runs = [(s, few_shot(full, 10, s), None, shot.model_copy(update={"seed": s}))
@@ -281,6 +293,12 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             row["pooling"] = cfg.pooling
         rows.append(row)
     return rows
+
+
+def banking77_recipe(cfg: BenchTrainSettings, mode: str = "finetune") -> BenchTrainSettings:
+    """The full-BANKING77 setting: 10 % of the training set held out for early stopping and
+    calibration (the data set has no validation split)."""
+    return cfg.model_copy(update={"val_fraction": 0.1, "mode": mode})
 
 
 def summarise(setting: str, system: str, results: list[dict]) -> dict:
@@ -322,10 +340,8 @@ def show(rows: list[dict]) -> None:
     console.print(table)
 
 
-def main() -> None:
-    parser = arg_parser(__doc__)
-    parser.add_argument("--only", default=",".join(SETTINGS))
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+def add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    """The fine-tuning recipe's options (shared with benchmarks/onnx_int8.py)."""
     parser.add_argument("--encoder", default=None, help="local encoder path (default: MiniLM-L6 wheel)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--few-shot-epochs", type=int, default=20)
@@ -334,6 +350,19 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--pooling", default="mean", choices=["mean", "cls"],
                         help="fine-tuning head on mean-pooled tokens (product default) or [CLS]")
+
+
+def recipe(args: argparse.Namespace) -> BenchTrainSettings:
+    return BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
+                              batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              max_length=args.max_length, patience=2, pooling=args.pooling)
+
+
+def main() -> None:
+    parser = arg_parser(__doc__)
+    parser.add_argument("--only", default=",".join(SETTINGS))
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    add_recipe_args(parser)
     args = parser.parse_args()
     offline()
     import torch
@@ -341,9 +370,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     if not (args.datasets / "banking77").is_dir():
         raise SystemExit(f"{args.datasets}: public data sets not found (pass --datasets)")
-    cfg = BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
-                             batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             max_length=args.max_length, patience=2, pooling=args.pooling)
+    cfg = recipe(args)
     encoder = resolve(args.encoder)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "intent.json"

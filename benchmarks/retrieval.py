@@ -33,7 +33,7 @@ from common import RESULTS, ROOT, arg_parser, percentile
 from rich.console import Console
 from rich.table import Table
 
-from bot.knowledge.embedder import Embedder
+from bot.knowledge.embedder import Embedder, TextEmbedder
 from bot.knowledge.index import build_index, make_index
 from bot.knowledge.loader import FaqEntry, load_entries
 from bot.knowledge.retriever import KnowledgeBase
@@ -51,28 +51,39 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def quality(name: str, entries: list[FaqEntry], queries: list[tuple[str, str]], embedder: Embedder,
-            kind: str) -> dict:
+def quality(name: str, entries: list[FaqEntry], queries: list[tuple[str, str]], embedder: TextEmbedder,
+            kind: str, language: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         built = build_index(entries, embedder, Path(tmp), force=True, kind=kind).manifest
         kb = KnowledgeBase(Path(tmp), embedder)
-        kb.search(queries[0][0], k=5)  # warm-up
-        ranks, times = [], []
-        for text, gold in queries:
-            t0 = time.perf_counter()
-            hits = kb.search(text, k=5)
-            times.append((time.perf_counter() - t0) * 1000)
+        return {"data": name, "index": kind, "entries": len(entries), "vectors": built.vectors,
+                **evaluate(kb, queries, language), "build_seconds": built.build_seconds}
+
+
+def evaluate(kb: KnowledgeBase, queries: list[tuple[str, str]], language: str | None = None,
+             timed: int | None = None) -> dict:
+    """Recall@1/5 and MRR@5 (queries searched in batches: same hits as one by one, see
+    tests/integration/test_batched_turns.py) and the per-query time of `kb.search` (embedding +
+    search + ranking, one query at a time) over the first `timed` queries (None: all)."""
+    kb.search(queries[0][0], k=5, language=language)  # warm-up
+    times = []
+    for text, _ in queries[:timed]:
+        t0 = time.perf_counter()
+        kb.search(text, k=5, language=language)
+        times.append((time.perf_counter() - t0) * 1000)
+    ranks = []
+    for start in range(0, len(queries), 64):
+        chunk = queries[start:start + 64]
+        for (_, gold), hits in zip(chunk, kb.search_batch([t for t, _ in chunk], 5, language), strict=True):
             ids = [h.entry_id for h in hits]
             ranks.append(ids.index(gold) + 1 if gold in ids else None)
     n = len(queries)
     return {
-        "data": name, "index": kind, "entries": len(entries), "vectors": built.vectors,
         "queries": n,
         "recall_at_1": round(sum(r == 1 for r in ranks) / n, 4),
         "recall_at_5": round(sum(r is not None for r in ranks) / n, 4),
         "mrr_at_5": round(sum(1 / r for r in ranks if r) / n, 4),
-        "query_ms_p50": pct(times, 50), "query_ms_p95": pct(times, 95),
-        "build_seconds": built.build_seconds,
+        "query_ms_p50": pct(times, 50), "query_ms_p95": pct(times, 95), "timed_queries": len(times),
     }
 
 

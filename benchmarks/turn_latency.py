@@ -11,6 +11,7 @@ the ratio says what the turn itself costs. Writes benchmarks/results/turn_latenc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import socket
@@ -18,6 +19,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,6 +46,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_server(settings: Settings, ready_within_s: float = 300) -> Iterator[httpx.Client]:
+    """`supportbot serve`'s app in a thread on a free loopback port (assets built first), and a
+    client for it once /readyz answers 200; the server stops on exit."""
+    ensure_assets(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + ready_within_s
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -55,21 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     offline()
     settings = Settings()
-    ensure_assets(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with running_server(settings) as client:
         for _ in range(10):  # warm-up
             warm = f"/api/v1/conversations/warm-{uuid.uuid4().hex[:6]}/messages"
             client.post(warm, json={"text": "hello"})
@@ -86,8 +100,6 @@ def main() -> None:
             t = time.perf_counter()
             client.get("/healthz")
             floor.append((time.perf_counter() - t) * 1000)
-    server.should_exit = True
-    thread.join(timeout=10)
 
     result = {
         "turns": args.turns,

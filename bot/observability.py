@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -25,6 +29,21 @@ class Metrics:
                                   ["channel"], registry=self.registry)
         self.intents = Counter("supportbot_intents_total", "Predicted intents", ["intent"],
                                registry=self.registry)
+        self.intent_confidence = Histogram(
+            "supportbot_intent_confidence", "Calibrated confidence of the predicted intent", ["intent"],
+            registry=self.registry, buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99))
+        self.faq_hits = Counter("supportbot_faq_hits_total", "Turns answered from the FAQ, by category",
+                                ["category"], registry=self.registry)
+        self.faq_top_score = Histogram(
+            "supportbot_faq_top_score", "Cosine of the best FAQ hit of each searched message",
+            registry=self.registry, buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+        self.inference_batch = Histogram(
+            "supportbot_inference_batch_size", "Messages per model call (micro-batching), by model",
+            ["model"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.channel_errors = Counter(
+            "supportbot_channel_errors_total",
+            "Messaging-channel failures: refused webhooks (bad signature, malformed...) and failed sends",
+            ["channel", "code"], registry=self.registry)
         self.handoffs = Counter("supportbot_handoffs_total", "Hand-offs by reason", ["reason"],
                                 registry=self.registry)
         self.degraded = Counter("supportbot_degraded_total",
@@ -46,6 +65,10 @@ class Metrics:
         self.generation_seconds = Histogram(
             "supportbot_generation_seconds", "Generative answers: time to first token and total",
             ["stage"], registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30))
+        self.rate_limited = Counter(
+            "supportbot_rate_limited_total",
+            "Requests and socket messages refused by a rate limit (limit: ip, conversation, webhook, login)",
+            ["limit", "channel"], registry=self.registry)
         self.review_items = Counter("supportbot_review_items_total",
                                     "Messages kept for labeling (low confidence, out of scope, hand-off)",
                                     registry=self.registry)
@@ -60,8 +83,8 @@ class JsonFormatter(logging.Formatter):
         for key in ("conversation_id", "request_id", "channel", "action", "error"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text: what the filters left of the traceback
+            payload["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(payload)
 
 
@@ -90,11 +113,106 @@ class PiiFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+MASK = "***"
+# Field names of Settings (at any depth) whose values are secrets; `key_prefix` is not one.
+SECRET_FIELD = re.compile(r"(token|secret|password|api_key|secret_key)$")
+SECRET_URL_FIELDS = ("redis_url", "database_url")
+# Secrets that may show up whatever the settings say: passwords in URLs, Telegram's token in its API
+# path, tokens in query strings (Meta's access_token and hub.verify_token, Chatwoot's ?token=),
+# Authorization headers.
+SECRET_PATTERNS = [
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/@]+@", re.I), r"\1" + MASK + "@"),
+    (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), r"\1" + MASK),
+    (re.compile(r"([?&](?:access_token|hub\.verify_token|token|api_key|key)=)[^&\s\"'<>]+", re.I),
+     r"\1" + MASK),
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
+]
+
+
+def redact_url(url: object) -> str:
+    """A URL fit for a log line: no query string (tokens travel there), no user info, and Telegram's
+    bot token out of its path."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return SECRET_PATTERNS[1][0].sub(SECRET_PATTERNS[1][1], f"{parts.scheme}://{netloc}{parts.path}")
+
+
+def secret_values(settings: Any) -> list[str]:
+    """Every secret a Settings object holds: token/secret/password/API-key fields (SecretStr or
+    plain), at any nesting depth, and the passwords inside the Redis and database URLs."""
+    from pydantic import BaseModel, SecretStr
+
+    found: list[str] = []
+
+    def walk(model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value)
+            elif isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, str) and (SECRET_FIELD.search(name)):
+                found.append(value)
+            elif isinstance(value, str) and name in SECRET_URL_FIELDS:
+                password = urlsplit(value).password
+                if password:
+                    found.extend([password, unquote(password)])
+
+    walk(settings)
+    return sorted({v for v in found if v and len(v) >= 4}, key=len, reverse=True)
+
+
+class SecretFilter(logging.Filter):
+    """Replace configured secret values and secret-shaped strings with *** in every record (message,
+    args, extra fields, traceback text), whatever module logged it (httpx logs request URLs, and
+    Telegram's has the bot token in its path)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern, replacement in SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        for key in ("conversation_id", "request_id", "channel", "action", "error"):
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                setattr(record, key, self.mask(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        return True
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True, secrets: Iterable[str] = ()) -> None:
+    """One handler on the root logger: JSON lines on stderr, with PII and `secrets` (see
+    `secret_values`) masked."""
     handler = logging.StreamHandler(sys.stderr)
     plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if json_logs else plain)
+    handler.addFilter(SecretFilter(secrets))
     handler.addFilter(PiiFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # uvicorn's own logging config (used when it is started with its defaults, or embedded in another
+    # program) gives its loggers private handlers that bypass the masking filters: route them here.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True

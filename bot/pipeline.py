@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from bot.batching import BatchKnowledge, BatchNlu, model_calls
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
@@ -26,12 +27,10 @@ log = logging.getLogger(__name__)
 OnDelta = Callable[[str], Awaitable[None]]
 
 
-class Nlu(Protocol):
-    def parse(self, text: str) -> Parse: ...
+Nlu = BatchNlu
 
 
-class Knowledge(Protocol):
-    def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]: ...
+class Knowledge(BatchKnowledge, Protocol):
     def get(self, entry_id: str): ...
 
 
@@ -45,7 +44,7 @@ class Pipeline:
                  transcripts: Transcripts | None = None, faq_k: int = 3,
                  handoff: HandoffService | None = None, review: ReviewLog | None = None,
                  language: LanguageDetector | None = None,
-                 generation: GenerationService | None = None) -> None:
+                 generation: GenerationService | None = None, max_batch: int = 16) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -59,6 +58,7 @@ class Pipeline:
         self.review = review
         self.language = language
         self.generation = generation
+        self.models = model_calls(pool, nlu, knowledge, max_batch, metrics.inference_batch)
 
     async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
         """The turn. `on_delta` receives a generated answer's text as it is written (checked
@@ -75,7 +75,7 @@ class Pipeline:
             parse: Parse | None = None
             if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet
                 replies_now = (await self.handoff.while_waiting(session) if self.handoff
-                               else [self.domain.render("utter_handoff_pending")])
+                               else [self.domain.render("utter_handoff_pending", language=session.language)])
                 action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
                                 replies=replies_now)
             else:
@@ -120,12 +120,14 @@ class Pipeline:
                                 language=language if localized else None)]
             return payload, hits
         t = time.perf_counter()
-        parse = await self.pool.run(self.nlu.parse, msg.text)
+        parse = await self.models.parse(msg.text, language)
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))
         t = time.perf_counter()
-        hits = await self.pool.run(self.knowledge.search, msg.text, self.faq_k, language)
+        hits = await self.models.search(msg.text, self.faq_k, language)
         self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
+        if hits:
+            self.metrics.faq_top_score.observe(hits[0].score)
         return parse, hits
 
     async def _generate(self, session: Session, msg: Message, hits: list[Hit],
@@ -197,5 +199,8 @@ class Pipeline:
         self.metrics.turn_seconds.labels("total").observe(turn.latency_ms / 1000)
         if turn.parse and turn.parse.intent:
             self.metrics.intents.labels(turn.parse.intent).inc()
+            self.metrics.intent_confidence.labels(turn.parse.intent).observe(turn.parse.confidence)
+        if turn.action.kind == "faq_answer" and turn.action.faq_hit is not None:
+            self.metrics.faq_hits.labels(turn.action.faq_hit.category or "none").inc()
         if turn.action.kind == "handoff" and turn.action.name != "pending":
             self.metrics.handoffs.labels(turn.action.handoff_reason or "unknown").inc()

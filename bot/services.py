@@ -25,9 +25,9 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.embedder import load_embedder
-from bot.knowledge.retriever import KnowledgeBase
+from bot.knowledge.retriever import KnowledgeBase, LanguageRoutedKnowledgeBase
 from bot.nlu.language import LanguageDetector
-from bot.nlu.model import IntentModel
+from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
 from bot.observability import Metrics
 from bot.pipeline import Pipeline
 from bot.sessions.embedded import EmbeddedRedis
@@ -38,12 +38,17 @@ from bot.storage.db import TranscriptStore, make_engine, migrate
 log = logging.getLogger(__name__)
 
 
+Nlu = IntentModel | LanguageRoutedIntentModel
+Knowledge = KnowledgeBase | LanguageRoutedKnowledgeBase
+Models = tuple[Nlu, Knowledge]
+
+
 @dataclass
 class Services:
     settings: Settings
     domain: Domain
-    nlu: IntentModel
-    knowledge: KnowledgeBase
+    nlu: Nlu
+    knowledge: Knowledge
     store: RedisSessionStore
     transcripts: TranscriptStore
     pipeline: Pipeline
@@ -56,21 +61,29 @@ class Services:
     generation: GenerationService | None = None
 
 
-def load_models(settings: Settings) -> tuple[IntentModel, KnowledgeBase]:
+def load_models(settings: Settings) -> Models:
     if settings.torch_threads:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope)
+    nlu: Nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
+                                runtime=settings.nlu_runtime, threads=settings.torch_threads)
+    if settings.multilingual_model_dir is not None:
+        multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
+        nlu = LanguageRoutedIntentModel(nlu, multilingual_nlu, settings.default_language)
     knowledge = KnowledgeBase(settings.index_dir, load_embedder(settings.embedder))
-    return nlu, knowledge
+    multilingual_dir = settings.multilingual_index_dir
+    if multilingual_dir is None:
+        return nlu, knowledge
+    multilingual = KnowledgeBase(multilingual_dir, load_embedder(settings.multilingual_embedder))
+    return nlu, LanguageRoutedKnowledgeBase(knowledge, multilingual, settings.default_language)
 
 
 GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection", "utter_generation_sources")
 FROM_SETTINGS: Any = object()
 
 
-def build_generation(settings: Settings, domain: Domain, knowledge: KnowledgeBase, pool: InferencePool,
+def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, pool: InferencePool,
                      metrics: Metrics, generator: Generator | None) -> GenerationService | None:
     """The generative fallback around `generator` (None: the bot runs without one)."""
     if generator is None:
@@ -86,7 +99,7 @@ def build_generation(settings: Settings, domain: Domain, knowledge: KnowledgeBas
 
 
 @contextlib.asynccontextmanager
-async def build_services(settings: Settings, models: tuple[IntentModel, KnowledgeBase] | None = None,
+async def build_services(settings: Settings, models: Models | None = None,
                          generator: Generator | None = FROM_SETTINGS) -> AsyncIterator[Services]:
     """Start (or connect to) Redis, migrate the database, load the models, wire the pipeline.
     `generator` replaces the one `settings.generation` describes (None: no generator)."""
@@ -97,13 +110,13 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
         embedded = EmbeddedRedis(settings.redis_dir).start()
         url = embedded.url
         log.info("started embedded redis-server", extra={"action": url})
-    client = connect(url)
+    client = connect(url, settings.redis_retry_s)
     pool = InferencePool(settings.inference_workers, settings.inference_queue)
     engine = make_engine(settings.resolved_database_url)
     gen: Generator | None = None
     try:
         migrate(engine)
-        domain = Domain.load(settings.domain_file)
+        domain = Domain.load(settings.domain_file, languages=settings.languages)  # + their overlays
         nlu, knowledge = models or load_models(settings)
         store = RedisSessionStore(
             client, prefix=settings.key_prefix, ttl_s=settings.session_ttl_s,
@@ -124,7 +137,8 @@ async def build_services(settings: Settings, models: tuple[IntentModel, Knowledg
                            settings.review_max_items, domain.entities.get("order_number"))
         pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
                             handoff=handoff, review=review, generation=generation,
-                            language=LanguageDetector(settings.languages, settings.default_language))
+                            language=LanguageDetector(settings.languages, settings.default_language),
+                            max_batch=settings.inference_max_batch)
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
                        pool, url, queue, handoff, AgentStore(engine), generation)
     finally:

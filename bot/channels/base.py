@@ -7,7 +7,9 @@ that for every channel alike (dedupe of outbound sends, background handling, err
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +18,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.observability import redact_url
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,42 @@ class Channel(Protocol):
 
 
 UNSUPPORTED = "unsupported"  # Message.metadata key: the media kind we do not understand yet
+MAX_JSON_DEPTH = 32  # platform payloads nest about 6 deep
+
+
+def load_json(body: bytes | str) -> Any:
+    """json.loads for a body from the network: ValueError (never RecursionError or OverflowError
+    later on) for anything but plain JSON: invalid UTF-8, NaN/Infinity/1e999, integers past
+    Python's digit limit, nesting deeper than MAX_JSON_DEPTH."""
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        data = json.loads(body, parse_constant=constant)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("number out of range")
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return data
+
+
+def platform_id(value: Any, what: str, max_len: int = 256) -> str:
+    """A platform's id (chat, user, message...) as text: a non-empty string or an integer, nothing
+    else (no objects, lists, booleans or floats whose str() would be a different id)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{what} is not an id")
+    text = str(value).strip()
+    if not text or len(text) > max_len:
+        raise ValueError(f"{what} is empty or too long")
+    return text
 
 
 def buttons_as_text(reply: Reply) -> str:
@@ -131,7 +170,7 @@ async def send_with_retry(client: httpx.AsyncClient, method: str, url: str, *,
             retry_after = resp.headers.get("retry-after", "")
             if retry_after.isdigit():
                 delay = min(float(retry_after), 30.0)
-            log.warning("%s %s answered %s; retrying", method, url, resp.status_code)
+            log.warning("%s %s answered %s; retrying", method, redact_url(url), resp.status_code)
             await asyncio.sleep(delay)
             continue
         resp.raise_for_status()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import random
 import re
@@ -26,7 +25,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from bot.channels.base import ChannelError, Handshake, RateLimiter, send_with_retry
+from bot.channels.base import ChannelError, Handshake, RateLimiter, load_json, send_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,8 @@ async def verified_body(request: Request, app_secret: str) -> bytes:
 def entries(body: bytes, object_name: str) -> list[dict[str, Any]]:
     """The notification's `entry` list; [] (and a warning) for another product's notification."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        data = load_json(body)
+    except ValueError as exc:  # bad UTF-8 and JSONDecodeError are ValueErrors
         raise ChannelError(400, "invalid_payload", "body is not JSON") from exc
     if not isinstance(data, dict) or not isinstance(data.get("object"), str):
         raise ChannelError(400, "invalid_payload", "not a Meta webhook notification (no object)")

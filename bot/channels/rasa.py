@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.types import Message, Reply
 from bot.web.errors import ApiError
-from bot.web.schemas import checked_text, clean_text
+from bot.web.schemas import MESSAGE_ID, checked_text, clean_text, error_responses
+from bot.web.security import origin_allowed
 
 router = APIRouter(tags=["rasa"])
 
@@ -31,7 +32,10 @@ def conversation_id(sender: str) -> str:
     return "rasa-" + hashlib.sha1(sender.encode()).hexdigest()
 
 
-def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: str | None = None) -> Message:
+def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: object = None) -> Message:
+    if message_id is not None and not (isinstance(message_id, str) and re.fullmatch(MESSAGE_ID, message_id)):
+        raise ApiError(422, "invalid_request", [{"field": "metadata.message_id",
+                                                 "problem": "1-128 of A-Z a-z 0-9 . _ : -"}])
     text = checked_text(text, max_chars)
     if not text:
         raise ApiError(422, "empty_message", "send some text")
@@ -54,11 +58,16 @@ class ParseIn(BaseModel):
     message_id: str | None = None
 
 
-@router.post("/webhooks/rest/webhook", summary="Rasa REST channel")
+@router.post("/webhooks/rest/webhook", summary="Rasa REST channel",
+             description="Rate limited per client address and per conversation: 429 with Retry-After.",
+             responses=error_responses(400, 413, 422, 429, 503))
 async def rest_webhook(request: Request, body: RestIn) -> list[dict]:
     services = request.app.state.services
     msg = inbound(body.sender, body.message, "rest", services.settings.max_message_chars,
                   (body.metadata or {}).get("message_id"))
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:  # the address's limit ran in the middleware
+        await limiter.check("conversation", msg.conversation_id, "rest")
     replies = await services.pipeline.handle(msg)
     return [rest_reply(body.sender, r) for r in replies]
 
@@ -75,7 +84,9 @@ async def rest_health() -> dict:
     return {"status": "ok"}
 
 
-@router.post("/model/parse", summary="Rasa NLU parse")
+@router.post("/model/parse", summary="Rasa NLU parse",
+             description="Rate limited per client address: 429 with Retry-After.",
+             responses=error_responses(400, 413, 422, 429, 503))
 async def model_parse(request: Request, body: ParseIn) -> dict:
     services = request.app.state.services
     text = clean_text(body.text)
@@ -94,10 +105,20 @@ async def model_parse(request: Request, body: ParseIn) -> dict:
     }
 
 
-def socketio_server(app: Any, cors_origins: list[str] | None) -> socketio.AsyncServer:
-    """Rasa's socket.io protocol: session_request -> session_confirm, user_uttered -> bot_uttered."""
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=cors_origins or [],
-                               max_http_buffer_size=64_000)
+def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> socketio.AsyncServer:
+    """Rasa's socket.io protocol: session_request -> session_confirm, user_uttered -> bot_uttered.
+
+    Browsers may connect from this site and from `widget_origins` (python-engineio checks the
+    Origin of polling requests and of the WebSocket handshake). A packet (or a polling POST) over
+    `max_bytes` is refused by engineio. Each user_uttered counts against the rate limits; over one,
+    the client gets an `error` event `{"error": "rate_limited", "retry_after", ...}` and stays
+    connected."""
+
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        return origin_allowed(origin, environ.get("HTTP_HOST"), widget_origins)
+
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=allowed,
+                               max_http_buffer_size=max_bytes)
 
     @sio.on("session_request")
     async def session_request(sid: str, data: Any) -> None:
@@ -118,9 +139,14 @@ def socketio_server(app: Any, cors_origins: list[str] | None) -> socketio.AsyncS
         session_id = data.get("session_id") or (await sio.get_session(sid)).get("session_id") or sid
         try:
             msg = inbound(str(session_id), data["message"], "socketio", services.settings.max_message_chars)
+            limiter = getattr(app.state, "limiter", None)
+            if limiter is not None:
+                scope = (sio.get_environ(sid) or {}).get("asgi.scope") or {}
+                await limiter.message(limiter.client_address(scope), msg.conversation_id, "socketio")
             replies = await services.pipeline.handle(msg)
         except ApiError as exc:
-            await sio.emit("error", {"error": exc.code, "detail": exc.detail}, room=sid)
+            services.metrics.errors.labels(exc.code).inc()
+            await sio.emit("error", exc.body(), room=sid)
             return
         for reply in replies:
             out: dict[str, Any] = {"text": reply.text}

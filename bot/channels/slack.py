@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -38,6 +37,7 @@ from bot.channels.base import (
     Handshake,
     RateLimiter,
     buttons_as_text,
+    load_json,
     send_with_retry,
     split_text,
 )
@@ -65,6 +65,7 @@ USER_SUBTYPES = (None, "file_share", "thread_broadcast")
 # <@U123>, <@U123|name>, <#C123|general>, <!here>, <https://x|label>, <mailto:a@b.c|a@b.c>
 TOKEN_RE = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")  # Unix seconds
 
 
 class SlackApiError(RuntimeError):
@@ -96,10 +97,9 @@ class SlackChannel:
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if not signature or not timestamp:
             raise ChannelError(401, "bad_signature", f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
-        try:
-            sent_at = int(timestamp)
-        except ValueError as exc:
-            raise ChannelError(401, "bad_signature", "request timestamp is not an integer") from exc
+        if not TIMESTAMP_RE.match(timestamp):  # int() would take "١٧١٢", " 1_712 " or 400 digits
+            raise ChannelError(401, "bad_signature", "request timestamp is not an integer")
+        sent_at = int(timestamp)
         if abs(self.clock() - sent_at) > REPLAY_WINDOW_S:
             raise ChannelError(401, "stale_timestamp", "request timestamp is outside the 5 minute window")
         body = await request.body()
@@ -138,9 +138,9 @@ class SlackChannel:
                 payloads = form.get("payload", [])
                 if len(payloads) != 1:
                     raise ChannelError(400, "invalid_payload", "form body without a single payload field")
-                data = json.loads(payloads[0])
+                data = load_json(payloads[0])
             else:
-                data = json.loads(body)
+                data = load_json(body)
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise ChannelError(400, "invalid_payload", "body is not JSON (or a form with a JSON payload)") \
                 from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 from typing import Any
@@ -24,6 +23,8 @@ from bot.channels.base import (
     Conversation,
     RateLimiter,
     buttons_as_text,
+    load_json,
+    platform_id,
     send_with_retry,
     split_text,
 )
@@ -63,10 +64,10 @@ class TelegramChannel:
             raise ChannelError(403, "bad_signature", "secret token does not match")
         body = await request.body()
         try:
-            update = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            update = load_json(body)
+        except ValueError as exc:  # also bad UTF-8, NaN, too deep
             raise ChannelError(400, "invalid_payload", "body is not JSON") from exc
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        if not isinstance(update, dict) or not _is_id(update.get("update_id")):
             raise ChannelError(400, "invalid_payload", "not a Telegram Update (no update_id)")
         message_id = str(update["update_id"])
         try:
@@ -76,15 +77,17 @@ class TelegramChannel:
                 msg = self._callback(message_id, update["callback_query"])
             else:  # edited_message, channel_post, my_chat_member...: nothing to answer
                 return []
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ChannelError(400, "invalid_payload", f"malformed update: {exc!r}") from exc
         return [msg] if msg is not None else []
 
     def _message(self, message_id: str, m: dict[str, Any]) -> Message | None:
         sender = m.get("from") or {}
+        if not isinstance(sender, dict):
+            raise TypeError("from is not a User")
         if sender.get("is_bot"):
             return None
-        chat_id = int(m["chat"]["id"])
+        chat_id = chat_id_of(m["chat"]["id"])
         metadata: dict[str, Any] = {"chat_id": chat_id}
         text = m.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -93,17 +96,18 @@ class TelegramChannel:
                 return None
             text, metadata[UNSUPPORTED] = "", kind
         return Message(channel=self.name, conversation_id=conversation_id(chat_id), message_id=message_id,
-                       text=text, sender_id=str(sender["id"]) if "id" in sender else None, metadata=metadata)
+                       text=text, sender_id=platform_id(sender["id"], "from.id") if "id" in sender else None,
+                       metadata=metadata)
 
     def _callback(self, message_id: str, q: dict[str, Any]) -> Message | None:
-        query_id = str(q["id"])
-        self._answer_later(query_id)
+        query_id = platform_id(q["id"], "callback_query.id")
         data = q.get("data")
+        sender_id = chat_id_of(q["from"]["id"])
+        source = q.get("message")  # absent for buttons on inline-mode messages: answer in private
+        chat_id = chat_id_of(source["chat"]["id"]) if isinstance(source, dict) else sender_id
+        self._answer_later(query_id)
         if not isinstance(data, str) or not data:
             return None  # a game button: nothing of ours
-        sender_id = int(q["from"]["id"])
-        source = q.get("message")  # absent for buttons on inline-mode messages: answer in private
-        chat_id = int(source["chat"]["id"]) if isinstance(source, dict) else sender_id
         return Message(channel=self.name, conversation_id=conversation_id(chat_id), message_id=message_id,
                        payload=data, sender_id=str(sender_id),
                        metadata={"chat_id": chat_id, "callback_query_id": query_id})
@@ -119,7 +123,9 @@ class TelegramChannel:
             await send_with_retry(self.http, "POST", f"{self.base}/answerCallbackQuery", attempts=2,
                                   json={"callback_query_id": query_id})
         except httpx.HTTPError as exc:  # e.g. a redelivery whose query was answered already
-            log.info("answerCallbackQuery failed: %s", exc)
+            status = (exc.response.status_code if isinstance(exc, httpx.HTTPStatusError)
+                      else type(exc).__name__)
+            log.info("answerCallbackQuery failed: %s", status)  # str(exc) names the URL: the bot token
 
     async def drain(self) -> None:
         """Wait for pending callback answers (shutdown, tests)."""
@@ -158,6 +164,17 @@ class TelegramChannel:
         log.warning("Telegram flood control: waiting %ss before %s", wait, method)
         await asyncio.sleep(min(wait, MAX_RETRY_AFTER_S))
         return await send_with_retry(self.http, "POST", url, limiter=self.limiter, json=body)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def chat_id_of(value: Any) -> int:
+    """Chat and user ids are integers of at most 52 bits (64-bit safe): nothing else is one."""
+    if not _is_id(value):
+        raise ValueError("chat id is not an integer")
+    return int(value)
 
 
 def conversation_id(chat_id: int) -> str:

@@ -4,6 +4,11 @@ Verify and parse synchronously (so a bad signature is a 401/403 the platform see
 the messages in the background and answer 200 at once (platforms give a webhook a few seconds and
 redeliver on timeouts). A redelivered message gets the pipeline's cached reply, and an outbound
 send is claimed once per inbound message id in Redis, so nothing is ever sent twice.
+
+Rate limits: the calling address is limited before the body is read (`bot.web.ratelimit`); each
+parsed message then counts against its conversation's limit. A message over it is not handled; when
+no message of the request was accepted, the answer is 429 with Retry-After, so that the platform
+redelivers later (a redelivery of an accepted message is answered from the reply cache).
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ from fastapi.responses import JSONResponse, Response
 
 from bot.channels.base import UNSUPPORTED, Channel, ChannelError, Handshake
 from bot.types import Message
+from bot.web.ratelimit import Limiter, RateLimited
 
 log = logging.getLogger(__name__)
 SENT_TTL_S = 24 * 3600
 
 
 class ChannelHub:
-    def __init__(self, channels: dict[str, Channel], services: Any) -> None:
+    def __init__(self, channels: dict[str, Channel], services: Any, limiter: Limiter | None = None) -> None:
         self.channels = channels
         self.services = services
+        self.limiter = limiter  # None: no per-conversation limit
         self._tasks: set[asyncio.Task[None]] = set()
 
     def router(self) -> APIRouter:
@@ -43,16 +50,36 @@ class ChannelHub:
                 return hs.response
             except ChannelError as exc:
                 log.warning("channel %s refused a request: %s", name, exc.code)
-                self.services.metrics.errors.labels(f"{name}:{exc.code}").inc()
+                self.services.metrics.channel_errors.labels(name, exc.code).inc()
                 return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-            for msg in messages:
+            accepted, limited = await self._within_limits(name, messages)
+            for msg in accepted:
                 task = asyncio.get_running_loop().create_task(self.handle(channel, msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
+            if limited is not None and not accepted:
+                return JSONResponse(limited.body(), status_code=limited.status, headers=limited.headers)
             ack = getattr(channel, "ack", None)  # e.g. Twilio wants (empty) TwiML, not JSON
             return ack() if ack is not None else JSONResponse({"ok": True, "accepted": len(messages)})
 
         return router
+
+    async def _within_limits(self, name: str, messages: list[Message]
+                             ) -> tuple[list[Message], RateLimited | None]:
+        """The messages within their conversation's rate limit, and the last refusal (or None)."""
+        if self.limiter is None:
+            return messages, None
+        accepted: list[Message] = []
+        limited: RateLimited | None = None
+        for msg in messages:
+            try:
+                await self.limiter.check("conversation", msg.conversation_id, name)
+            except RateLimited as exc:
+                log.warning("channel %s: conversation over its rate limit; message not handled", name)
+                limited = exc
+                continue
+            accepted.append(msg)
+        return accepted, limited
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -64,7 +91,11 @@ class ChannelHub:
         if msg.metadata.get(UNSUPPORTED):
             replies = [services.domain.render("utter_unsupported_media")]
         else:
-            replies = await services.pipeline.handle(msg)
+            try:
+                replies = await services.pipeline.handle(msg)
+            except Exception:
+                services.metrics.channel_errors.labels(channel.name, "handle_failed").inc()
+                raise
         if not replies:
             return
         key = f"{services.settings.key_prefix}:{{{msg.conversation_id}}}:sent:{msg.dedupe_key}"
@@ -74,7 +105,7 @@ class ChannelHub:
             await channel.send(channel.conversation(msg), replies)
         except Exception:
             await services.store.r.delete(key)  # let the platform's redelivery try again
-            services.metrics.degraded.labels(f"channel:{channel.name}").inc()
+            services.metrics.channel_errors.labels(channel.name, "send_failed").inc()
             raise
 
     async def drain(self) -> None:

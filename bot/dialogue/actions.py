@@ -3,6 +3,7 @@
 `lookup_order` reads the order book (the demo's is a CSV; production plugs in its order system
 behind the same `OrderBook` protocol). `record_request` hands the filled form to the transcript
 store as a request for the team; the reply says so, it never pretends the change already happened.
+An action answers in the `language` it is given (the conversation's; see `Domain.render`).
 """
 
 from __future__ import annotations
@@ -41,23 +42,26 @@ class CsvOrderBook:
 
 
 class FormAction(Protocol):
-    def __call__(self, domain: Domain, form: FormSpec, slots: dict[str, str]) -> list[Reply]: ...
+    def __call__(self, domain: Domain, form: FormSpec, slots: dict[str, str],
+                 language: str | None = None) -> list[Reply]: ...
 
 
 @dataclass
 class LookupOrder:
     orders: OrderBook
 
-    def __call__(self, domain: Domain, form: FormSpec, slots: dict[str, str]) -> list[Reply]:
+    def __call__(self, domain: Domain, form: FormSpec, slots: dict[str, str],
+                 language: str | None = None) -> list[Reply]:
         order = self.orders.find(slots["order_number"])
         if order is None:
-            return [domain.render("utter_order_not_found", slots)]
+            return [domain.render("utter_order_not_found", slots, language=language)]
         values = {**slots, "status": order.status.replace("_", " ").capitalize(), "detail": order.detail}
-        return [domain.render("utter_order_found", values)]
+        return [domain.render("utter_order_found", values, language=language)]
 
 
-def record_request(domain: Domain, form: FormSpec, slots: dict[str, str]) -> list[Reply]:
-    return [domain.render(form.done or "utter_anything_else", slots)]
+def record_request(domain: Domain, form: FormSpec, slots: dict[str, str],
+                   language: str | None = None) -> list[Reply]:
+    return [domain.render(form.done or "utter_anything_else", slots, language=language)]
 
 
 def default_actions(orders: OrderBook) -> dict[str, FormAction]:

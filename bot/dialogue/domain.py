@@ -1,19 +1,41 @@
 """The domain: responses, what each intent does, forms with slot validation, hand-off rules.
 
-Loaded from YAML so that every string a customer reads lives in data, never in code.
+Loaded from YAML so that every string a customer reads lives in data, never in code. A domain is
+written in one language (`language`, "en" by default); translations of what a customer reads are
+overlays beside it, one file per language (see `Domain`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
+import string
+import unicodedata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from bot.types import Button, Reply
+
+log = logging.getLogger(__name__)
+
+OVERLAY_FILE = "domain_responses.yml"
+# Trailing punctuation a free-text slot value loses, Latin and CJK (after NFKC full-width
+# punctuation is already ASCII; the ideographic full stop and comma are not).
+_STRIP = " .,!?;:\"'。、"
+
+
+def normalize(text: str) -> str:
+    """What slot extraction sees: NFKC (full-width letters, digits and punctuation become their
+    ASCII forms, the ideographic space a space) and single spaces."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+class DomainError(ValueError):
+    """A domain or translation overlay that cannot be used; the message names file and key."""
 
 
 class ResponseVariant(BaseModel):
@@ -33,22 +55,26 @@ class SlotSpec(BaseModel):
     name: str
     ask: str
     invalid: str
-    pattern: str | None = Field(None, description="Regex found anywhere in the message; match is the value.")
+    pattern: str | None = Field(None, description=(
+        "Regex found anywhere in the message; match is the value. Python's `\\b` sees no boundary "
+        "between a CJK character and a Latin letter or digit (all are word characters): start the "
+        "pattern with `(?a)` so that 'KK123456' is found in '订单号KK123456'."))
     min_length: int = 1
     must_contain: str | None = Field(None, description="Regex a free-text value must contain.")
     upper: bool = False
     template: str | None = Field(None, description="Canonical form, e.g. 'KK-{digits}'.")
 
     def extract(self, text: str) -> str | None:
-        """The slot's value in this message, or None when the message does not give a valid one."""
-        text = " ".join(text.split())
+        """The slot's value in this message, or None when the message does not give a valid one.
+        The message is NFKC-normalized first: 'ＫＫ１２３４５６' is KK123456, '８８号' is 88号."""
+        text = normalize(text)
         if self.pattern:
             m = re.search(self.pattern, text)
             if not m:
                 return None
             value = m.group(0)
         else:
-            value = text.strip(" .,!")
+            value = text.strip(_STRIP)
             if len(value) < self.min_length:
                 return None
             if self.must_contain and not re.search(self.must_contain, value):
@@ -103,8 +129,36 @@ class Persona(BaseModel):
     tone: str = ""
 
 
+class Translation(BaseModel):
+    """One language's overlay: the widget strings, intent titles and responses it translates."""
+
+    language: str
+    source: str = ""
+    widget: dict[str, str] = Field(default_factory=dict)
+    titles: dict[str, str] = Field(default_factory=dict)
+    responses: dict[str, list[ResponseVariant]] = Field(default_factory=dict)
+
+
 class Domain(BaseModel):
+    """What the bot says and does, written in one language (`language`, ISO 639-1, default "en").
+
+    Translations are overlays beside the domain file, one per language:
+    `<folder of the domain file>/<language>/domain_responses.yml` (the demo's is
+    `training_data/zh/domain_responses.yml`). `load` reads those of `languages` (the deployment's
+    `Settings.languages`), or every one it finds there when none are given. An overlay has the shape of
+    the parts of the domain a customer reads: `widget` strings, `intents: {name: {title: ...}}` and
+    `responses` with their variants and buttons. It is checked against the domain at load; a broken
+    one is a `DomainError` naming the file and key: each response must exist in the domain, with the
+    same number of variants, the same button payloads in the same order and the same
+    `{placeholders}`. Whatever an overlay leaves out is said in the domain's own language, and
+    `load` logs those gaps once per language so that translators see them (`missing_translations`).
+
+    `render(..., language=...)`, `title(intent, language)` and `widget_strings(language)` give the
+    overlay's text where it has the item, else the domain's own.
+    """
+
     company: str
+    language: str = Field("en", description="The language the domain file itself is written in.")
     assistant: Persona = Field(default_factory=Persona)
     handoff: HandoffRules = Field(default_factory=HandoffRules)
     widget: WidgetStrings
@@ -112,6 +166,7 @@ class Domain(BaseModel):
     intents: dict[str, IntentSpec]
     forms: dict[str, FormSpec] = Field(default_factory=dict)
     entities: dict[str, str] = Field(default_factory=dict)
+    translations: dict[str, Translation] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")
     def _references_exist(self) -> Domain:
@@ -136,12 +191,62 @@ class Domain(BaseModel):
         return self
 
     @classmethod
-    def load(cls, path: Path) -> Domain:
-        """Our domain file, or a Rasa 3 project's domain.yml as it is (see `from_rasa`)."""
+    def load(cls, path: Path, languages: list[str] | None = None) -> Domain:
+        """Our domain file, or a Rasa 3 project's domain.yml as it is (see `from_rasa`), with the
+        translation overlays beside it: those of `languages`, or all of them (None or empty)."""
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(doc.get("intents"), list):
-            return cls.from_rasa(doc)
-        return cls(**doc)
+        domain = cls.from_rasa(doc) if isinstance(doc.get("intents"), list) else cls(**doc)
+        wanted = {lang.lower() for lang in languages} if languages else None
+        for overlay in sorted(path.parent.glob(f"*/{OVERLAY_FILE}")):
+            language = overlay.parent.name.lower()
+            if wanted is not None and language not in wanted:
+                continue
+            try:
+                overlay_doc = yaml.safe_load(overlay.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise DomainError(f"{overlay}: not valid YAML: {exc}") from exc
+            domain.add_translation(language, overlay_doc, source=str(overlay))
+        for language in sorted((wanted or set()) - {domain.language} - set(domain.translations)):
+            log.warning("no %s translation of the domain (%s): %s customers are answered in %s",
+                        language, path.parent / language / OVERLAY_FILE, language, domain.language)
+        return domain
+
+    def add_translation(self, language: str, doc: Any, source: str = "") -> Translation:
+        """Check an overlay (the parsed YAML) against this domain and use it for `language`.
+        Raises `DomainError` naming `source` and every broken key; logs what the overlay lacks."""
+        language = language.lower()
+        where = source or f"the {language} overlay"
+        if language == self.language:
+            raise DomainError(f"{where}: an overlay for {language}, the language the domain is written in")
+        problems = _overlay_problems(self, doc)
+        if problems:
+            raise DomainError(f"{where}: " + "; ".join(problems))
+        translation = Translation(
+            language=language, source=source, widget=doc.get("widget") or {},
+            titles={name: spec["title"] for name, spec in (doc.get("intents") or {}).items()},
+            responses=doc.get("responses") or {})
+        self.translations[language] = translation
+        gaps = self.missing_translations(language)
+        if gaps:
+            log.warning("%s lacks %d of the domain's texts, said in %s instead: %s",
+                        where, len(gaps), self.language, ", ".join(gaps))
+        return translation
+
+    def missing_translations(self, language: str) -> list[str]:
+        """What customers writing `language` read in the domain's language instead, as keys
+        `widget.<field>`, `intents.<name>.title` and `responses.<name>` (empty: all translated)."""
+        language = language.lower()
+        if language == self.language:
+            return []
+        t = self.translations.get(language) or Translation(language=language)
+        return ([f"widget.{k}" for k, v in self.widget.model_dump().items() if v and k not in t.widget]
+                + [f"intents.{name}.title" for name in self.intents if name not in t.titles]
+                + [f"responses.{name}" for name in self.responses if name not in t.responses])
+
+    @property
+    def languages(self) -> list[str]:
+        """The domain's own language, then those it has an overlay for."""
+        return [self.language, *self.translations]
 
     @classmethod
     def from_rasa(cls, doc: dict) -> Domain:
@@ -173,14 +278,22 @@ class Domain(BaseModel):
                    intents=intents)
 
     def render(self, name: str, values: dict[str, str] | None = None, rng: random.Random | None = None,
-               buttons: list[Button] | None = None) -> Reply:
-        """One variant of a response with `{slot}` placeholders filled; unknown ones stay visible."""
-        variants = self.responses[name]
+               buttons: list[Button] | None = None, language: str | None = None) -> Reply:
+        """One variant of a response with `{slot}` placeholders filled (unknown ones stay visible),
+        in `language` where its overlay has the response, else in the domain's language."""
+        variants = self.variants(name, language)
         variant = (rng or random).choice(variants) if len(variants) > 1 else variants[0]
         text = variant.text.format_map(_Keep(values or {}))
         return Reply(text=text, buttons=[*variant.buttons, *(buttons or [])])
 
+    def variants(self, name: str, language: str | None = None) -> list[ResponseVariant]:
+        """A response's variants in `language`, or in the domain's language where it has none."""
+        translation = self.translations.get(language.lower()) if language else None
+        return (translation.responses.get(name) if translation else None) or self.responses[name]
+
     def extract_entities(self, text: str) -> dict[str, str]:
+        """Entities found anywhere in the message (NFKC-normalized first, as slots see it)."""
+        text = normalize(text)
         found = {}
         for name, pattern in self.entities.items():
             m = re.search(pattern, text)
@@ -188,9 +301,18 @@ class Domain(BaseModel):
                 found[name] = m.group(0)
         return found
 
-    def title(self, intent: str) -> str:
+    def title(self, intent: str, language: str | None = None) -> str:
+        """What a button offering `intent` says, in `language` where the overlay has it."""
+        translation = self.translations.get(language.lower()) if language else None
+        if translation and intent in translation.titles:
+            return translation.titles[intent]
         spec = self.intents.get(intent)
         return (spec.title if spec and spec.title else intent.replace("_", " ").capitalize())
+
+    def widget_strings(self, language: str | None = None) -> WidgetStrings:
+        """The widget's strings in `language` where the overlay has them."""
+        translation = self.translations.get(language.lower()) if language else None
+        return self.widget.model_copy(update=translation.widget) if translation else self.widget
 
 
 REQUIRED_RESPONSES = (
@@ -204,3 +326,70 @@ REQUIRED_RESPONSES = (
 class _Keep(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+_OVERLAY_PARTS = ("widget", "intents", "responses")
+
+
+def _placeholders(text: str) -> set[str]:
+    """The `{names}` a text fills in; ValueError for unbalanced braces."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def _overlay_problems(domain: Domain, doc: Any) -> list[str]:
+    """Every way an overlay does not fit the domain, each naming its key."""
+    if not isinstance(doc, dict):
+        return ["an overlay is a mapping of " + ", ".join(_OVERLAY_PARTS)]
+    problems = [f"{key}: not part of an overlay (only {', '.join(_OVERLAY_PARTS)})"
+                for key in doc if key not in _OVERLAY_PARTS]
+    parts = {part: doc.get(part) or {} for part in _OVERLAY_PARTS}
+    problems += [f"{part}: not a mapping" for part, value in parts.items() if not isinstance(value, dict)]
+    if problems:
+        return problems
+    for key, text in parts["widget"].items():
+        if key not in WidgetStrings.model_fields:
+            problems.append(f"widget.{key}: no such widget string")
+        elif not isinstance(text, str):
+            problems.append(f"widget.{key}: not text")
+    for name, spec in parts["intents"].items():
+        if name not in domain.intents:
+            problems.append(f"intents.{name}: no such intent in the domain")
+        elif not (isinstance(spec, dict) and set(spec) == {"title"} and isinstance(spec["title"], str)):
+            problems.append(f"intents.{name}: an overlay gives an intent's title only")
+    for name, variants in parts["responses"].items():
+        problems += _response_problems(f"responses.{name}", domain.responses.get(name), variants)
+    return problems
+
+
+def _response_problems(key: str, base: list[ResponseVariant] | None, variants: Any) -> list[str]:
+    if base is None:
+        return [f"{key}: no such response in the domain"]
+    if not isinstance(variants, list):
+        return [f"{key}: not a list of variants"]
+    if len(variants) != len(base):
+        return [f"{key}: {len(variants)} variant(s), the domain has {len(base)}"]
+    problems = []
+    for i, (raw, original) in enumerate(zip(variants, base, strict=True)):
+        where = key if len(base) == 1 else f"{key}[{i}]"
+        try:
+            variant = ResponseVariant.model_validate(raw)
+        except ValidationError as exc:
+            problems.append(f"{where}: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'variant'} {e['msg'].lower()}" for e in exc.errors()))
+            continue
+        payloads = [b.payload for b in variant.buttons]
+        expected = [b.payload for b in original.buttons]
+        if payloads != expected:
+            problems.append(f"{where}: button payloads {payloads}, the domain has {expected}")
+        try:
+            found = _placeholders(variant.text)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        try:
+            wanted = _placeholders(original.text)
+        except ValueError:
+            continue  # the domain's own text is broken; rendering it says so
+        if found != wanted:
+            problems.append(f"{where}: placeholders {sorted(found)}, the domain has {sorted(wanted)}")
+    return problems

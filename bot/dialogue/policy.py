@@ -1,7 +1,9 @@
 """decide(session, parse, hits) -> Action. Every threshold the dialogue uses is read here only.
 
 Pure: no I/O. It updates the session's dialogue state (form, slots, failure count, hand-off flag)
-and returns the action with its replies; the pipeline saves and delivers them.
+and returns the action with its replies; the pipeline saves and delivers them. Every reply is
+rendered in the conversation's language (`reply_language`) through `_say`, and form actions get
+the same language; only the unsupported-language reply is said in the default language.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
 OOS = "out_of_scope"
 FAQ_PAYLOAD_INTENT = "faq"
-# Intents that answer the form's question rather than change the topic.
-_FORM_NEUTRAL = {"affirm", "deny", "stop", OOS}
+# Intents that answer the form's question rather than change the topic. A greeting never starts a
+# new topic, and short answers (a city: "北京", "上海") look like greetings to the intent model.
+_FORM_NEUTRAL = {"affirm", "deny", "stop", "greet", OOS}
 _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
 
 
@@ -51,8 +54,10 @@ class Policy:
             return self._handoff(session, trigger)
         if self._unsupported_language(parse):
             session.offer = "handoff"
+            # said in the default language: the customer's own is one we do not serve
             return Action(kind="clarify", name="unsupported_language", understood=False,
-                          replies=[self.domain.render("utter_language_unsupported", rng=self.rng)])
+                          replies=[self.domain.render("utter_language_unsupported", rng=self.rng,
+                                                      language=self.default_language)])
         if parse.intent == FAQ_PAYLOAD_INTENT and hits:
             return self._faq(session, hits[0])
         if offer == "handoff" and confident and parse.intent == "affirm":
@@ -67,10 +72,25 @@ class Policy:
         if hits and hits[0].score >= self.t.faq_strong:
             return self._faq(session, hits[0])
         if parse.intent == OOS and spec is not None and parse.confidence >= self.t.intent:
-            return self._failed(session, self._respond(spec.response or "utter_out_of_scope", "out_of_scope"))
+            return self._failed(session, self._respond(session, spec.response or "utter_out_of_scope",
+                                                       "out_of_scope"))
         if self._can_generate(hits):
             return self._generate(hits)
         return self._fallback(session, parse, hits)
+
+    def reply_language(self, session: Session) -> str:
+        """The language the bot answers this conversation in: the customer's when it is served
+        (the domain falls back to its own language where a translation lacks a response), else
+        the default language."""
+        language = session.language
+        if language and (not self.languages or language in self.languages):
+            return language
+        return self.default_language
+
+    def _say(self, session: Session, name: str, values: dict[str, str] | None = None,
+             buttons: list[Button] | None = None) -> Reply:
+        return self.domain.render(name, values, self.rng, buttons=buttons,
+                                  language=self.reply_language(session))
 
     def _unsupported_language(self, parse: Parse) -> bool:
         return bool(self.languages and parse.language and not parse.text.startswith("/")
@@ -92,17 +112,18 @@ class Policy:
         if spec.action == "handoff":
             return self._handoff(session, spec.reason or intent)
         if spec.action == "stop":
-            return self._ok(self._respond("utter_nothing_to_stop", intent), session)
+            return self._ok(self._respond(session, "utter_nothing_to_stop", intent), session)
         if intent == OOS:
-            return self._failed(session, self._respond(spec.response or "utter_out_of_scope", intent))
-        return self._ok(self._respond(spec.response or "utter_anything_else", intent), session)
+            return self._failed(session, self._respond(session, spec.response or "utter_out_of_scope",
+                                                       intent))
+        return self._ok(self._respond(session, spec.response or "utter_anything_else", intent), session)
 
     def _faq(self, session: Session, hit: Hit) -> Action:
         session.failures = 0
         replies = [Reply(text=hit.answer)]
         wanted = session.language or self.default_language
         if wanted != self.default_language and hit.language != wanted:  # no translation of this entry
-            replies.insert(0, self.domain.render("utter_answer_in_default_language", rng=self.rng))
+            replies.insert(0, self._say(session, "utter_answer_in_default_language"))
         return Action(kind="faq_answer", name=hit.entry_id, faq_hit=hit, replies=replies)
 
     def _handoff(self, session: Session, reason: str) -> Action:
@@ -111,7 +132,7 @@ class Policy:
         session.active_form = session.requested_slot = None
         session.failures = 0
         return Action(kind="handoff", name=reason, handoff_reason=reason,
-                      replies=[self.domain.render("utter_handoff", rng=self.rng)])
+                      replies=[self._say(session, "utter_handoff")])
 
     # --- generated answers -----------------------------------------------------------------
     def _can_generate(self, hits: list[Hit]) -> bool:
@@ -138,28 +159,28 @@ class Policy:
             sources = [Source(id=p.id, title=p.title) for p in answer.sources]
             text = answer.text
             if sources:
-                line = self.domain.render("utter_generation_sources",
-                                          {"sources": "; ".join(s.title for s in sources)}, self.rng)
+                line = self._say(session, "utter_generation_sources",
+                                 {"sources": "; ".join(s.title for s in sources)})
                 text = f"{text}\n\n{line.text}"
             return Action(kind="generate", name="answered", faq_hit=faq_hit,
                           replies=[Reply(text=text, sources=sources)])
         if result.status == "refused" and result.reason == "injection":
             return self._failed(session, Action(
                 kind="generate", name="refused:injection",
-                replies=[self.domain.render("utter_generation_injection", rng=self.rng)]))
+                replies=[self._say(session, "utter_generation_injection")]))
         if result.status == "refused":
-            return self._failed(session, self._respond("utter_out_of_scope", "out_of_scope"))
+            return self._failed(session, self._respond(session, "utter_out_of_scope", "out_of_scope"))
         if result.status == "unsure":
             session.failures = 0
             session.offer = "handoff"
             return Action(kind="generate", name=f"unsure:{result.reason}", understood=False, faq_hit=faq_hit,
-                          replies=[self.domain.render("utter_generation_unsure", rng=self.rng)])
+                          replies=[self._say(session, "utter_generation_unsure")])
         if faq_hit is not None and faq_hit.score >= self.t.faq_for_faq_intent:  # degraded
             return self._faq(session, faq_hit)
         session.failures = 0
         session.offer = "handoff"
         return Action(kind="clarify", name="offer_handoff", understood=False,
-                      replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
+                      replies=[self._say(session, "utter_offer_handoff")])
 
     # --- forms ---------------------------------------------------------------------------
     def _start_form(self, session: Session, name: str, parse: Parse) -> Action:
@@ -180,10 +201,10 @@ class Policy:
         if missing is not None:
             session.requested_slot = missing.name
             return Action(kind="fill_form", name=name,
-                          replies=[self.domain.render(missing.ask, session.slots, self.rng)])
+                          replies=[self._say(session, missing.ask, session.slots)])
         filled = {s.name: session.slots[s.name] for s in form.slots}
         session.active_form = session.requested_slot = None
-        replies = self.actions[form.submit](self.domain, form, filled)
+        replies = self.actions[form.submit](self.domain, form, filled, self.reply_language(session))
         return Action(kind="fill_form", name=f"{name}:submitted", replies=replies,
                       submitted={"form": name, "slots": filled})
 
@@ -197,7 +218,7 @@ class Policy:
             return None
         if parse.intent == "stop" and confident:
             session.active_form = session.requested_slot = None
-            return self._ok(self._respond("utter_form_cancelled", "form_cancelled"), session)
+            return self._ok(self._respond(session, "utter_form_cancelled", "form_cancelled"), session)
         value = slot.extract(parse.text) or (
             slot.extract(parse.entities[slot.name]) if slot.name in parse.entities else None
         )
@@ -219,9 +240,9 @@ class Policy:
             session.active_form = session.requested_slot = None
             session.offer = "handoff"
             return Action(kind="fill_form", name=f"{name}:failed", understood=False,
-                          replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
+                          replies=[self._say(session, "utter_offer_handoff")])
         return Action(kind="fill_form", name=f"{name}:invalid", understood=False,
-                      replies=[self.domain.render(slot.invalid, session.slots, self.rng)])
+                      replies=[self._say(session, slot.invalid, session.slots)])
 
     # --- not understood ------------------------------------------------------------------
     def _fallback(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
@@ -230,20 +251,21 @@ class Policy:
             session.failures = 0
             session.offer = "handoff"
             return Action(kind="clarify", name="offer_handoff", understood=False,
-                          replies=[self.domain.render("utter_offer_handoff", rng=self.rng)])
+                          replies=[self._say(session, "utter_offer_handoff")])
         options = [
             r for r in parse.ranking
             if r.confidence >= self.t.clarify_min and r.name in self.domain.intents
             and r.name not in _NOT_OFFERED
         ][: self.t.clarify_options]
-        buttons = [Button(title=self.domain.title(r.name), payload=f"/{r.name}") for r in options]
+        language = self.reply_language(session)
+        buttons = [Button(title=self.domain.title(r.name, language), payload=f"/{r.name}") for r in options]
         if hits and len(buttons) < self.t.clarify_options:
             buttons.append(Button(title=hits[0].question, payload=f'/faq{{"entry": "{hits[0].entry_id}"}}'))
         if len(buttons) < 2:
             return Action(kind="clarify", name="default", understood=False,
-                          replies=[self.domain.render("utter_default", rng=self.rng)])
+                          replies=[self._say(session, "utter_default")])
         return Action(kind="clarify", name="clarify", understood=False,
-                      replies=[self.domain.render("utter_clarify", rng=self.rng, buttons=buttons)])
+                      replies=[self._say(session, "utter_clarify", buttons=buttons)])
 
     def _failed(self, session: Session, action: Action) -> Action:
         session.failures += 1
@@ -251,11 +273,11 @@ class Policy:
         if session.failures >= self.t.failures_before_handoff:
             session.failures = 0
             session.offer = "handoff"
-            action.replies.append(self.domain.render("utter_offer_handoff", rng=self.rng))
+            action.replies.append(self._say(session, "utter_offer_handoff"))
         return action
 
-    def _respond(self, response: str, name: str) -> Action:
-        return Action(kind="respond", name=name, replies=[self.domain.render(response, rng=self.rng)])
+    def _respond(self, session: Session, response: str, name: str) -> Action:
+        return Action(kind="respond", name=name, replies=[self._say(session, response)])
 
     @staticmethod
     def _ok(action: Action, session: Session) -> Action:

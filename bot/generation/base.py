@@ -1,22 +1,18 @@
 """The generator seam: one protocol every backend implements, and the data that crosses it.
 
-A backend turns chat messages into a stream of text deltas; it knows nothing of FAQ passages,
-guards or the dialogue. `GenerationService` (service.py) builds the prompt, runs the guards and
-decides what the customer sees.
+A backend turns chat messages into a stream of text deltas; it knows nothing of guards or the
+dialogue. A model backend reads the FAQ passages as text in the prompt; the extractive composer
+(extractive.py) reads them as data (`Grounding`, attached to the prompt's last message).
+`GenerationService` (service.py) retrieves, builds the prompt, runs the guards and decides what the
+customer sees, whichever backend wrote the text.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 @dataclass(frozen=True)
@@ -27,6 +23,28 @@ class Passage:
     title: str
     text: str
     score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The retrieval behind a prompt, as data, for a backend that answers from the passages
+    themselves instead of reading the prompt's text (the extractive composer). A model sees the
+    same passages, trimmed, as numbered lines of the prompt; neither sees personal data."""
+
+    question: str  # the customer's question, personal data masked
+    parts: tuple[str, ...]  # its sub-questions (prompt.question_parts)
+    passages: tuple[Passage, ...]  # the prompt's passages in full, in its order: "[1]" is passages[0]
+    # every query the service searched -> {entry id: retrieval score} of the entries it found
+    scores: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    follow_up: str | None = None  # the query joining a short question to the previous one, if any
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+    # Only on the prompt's last user message; backends that send text to a model ignore it.
+    grounding: Grounding | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

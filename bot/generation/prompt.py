@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.generation.base import ChatMessage, Passage
+from bot.generation.base import ChatMessage, Grounding, Passage
 from bot.generation.guard import strip_control
 
 SYSTEM = (
@@ -88,8 +88,10 @@ class Prompt:
 
 
 def build_prompt(question: str, passages: list[Passage], history: list[tuple[str, str]],
-                 company: str, tone: str = "", assistant: str = "the assistant") -> Prompt:
-    """`history`: (role, text) pairs, oldest first, role "user" or "bot", already masked."""
+                 company: str, tone: str = "", assistant: str = "the assistant",
+                 grounding: Grounding | None = None) -> Prompt:
+    """`history`: (role, text) pairs, oldest first, role "user" or "bot", already masked.
+    `grounding` rides on the last message for backends that read passages as data."""
     system = SYSTEM.format(assistant=assistant, company=company, tone=tone.strip()).replace(" \n", "\n")
     lines = [f"[{i}] {_one_line(strip_control(p.text))}" for i, p in enumerate(passages, 1)]
     body = "Passages:\n" + "\n".join(lines)
@@ -103,7 +105,7 @@ def build_prompt(question: str, passages: list[Passage], history: list[tuple[str
         ChatMessage("system", system),
         ChatMessage("user", EXAMPLE_QUESTION),
         ChatMessage("assistant", EXAMPLE_ANSWER),
-        ChatMessage("user", body),
+        ChatMessage("user", body, grounding),
     ]
     return Prompt(messages, PromptMap(list(passages)))
 

@@ -35,6 +35,7 @@ from bot.generation.base import (
     Generator,
     GeneratorBusy,
     GeneratorUnavailable,
+    Grounding,
     Passage,
 )
 from bot.generation.guard import (
@@ -94,6 +95,9 @@ class GenerationService:
         self.assistant = assistant
         self.metrics = metrics
         self._run = run or _to_thread
+        use_encoder = getattr(generator, "use_encoder", None)
+        if callable(use_encoder):  # the composer ranks sentences with the grounding check's embedder
+            use_encoder(checker.encode, self._run)
 
     @property
     def state(self) -> str:
@@ -124,13 +128,14 @@ class GenerationService:
             return GenerationResult("refused", "injection", pii=pii)
         if _CJK.search(masked):  # the local model and the grounding embedder are English-only
             return GenerationResult("degraded", "language", pii=pii)
-        passages, grounding, best = await self._retrieve(masked, turns)
+        passages, grounding, best, retrieval = await self._retrieve(masked, turns)
         if off_topic(best, self.s.topic_threshold):
             self._guard("off_topic")
             return GenerationResult("refused", "off_topic", passages=passages, best_score=best, pii=pii)
         if self.generator is None:
             return GenerationResult("degraded", "unavailable", passages=passages, best_score=best, pii=pii)
-        prompt = build_prompt(masked, passages, turns, self.company, self.tone, self.assistant)
+        prompt = build_prompt(masked, passages, turns, self.company, self.tone, self.assistant,
+                              retrieval)
         result = GenerationResult("answered", "ok", passages=passages, prompt=prompt, best_score=best,
                                   pii=pii)
         try:
@@ -153,14 +158,17 @@ class GenerationService:
 
     # --- retrieval ---------------------------------------------------------------------------
     async def _retrieve(self, question: str, history: Sequence[tuple[str, str]]
-                        ) -> tuple[list[Passage], list[Passage], float | None]:
+                        ) -> tuple[list[Passage], list[Passage], float | None, Grounding | None]:
         """(prompt passages, trimmed to their most relevant sentences; the same entries in full
-        for the grounding check; the best retrieval score)."""
+        for the grounding check; the best retrieval score; all of it as data for a backend that
+        reads passages rather than the prompt)."""
         parts = question_parts(question)
         queries = [question, *parts] if len(parts) > 1 else [question]
         previous = next((text for role, text in reversed(history) if role == "user"), None)
+        follow_up = None
         if previous and len(question.split()) <= 5:  # "and to Norway?" leans on the last question
-            queries.append(f"{previous} {question}")
+            follow_up = f"{previous} {question}"
+            queries.append(follow_up)
         k = self.s.passages
         results = await self._run(_search_all, self.knowledge, queries, k)
         best: dict[str, Any] = {}
@@ -172,13 +180,14 @@ class GenerationService:
                 if rank == 0 and q in parts and hit.entry_id not in firsts:
                     firsts.append(hit.entry_id)
         if not best:
-            return [], [], None
+            return [], [], None, None
         ranked = firsts + sorted((e for e in best if e not in firsts), key=lambda e: -best[e].score)
         chosen = [best[e] for e in ranked[: max(k, min(len(firsts), k + 2))]]
         top = max(h.score for h in best.values())
         full = [Passage(h.entry_id, h.question, h.answer, h.score) for h in chosen]
         trimmed = await self._run(self._trim, full, parts)
-        return trimmed, full, top
+        scores = {q: {h.entry_id: h.score for h in hits} for q, hits in zip(queries, results, strict=True)}
+        return trimmed, full, top, Grounding(question, tuple(parts), tuple(full), scores, follow_up)
 
     def _trim(self, passages: list[Passage], parts: list[str]) -> list[Passage]:
         """Keep each passage's `passage_sentences` sentences nearest to any part of the question."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from bot.channels.base import load_json, platform_id
 from bot.handoff.service import HandoffError
 from bot.types import Message, Reply, Session
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SENT_TTL_S = 24 * 3600  # far longer than Chatwoot keeps redelivering one event
 HANDED_OFF_TTL_S = 30 * 24 * 3600  # cleared on hand-back; the TTL only bounds forgotten conversations
+ID_RE = re.compile(r"^[0-9]{1,20}$")  # Chatwoot's account and conversation ids: integers
 
 
 class Pipeline(Protocol):
@@ -49,6 +51,15 @@ class ChatwootConfig:
     webhook_token: str | None = None  # agent bots don't sign webhooks: a shared secret in the URL instead
 
 
+def _id(value: Any) -> str | None:
+    """An account or conversation id as the API paths want it: digits only (they go into URLs that
+    carry our API token, so `../` or anything else is refused), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value)
+    return text if ID_RE.match(text) else None
+
+
 def _ids(event: dict[str, Any]) -> tuple[str, str] | None:
     """(account id, conversation display id) of a message or conversation event, as the API paths want."""
     conv = event.get("conversation") if str(event.get("event")).startswith("message_") else event
@@ -56,10 +67,29 @@ def _ids(event: dict[str, Any]) -> tuple[str, str] | None:
         return None
     account_obj = event.get("account")
     account = (account_obj.get("id") if isinstance(account_obj, dict) else None) or conv.get("account_id")
-    if account is None:
-        account = next((m.get("account_id") for m in conv.get("messages") or [] if isinstance(m, dict)), None)
-    cid = conv.get("display_id") or conv.get("id")
-    return (str(account), str(cid)) if account is not None and cid is not None else None
+    messages = conv.get("messages")
+    if account is None and isinstance(messages, list):
+        account = next((m.get("account_id") for m in messages if isinstance(m, dict)), None)
+    account_id, cid = _id(account), _id(conv.get("display_id") or conv.get("id"))
+    return (account_id, cid) if account_id is not None and cid is not None else None
+
+
+def parse_event(body: bytes) -> dict[str, Any]:
+    """The webhook's JSON object; ValueError for anything else."""
+    event = load_json(body)
+    if not isinstance(event, dict):
+        raise ValueError("expected a JSON object")
+    return event
+
+
+def inbound_message(event: dict[str, Any], account: str, conv: str) -> Message:
+    """The customer message of a wanted `message_created` event; ValueError/KeyError when malformed."""
+    sender = event.get("sender")
+    sender_id = sender.get("id") if isinstance(sender, dict) else None
+    return Message(channel="chatwoot", conversation_id=f"chatwoot-{account}-{conv}",
+                   message_id=platform_id(event["id"], "id"), text=event["content"],
+                   sender_id=None if sender_id is None else platform_id(sender_id, "sender.id"),
+                   metadata={"chatwoot_account": account, "chatwoot_conversation": conv})
 
 
 def wanted(event: dict[str, Any]) -> bool:
@@ -117,15 +147,19 @@ class ChatwootBridge:
                     return JSONResponse({"error": "bad_token", "detail": "missing or wrong ?token="},
                                         status_code=401)
             try:
-                event = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError):
-                return JSONResponse({"error": "invalid_json", "detail": "the body is not valid JSON"},
-                                    status_code=400)
-            if not isinstance(event, dict):
-                return JSONResponse({"error": "invalid_json", "detail": "expected a JSON object"},
+                event = parse_event(await request.body())
+            except ValueError:  # bad UTF-8, not JSON, too deep, not an object
+                return JSONResponse({"error": "invalid_json", "detail": "the body is not a JSON object"},
                                     status_code=400)
             if not wanted(event):
                 return JSONResponse({"ok": True, "queued": False})
+            ids = _ids(event)
+            if event["event"] == "message_created" and ids is not None:
+                try:
+                    inbound_message(event, *ids)  # refuse a malformed message now, not in the background
+                except (KeyError, TypeError, ValueError) as exc:
+                    return JSONResponse({"error": "invalid_payload", "detail": f"malformed message: {exc!r}"},
+                                        status_code=400)
             self._spawn(event)
             return JSONResponse({"ok": True, "queued": True})
 
@@ -165,10 +199,7 @@ class ChatwootBridge:
 
     async def _answer(self, event: dict[str, Any], account: str, conv: str) -> None:
         cid = f"chatwoot-{account}-{conv}"
-        sender = (event.get("sender") or {}).get("id")
-        msg = Message(channel="chatwoot", conversation_id=cid, message_id=str(event["id"]),
-                      text=event["content"], sender_id=None if sender is None else str(sender),
-                      metadata={"chatwoot_account": account, "chatwoot_conversation": conv})
+        msg = inbound_message(event, account, conv)
         replies = await self.pipeline.handle(msg)
         failed: Exception | None = None
         try:

@@ -1,18 +1,31 @@
 """The hand-off queue in Redis: waiting conversations by priority and age, atomic claims, agent
-presence and typing. Shared by every app replica; changes are announced on pub/sub."""
+presence and typing. Shared by every app replica; changes are announced on pub/sub.
+
+Redis Cluster: a conversation's hand-off state (`<prefix>:handoff:{<id>}`) and typing flag carry
+the conversation's hash tag, so they sit in the slot of its session and lock. The shared indexes
+(the waiting queue, agents online, each agent's conversations) are one key each, and no command or
+script touches two slots: the conversation's hash is the truth (only a `waiting` one can be claimed,
+`waiting()` lists only those), and the indexes are updated after it, each with a command that can be
+repeated safely."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import redis.asyncio as aioredis
 
-# One winner among concurrent claims: only a waiting conversation can be claimed.
+from bot.sessions.store import conversation_tag
+
+# One winner among concurrent claims: only a waiting conversation can be claimed. A claim that is
+# sent again (the client retried after a lost connection) finds its own id and still wins.
 _CLAIM = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[2], 'claimed_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'assigned' and redis.call('HGET', KEYS[1], 'claim') == ARGV[3] then return 1 end
+if status ~= 'waiting' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[1], 'claimed_at', ARGV[2],
+           'claim', ARGV[3])
 return 1
 """
 
@@ -28,24 +41,24 @@ class HandoffQueue:
         self._claim = client.register_script(_CLAIM)
 
     def _conv(self, cid: str) -> str:
-        return f"{self.prefix}:handoff:{{{cid}}}"
+        return f"{self.prefix}:handoff:{conversation_tag(cid)}"
 
     def conversation_channel(self, cid: str) -> str:
-        return f"{self.prefix}:conv:{{{cid}}}"
+        return f"{self.prefix}:conv:{conversation_tag(cid)}"
 
     async def enqueue(self, cid: str, reason: str, priority: int = 0, channel: str = "web") -> None:
         now = time.time()
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self._conv(cid), mapping={"status": "waiting", "reason": reason, "agent": "",
-                                                "priority": priority, "enqueued_at": now,
-                                                "channel": channel})
-            pipe.zadd(self.queue_key, {cid: now - priority * 3600})
-            await pipe.execute()
+        # Queue entry first: until the hash says `waiting` it is neither listed nor claimable.
+        await self.r.zadd(self.queue_key, {cid: now - priority * 3600})
+        await self.r.hset(self._conv(cid), mapping={"status": "waiting", "reason": reason, "agent": "",
+                                                    "priority": priority, "enqueued_at": now,
+                                                    "channel": channel})
         await self.announce({"type": "queue_changed", "conversation_id": cid})
 
     async def claim(self, cid: str, agent: str) -> bool:
-        won = await self._claim(keys=[self._conv(cid), self.queue_key], args=[cid, agent, time.time()])
+        won = await self._claim(keys=[self._conv(cid)], args=[agent, time.time(), uuid.uuid4().hex])
         if won:
+            await self.r.zrem(self.queue_key, cid)
             await self.r.sadd(self._mine(agent), cid)
             await self.announce({"type": "queue_changed", "conversation_id": cid, "agent": agent})
         return bool(won)
@@ -53,13 +66,13 @@ class HandoffQueue:
     async def finish(self, cid: str, status: str) -> None:
         """Hand back to the bot or close: the conversation leaves the queue either way."""
         agent = await self.r.hget(self._conv(cid), "agent")
-        if agent:
-            await self.r.srem(self._mine(agent), cid)
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.queue_key, cid)
+        async with self.r.pipeline(transaction=True) as pipe:  # one key: one slot
             pipe.hset(self._conv(cid), mapping={"status": status, "agent": ""})
             pipe.expire(self._conv(cid), 7 * 86400)
             await pipe.execute()
+        await self.r.zrem(self.queue_key, cid)
+        if agent:
+            await self.r.srem(self._mine(agent), cid)
         await self.announce({"type": "queue_changed", "conversation_id": cid})
 
     async def state(self, cid: str) -> dict[str, str]:
@@ -94,10 +107,10 @@ class HandoffQueue:
         return await self.r.zrangebyscore(self.agents_key, time.time() - self.presence_s, "+inf")
 
     async def set_typing(self, cid: str, agent: str, seconds: int = 6) -> None:
-        await self.r.set(f"{self.prefix}:typing:{{{cid}}}", agent, ex=seconds)
+        await self.r.set(f"{self.prefix}:typing:{conversation_tag(cid)}", agent, ex=seconds)
 
     async def agent_typing(self, cid: str) -> bool:
-        return bool(await self.r.exists(f"{self.prefix}:typing:{{{cid}}}"))
+        return bool(await self.r.exists(f"{self.prefix}:typing:{conversation_tag(cid)}"))
 
     async def announce(self, event: dict) -> None:
         await self.r.publish(self.console_channel, json.dumps(event))

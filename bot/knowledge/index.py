@@ -12,6 +12,7 @@ import numpy as np
 
 from bot.knowledge.embedder import TextEmbedder
 from bot.knowledge.loader import FaqEntry, content_hash
+from bot.knowledge.ranker import Ranker
 
 FLAT_LIMIT = 100_000
 
@@ -49,34 +50,43 @@ class BuildResult:
     skipped: bool
 
 
-def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
-                force: bool = False, progress: bool = False, kind: str | None = None) -> BuildResult:
-    """Embed every phrasing and save index + metadata; unchanged input (same hash) is skipped.
+RECIPE = "r2"  # bump when what goes into the index changes: older indexes are rebuilt
 
+
+def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
+                force: bool = False, progress: bool = False, kind: str | None = None,
+                base_language: str = "en") -> BuildResult:
+    """Embed every phrasing and save index + ranker + metadata; unchanged input is skipped.
+
+    Phrasings are embedded as queries (they are questions, matched against questions). A
+    multilingual embedder also indexes translated phrasings, centered per language (ranker.py).
     `kind` forces "flat" or "hnsw" (benchmarks compare both); by default the size decides."""
-    digest = content_hash(entries, embedder.path) + (f"-{kind}" if kind else "")
+    digest = content_hash(entries, embedder.path + RECIPE) + (f"-{kind}" if kind else "")
     manifest_path = out_dir / "manifest.json"
     if not force and manifest_path.exists() and (out_dir / "index.faiss").exists():
         current = IndexManifest(**json.loads(manifest_path.read_text()))
         if current.content_hash == digest:
             return BuildResult(current, skipped=True)
     started = time.perf_counter()
-    texts, rows = [], []
+    texts, rows, languages = [], [], []
     for i, entry in enumerate(entries):
-        phrasings = entry.phrasings
+        phrasings = [(p, base_language) for p in entry.phrasings]
         if embedder.multilingual:  # translated questions only help an embedder that reads them
-            phrasings = phrasings + [p for t in entry.translations.values()
-                                     for p in (t.question, *t.alternatives)]
-        for phrasing in phrasings:
+            phrasings += [(p, lang) for lang, t in entry.translations.items()
+                          for p in (t.question, *t.alternatives)]
+        for phrasing, language in phrasings:
             texts.append(phrasing)
             rows.append(i)
-    vectors = embedder.encode_passages(texts, progress=progress)
+            languages.append(language.split("-")[0])
+    ranker, vectors = Ranker.fit(embedder.encode(texts, progress=progress), rows, languages,
+                                 len(entries), center=embedder.multilingual)
     index = make_index(vectors, kind)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))
     (out_dir / "entries.json").write_text(json.dumps(
         {"entries": [e.model_dump() for e in entries], "rows": rows, "texts": texts}))
+    ranker.save(out_dir)
     tmp.replace(out_dir / "index.faiss")
     manifest = IndexManifest(
         content_hash=digest, embedder=embedder.path,

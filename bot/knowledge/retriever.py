@@ -6,10 +6,14 @@ import json
 from pathlib import Path
 
 import faiss
+import numpy as np
 
 from bot.knowledge.embedder import TextEmbedder
 from bot.knowledge.loader import FaqEntry
+from bot.knowledge.ranker import HEAD_WEIGHT, Ranker
 from bot.types import Hit
+
+CANDIDATES = 64  # nearest phrasings looked at per query, before one hit per entry is kept
 
 
 class KnowledgeBase:
@@ -21,32 +25,86 @@ class KnowledgeBase:
         self.rows: list[int] = meta["rows"]
         self.texts: list[str] = meta["texts"]
         self.index = faiss.read_index(str(directory / "index.faiss"))
+        self.ranker = Ranker.load(directory)
         self.embedder = embedder
+        self._entry_rows: dict[int, list[int]] = {}
+        for row, entry_i in enumerate(self.rows):
+            self._entry_rows.setdefault(entry_i, []).append(row)
 
     def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]:
-        """Top-k entries by cosine similarity of their best-matching phrasing (in any language the
-        index holds); with `language`, answers come in that language where a translation exists."""
-        if not text.strip():
-            return []
-        query = self.embedder.encode([text])
-        scores, ids = self.index.search(query, min(self.index.ntotal, k * 6))
-        hits: dict[int, Hit] = {}
-        for score, row in zip(scores[0], ids[0], strict=True):
-            if row < 0:
-                continue
-            entry_i = self.rows[row]
-            if entry_i in hits:
-                continue
-            e = self.entries[entry_i]
-            localized = e.localized(language) if language else None
-            question, answer = localized or (e.question, e.answer)
-            hits[entry_i] = Hit(entry_id=e.id, question=question, answer=answer,
-                                category=e.category, score=round(float(score), 4),
-                                matched=self.texts[row],
-                                language=language if localized else None)
-            if len(hits) == k:
-                break
-        return list(hits.values())
+        """Top-k entries, ranked by the cosine of their best-matching phrasing plus the entry
+        head's log-probability (ranker.py); a hit's score is that cosine. With `language`, the
+        query is centered for that language and answers come in it where a translation exists."""
+        return self.search_batch([text], k, language)[0]
+
+    def search_batch(self, texts: list[str], k: int = 3, language: str | None = None) -> list[list[Hit]]:
+        """`search` for several queries with one embedding pass and one FAISS call."""
+        asked = [i for i, text in enumerate(texts) if text.strip()]
+        results: list[list[Hit]] = [[] for _ in texts]
+        if not asked:
+            return results
+        queries = self.ranker.center(self.embedder.encode([texts[i] for i in asked]), language)
+        scores, ids = self.index.search(queries, min(self.index.ntotal, max(k * 6, CANDIDATES)))
+        for j, i in enumerate(asked):
+            results[i] = self._rank(queries[j], scores[j], ids[j], k, language)
+        return results
+
+    def _rank(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+              language: str | None) -> list[Hit]:
+        best: dict[int, tuple[float, int]] = {}  # entry -> (cosine, row of the best phrasing)
+        for score, row in zip(scores, ids, strict=True):
+            if row >= 0 and self.rows[row] not in best:
+                best[self.rows[row]] = (float(score), int(row))
+        log_p = self.ranker.log_probs(query)
+        if log_p is not None:
+            for entry_i in np.argsort(-log_p)[:k]:  # the head's favourites, even if no phrasing was near
+                if int(entry_i) not in best and int(entry_i) in self._entry_rows:
+                    best[int(entry_i)] = self._best_phrasing(query, int(entry_i))
+            ranked = sorted(best, key=lambda e: -(best[e][0] + HEAD_WEIGHT * float(log_p[e])))
+        else:
+            ranked = sorted(best, key=lambda e: -best[e][0])
+        return [self._hit(e, *best[e], language) for e in ranked[:k]]
+
+    def _best_phrasing(self, query: np.ndarray, entry_i: int) -> tuple[float, int]:
+        rows = self._entry_rows[entry_i]
+        vectors = np.stack([self.index.reconstruct(r) for r in rows])
+        sims = vectors @ query
+        return float(sims.max()), rows[int(sims.argmax())]
+
+    def _hit(self, entry_i: int, score: float, row: int, language: str | None) -> Hit:
+        e = self.entries[entry_i]
+        localized = e.localized(language) if language else None
+        question, answer = localized or (e.question, e.answer)
+        return Hit(entry_id=e.id, question=question, answer=answer, category=e.category,
+                   score=round(score, 4), matched=self.texts[row],
+                   language=language if localized else None)
 
     def get(self, entry_id: str) -> FaqEntry | None:
         return next((e for e in self.entries if e.id == entry_id), None)
+
+
+class LanguageRoutedKnowledgeBase:
+    """The default language's index (the best embedder for it, English MiniLM by default) answers
+    messages in that language; a multilingual index (e5) answers every other language. English
+    keeps its accuracy (benchmarks/multilingual.py measures what e5 would cost it) and Chinese
+    questions still find English-only entries."""
+
+    def __init__(self, default: KnowledgeBase, multilingual: KnowledgeBase | None,
+                 default_language: str) -> None:
+        self.default, self.multilingual = default, multilingual
+        self.default_language = default_language
+        self.entries, self.embedder = default.entries, default.embedder
+
+    def for_language(self, language: str | None) -> KnowledgeBase:
+        if self.multilingual is None or language is None or language == self.default_language:
+            return self.default
+        return self.multilingual
+
+    def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]:
+        return self.for_language(language).search(text, k, language)
+
+    def search_batch(self, texts: list[str], k: int = 3, language: str | None = None) -> list[list[Hit]]:
+        return self.for_language(language).search_batch(texts, k, language)
+
+    def get(self, entry_id: str) -> FaqEntry | None:
+        return self.default.get(entry_id)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from bot.nlu import calibration
 from bot.nlu.encoders import offline
-from bot.nlu.train import OOS, Manifest
+from bot.nlu.train import OOS, Manifest, MultilingualFeatures
 from bot.types import IntentScore, Parse
 
 _PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z_][\w-]*)(?P<slots>\{.*\})?$", re.S)
@@ -42,13 +44,27 @@ class IntentModel:
     the threshold `train` chose on validation data (or the one given in settings).
     """
 
-    def __init__(self, directory: Path, threshold: float | None = None, ranking: int = 5) -> None:
+    def __init__(self, directory: Path, threshold: float | None = None, ranking: int = 5,
+                 runtime: str = "torch", threads: int | None = None) -> None:
+        """`runtime` "onnx-int8" runs the torch encoder of a finetune or frozen model through ONNX
+        Runtime with int8 weights (`bot.nlu.onnx_encoder`; `threads` are its intra-op threads);
+        the multilingual model has no torch encoder and keeps its own."""
+        if runtime not in ("torch", "onnx-int8"):
+            raise ValueError(f"unknown intent runtime {runtime!r} (torch or onnx-int8)")
         offline()
         self.manifest = Manifest.load(directory)
         self.labels = self.manifest.labels
         self.threshold = self.manifest.oos_threshold if threshold is None else threshold
         self.ranking = ranking
+        self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
+        self._onnx: Callable[[list[str]], np.ndarray] | None = None
+        if self.runtime == "onnx-int8":
+            from bot.nlu.onnx_encoder import load_int8
+
+            self._onnx = load_int8(directory, self.manifest, threads)
         if self.manifest.mode == "finetune":
+            if self._onnx is not None:
+                return
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -62,30 +78,39 @@ class IntentModel:
                 self._model = AutoModelForSequenceClassification.from_pretrained(directory / "model")
             self._model.eval()
         else:
-            from sentence_transformers import SentenceTransformer
-
             head = np.load(directory / "head.npz")
             self._coef, self._intercept = head["coef"], head["intercept"]
-            self._encoder = SentenceTransformer(self.manifest.base_model, device="cpu")
+            if self._onnx is not None:
+                self._features = self._onnx
+            elif self.manifest.mode == "multilingual":
+                self._features = MultilingualFeatures.load(directory)
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                encoder = SentenceTransformer(self.manifest.base_model, device="cpu")
+                self._features = partial(encoder.encode, normalize_embeddings=True,
+                                         show_progress_bar=False, convert_to_numpy=True)
 
     @classmethod
-    def load(cls, directory: Path, threshold: float | None = None) -> IntentModel:
+    def load(cls, directory: Path, threshold: float | None = None, runtime: str = "torch",
+             threads: int | None = None) -> IntentModel:
         if not (directory / "manifest.json").exists():
             raise FileNotFoundError(f"{directory}: no trained model (run `supportbot train`)")
-        return cls(directory, threshold)
+        return cls(directory, threshold, runtime=runtime, threads=threads)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.manifest.mode == "finetune":
+            if self._onnx is not None:
+                return self._onnx(texts)
             with self._torch.inference_mode():
                 enc = self._tokenizer(texts, padding=True, truncation=True,
                                       max_length=self.manifest.max_length, return_tensors="pt")
                 out = self._model(**enc)
                 return (out if isinstance(out, self._torch.Tensor) else out.logits).float().numpy()
-        emb = self._encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False,
-                                   convert_to_numpy=True)
-        return emb @ self._coef.T + self._intercept
+        return np.asarray(self._features(texts) @ self._coef.T) + self._intercept
 
-    def parse_batch(self, texts: list[str]) -> list[Parse]:
+    def parse_batch(self, texts: list[str], language: str | None = None) -> list[Parse]:
+        """One forward pass for all `texts` (micro-batched turns share it)."""
         if not texts:
             return []
         probs = calibration.softmax(self.logits(texts), self.manifest.temperature)
@@ -99,5 +124,27 @@ class IntentModel:
                                 ranking=ranking, out_of_scope=oos))
         return parses
 
-    def parse(self, text: str) -> Parse:
+    def parse(self, text: str, language: str | None = None) -> Parse:
+        """`language` is accepted for the routed model's sake; one model parses every language."""
         return self.parse_batch([text])[0]
+
+
+class LanguageRoutedIntentModel:
+    """The default language's fine-tuned model parses its own language; the multilingual head
+    (e5 + character n-grams, trained on every language's logs) parses the others."""
+
+    def __init__(self, default: IntentModel, multilingual: IntentModel | None, default_language: str) -> None:
+        self.default, self.multilingual = default, multilingual
+        self.default_language = default_language
+        self.manifest, self.labels = default.manifest, default.labels
+
+    def for_language(self, language: str | None) -> IntentModel:
+        if self.multilingual is None or language is None or language == self.default_language:
+            return self.default
+        return self.multilingual
+
+    def parse(self, text: str, language: str | None = None) -> Parse:
+        return self.for_language(language).parse(text)
+
+    def parse_batch(self, texts: list[str], language: str | None = None) -> list[Parse]:
+        return self.for_language(language).parse_batch(texts)

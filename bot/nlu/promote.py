@@ -104,6 +104,10 @@ def retrain(settings: Settings, labelled: list[Example], progress: Progress | No
         "current": None if cur_f1 is None else {"accuracy": cur_acc, "macro_f1": cur_f1},
     }
     manifest.save(candidate)
+    if settings.nlu_runtime == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
+        from bot.nlu.onnx_encoder import export_int8
+
+        export_int8(candidate, manifest)
     decision = Decision(promoted, len(labelled), len(val), cand_acc, cand_f1, cur_acc, cur_f1,
                         current if promoted else candidate)
     if promoted:

@@ -1,8 +1,9 @@
 """Hot conversation state in Redis: session JSON with TTL, a fair per-conversation lock, the reply
 cache that makes redelivered messages idempotent, and pub/sub of finished turns.
 
-Every key of one conversation carries the same hash tag (`{conversation}`), so all of them land in
-one Redis Cluster slot and the Lua scripts stay single-slot.
+Every key of one conversation carries the same hash tag (`{<conversation id>}`, see
+`conversation_tag`), so all of them land in one Redis Cluster slot and every Lua script and
+MULTI/EXEC here touches one slot only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from bot.types import Reply, Session
 
@@ -40,6 +43,8 @@ class SessionStore(Protocol):
 
 
 # Pop the head ticket if it is ours (release) or if its holder's lease has expired (stale).
+# _REAP reads the lease key `ARGV[2] .. head`, which it cannot declare in KEYS; it has the
+# conversation's hash tag, so it is in KEYS[1]'s slot and Redis Cluster serves it.
 _RELEASE = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
 redis.call('LREM', KEYS[1], 0, ARGV[1])
@@ -56,21 +61,85 @@ return 0
 """
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client that rides over short outages (a restart, a failover) with backed-off retries.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def conversation_tag(conversation_id: str) -> str:
+    """The hash tag every key of one conversation carries: `{<conversation id>}`, so a Redis Cluster
+    keeps all of them in one slot. An id that would make an empty tag (empty, or starting with `}`)
+    gets a prefix, since Redis would then hash each whole key and scatter the conversation."""
+    if not conversation_id or conversation_id.startswith("}"):
+        return "{~" + conversation_id + "}"
+    return "{" + conversation_id + "}"
+
+
+def retry_policy(budget_s: float) -> Retry:
+    """Exponential backoff (0.1 s, 0.2 s, ... capped at 1 s) for about `budget_s` seconds in all:
+    long enough to ride over a restart or a Sentinel/Cluster failover, then the error surfaces
+    (a turn answers 503 and the client resends with the same message id)."""
+    backoff = ExponentialBackoff(cap=1.0, base=0.05)
+    retries, total = 0, 0.0
+    while total < budget_s:
+        retries += 1
+        total += backoff.compute(retries)
+    return Retry(backoff, retries)
+
+
+def connect(url: str, retry_s: float = 10.0) -> aioredis.Redis:
+    """A client that rides over short outages (a restart, a failover) with backed-off retries for
+    about `retry_s` seconds.
 
     `redis://`, `rediss://` and `unix://` URLs connect directly; a `redis+sentinel://` URL asks
-    Redis Sentinel for the current master and follows a failover (see `parse_sentinel_url`)."""
+    Redis Sentinel for the current master and follows a failover (see `parse_sentinel_url`); a
+    `redis+cluster://` (TLS: `rediss+cluster://`) URL talks to a Redis Cluster (see
+    `parse_cluster_url`) and returns a `RedisCluster`, which has the same command methods."""
     options: dict = dict(
         decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        retry=retry_policy(retry_s),
+        # A master demoted to replica under a plain URL answers READONLY: reconnect and retry
+        # (through Sentinel, redis-py turns that into a ConnectionError and asks again).
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, ReadOnlyError],
         health_check_interval=15,
         socket_connect_timeout=2,
     )
     if url.startswith("redis+sentinel://"):
         return _sentinel_master(url, options)
+    if url.startswith(CLUSTER_SCHEMES):
+        # The cluster client handles MOVED/ASK and retries a lost connection itself, re-reading the
+        # slot map each time; redis-py 8 does that without backoff, so `retry_s` is an attempt
+        # count here, not a time budget, and a cluster failover may outlast it (the turn is 503).
+        nodes, auth = parse_cluster_url(url)
+        del options["retry_on_error"]
+        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+                            **auth, **options)  # type: ignore[return-value]
     return aioredis.Redis.from_url(url, **options)
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, object]]:
+    """`redis+cluster://[[user]:password@]host[:6379][,host2[:port]...][/0][?option=value...]`
+    -> (startup nodes, client options). `rediss+cluster://` connects with TLS. Any node of the
+    cluster will do (the client reads the slot map from it); list several in case one is down.
+    Query options are redis-py's URL options (`ssl_cert_reqs`, `ssl_ca_certs`, ...)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from redis.asyncio.connection import SSLConnection, parse_url
+
+    parts = urlsplit(url)
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    nodes = _host_list(hostlist, 6379)
+    if not nodes:
+        raise ValueError("expected redis+cluster://[:password@]host:port[,host:port...]")
+    # Credentials, TLS and query options as redis-py reads any URL (one placeholder host in it).
+    scheme = "rediss" if parts.scheme == "rediss+cluster" else "redis"
+    netloc = (userinfo + "@" if userinfo else "") + "cluster"
+    options = parse_url(urlunsplit((scheme, netloc, parts.path, parts.query, "")))
+    for key in ("host", "port"):
+        options.pop(key, None)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    if options.pop("db", 0):
+        raise ValueError("a Redis Cluster has only database 0")
+    return nodes, options
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, object]]:
@@ -83,14 +152,7 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
 
     parts = urlsplit(url)
     userinfo, _, hostlist = parts.netloc.rpartition("@")
-    sentinels = []
-    for item in filter(None, hostlist.split(",")):
-        if item.startswith("["):  # [IPv6]:port
-            host, _, rest = item[1:].partition("]")
-            port = rest.removeprefix(":")
-        else:
-            host, _, port = item.partition(":")
-        sentinels.append((host, int(port or 26379)))
+    sentinels = _host_list(hostlist, 26379)
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not sentinels or not path or len(path) > 2:
         raise ValueError("expected redis+sentinel://[:password@]host:port[,host:port]/<master>[/<db>]")
@@ -102,6 +164,19 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
     if query.get("sentinel_password"):
         options["sentinel_password"] = query["sentinel_password"][0]
     return sentinels, path[0], options
+
+
+def _host_list(hostlist: str, default_port: int) -> list[tuple[str, int]]:
+    """`host[:port][,host[:port]...]`, IPv6 addresses in brackets."""
+    hosts = []
+    for item in filter(None, hostlist.split(",")):
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        hosts.append((host, int(port or default_port)))
+    return hosts
 
 
 class _SentinelBackedRedis(aioredis.Redis):
@@ -131,6 +206,8 @@ class RedisSessionStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "sb", ttl_s: int = 7 * 86400,
                  reply_ttl_s: int = 86400, lease_s: float = 30.0, wait_s: float = 60.0,
                  history_limit: int = 100) -> None:
+        if "{" in prefix or "}" in prefix:  # it would become the hash tag of every key
+            raise ValueError(f"the key prefix {prefix!r} must not contain braces")
         self.r = client
         self.prefix = prefix
         self.ttl_s = ttl_s
@@ -143,7 +220,7 @@ class RedisSessionStore:
         self._reap = client.register_script(_REAP)
 
     def _key(self, conversation_id: str, part: str) -> str:
-        return f"{self.prefix}:{{{conversation_id}}}:{part}"
+        return f"{self.prefix}:{conversation_tag(conversation_id)}:{part}"
 
     async def get(self, conversation_id: str) -> Session | None:
         raw = await self.r.get(self._key(conversation_id, "session"))
@@ -230,8 +307,9 @@ class RedisSessionStore:
             await pubsub.unsubscribe(self.channel)
             await pubsub.aclose()
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """For readiness: answers within `timeout_s` rather than riding out the retry budget."""
         try:
-            return bool(await self.r.ping())
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return bool(await asyncio.wait_for(self.r.ping(), timeout_s))
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError):
             return False

@@ -6,9 +6,10 @@ import asyncio
 import json
 import uuid
 
-from fastapi import APIRouter, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from bot.sessions.live import follow
 from bot.types import Message
 from bot.web.errors import ApiError
 from bot.web.schemas import (
@@ -17,8 +18,10 @@ from bot.web.schemas import (
     MessageIn,
     MessageOut,
     checked_text,
+    error_responses,
     valid_conversation_id,
 )
+from bot.web.security import origin_allowed
 
 router = APIRouter(prefix="/api/v1")
 ConversationId = Path(pattern=CONVERSATION_ID, description="Chosen by the client (the widget: a random id).")
@@ -35,17 +38,24 @@ def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: s
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessageOut,
-             summary="Send a customer message and get the bot's replies")
+             summary="Send a customer message and get the bot's replies",
+             description="Rate limited per client address and per conversation "
+                         "(`Settings.rate_limit`): over a limit, 429 with `Retry-After`.",
+             responses=error_responses(400, 413, 415, 422, 429, 503))
 async def post_message(request: Request, body: MessageIn,
                        conversation_id: str = ConversationId) -> MessageOut:
     services = request.app.state.services
     msg = to_message(conversation_id, body, services.settings.max_message_chars)
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:  # the address's limit ran in the middleware, before the body was read
+        await limiter.check("conversation", conversation_id, "web")
     replies = await services.pipeline.handle(msg)
     return MessageOut(conversation_id=conversation_id, message_id=msg.message_id, replies=replies)
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut,
-            summary="A conversation's state and history (the widget restores itself from it)")
+            summary="A conversation's state and history (the widget restores itself from it)",
+            responses=error_responses(404, 422, 503))
 async def get_conversation(request: Request, conversation_id: str = ConversationId) -> ConversationOut:
     session = await request.app.state.services.store.get(conversation_id)
     if session is None:
@@ -56,25 +66,46 @@ async def get_conversation(request: Request, conversation_id: str = Conversation
 
 
 @router.get("/widget", summary="The widget's own strings (from the domain file)")
-async def widget_strings(request: Request) -> dict[str, str]:
-    return request.app.state.services.domain.widget.model_dump()
+async def widget_strings(
+        request: Request,
+        lang: str | None = Query(None, max_length=35, description="The widget's locale, e.g. `zh-CN`."),
+) -> dict[str, str]:
+    """The domain's widget strings in `lang` where the domain has a translation of them (only the
+    translated ones), else in the domain's own language; `language` says which. The widget puts
+    them over its message catalog (static/i18n/) only when they are in the language it shows."""
+    domain = request.app.state.services.domain
+    wanted = (lang or "").replace("_", "-").split("-")[0].lower()
+    translation = domain.translations.get(wanted) if wanted != domain.language else None
+    if translation is not None:
+        return {**translation.widget, "language": wanted}
+    return {**domain.widget.model_dump(), "language": domain.language}
 
 
 @router.websocket("/conversations/{conversation_id}/ws")
 async def conversation_socket(websocket: WebSocket, conversation_id: str) -> None:
     """Send `{"text": ...}` frames; get `{"type": "typing"}`, for a generated answer
     `{"type": "delta", "text": ...}` frames as it is written (each a checked sentence), then
-    `{"type": "replies", ...}` with the final text and its sources (what a retry gets too)."""
+    `{"type": "replies", ...}` with the final text and its sources (what a retry gets too).
+    Errors are `{"type": "error", "error": code, "detail", "message_id"}` frames, the socket stays
+    open (`rate_limited` ones carry `retry_after` seconds). Browsers may open it from this site and
+    from `Settings.widget_origins` only."""
     services = websocket.app.state.services
     settings = services.settings
     if not valid_conversation_id(conversation_id):
         await websocket.close(code=1008, reason="invalid conversation id")
         return
+    if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"),
+                          settings.widget_origins):
+        await websocket.close(code=1008, reason="origin not allowed")
+        return
+    limiter = getattr(websocket.app.state, "limiter", None)
+    client = limiter.client_address(websocket.scope) if limiter is not None else ""
     await websocket.accept()
     pushes = asyncio.create_task(_push_conversation_events(websocket, services, conversation_id))
     try:
         while True:
             raw = await websocket.receive_text()
+            message_id = None
             try:
                 if len(raw.encode()) > settings.max_body_bytes:
                     raise ApiError(413, "body_too_large",
@@ -89,6 +120,9 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                     raise ApiError(422, "invalid_request",
                                    [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
                                     for e in exc.errors()]) from exc
+                message_id = body.message_id
+                if limiter is not None:
+                    await limiter.message(client, conversation_id, "web")
                 msg = to_message(conversation_id, body, settings.max_message_chars)
                 await websocket.send_json({"type": "typing", "message_id": msg.message_id})
 
@@ -100,7 +134,10 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                                            "replies": [r.model_dump() for r in replies]})
             except ApiError as exc:
                 services.metrics.errors.labels(exc.code).inc()
-                await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.detail})
+                frame = {"type": "error", **exc.body()}
+                if message_id is not None:  # the widget matches the error to the message it sent
+                    frame["message_id"] = message_id
+                await websocket.send_json(frame)
     except WebSocketDisconnect:
         return
     finally:
@@ -109,12 +146,5 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
 
 async def _push_conversation_events(websocket: WebSocket, services, conversation_id: str) -> None:  # type: ignore[no-untyped-def]
     """Agent joined / agent message / typing / back to the bot, live, from any replica."""
-    pubsub = services.store.r.pubsub()
-    await pubsub.subscribe(services.queue.conversation_channel(conversation_id))
-    try:
-        async for msg in pubsub.listen():
-            if msg.get("type") == "message":
-                await websocket.send_json(json.loads(msg["data"]))
-    finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+    await follow(services.store.r, [services.queue.conversation_channel(conversation_id)],
+                 websocket.send_json)

@@ -23,7 +23,9 @@ from bot.config import Settings
 from bot.services import FROM_SETTINGS, Services, build_services
 from bot.web import api, console, errors
 from bot.web.limits import BodyLimit
+from bot.web.ratelimit import Limiter, RateLimit
 from bot.web.secrets import secret_key
+from bot.web.security import ScopedCORS, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 
@@ -36,11 +38,13 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
         async with build_services(settings, models, generator) as services:  # type: ignore[arg-type]
             app.state.services = services
             app.state.metrics = services.metrics
+            app.state.limiter = Limiter(services.store.r, settings.key_prefix, settings.rate_limit,
+                                        services.metrics, settings.trusted_proxies)
             bridge = _chatwoot(settings, services)
             if bridge is not None:
                 app.include_router(bridge.router())
             http = httpx.AsyncClient(timeout=10.0)
-            hub = ChannelHub(enabled_channels(settings, http), services)
+            hub = ChannelHub(enabled_channels(settings, http), services, app.state.limiter)
             app.state.channels = hub
             app.include_router(hub.router())
             try:
@@ -59,6 +63,8 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                        https_only=settings.cookie_secure)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        json_prefixes=("/api/", "/console/api/"))
+    app.add_middleware(RateLimit, limiter=lambda: getattr(app.state, "limiter", None))
+    app.add_middleware(ScopedCORS, origins=settings.widget_origins)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -67,10 +73,12 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
         response.headers["X-Request-ID"] = rid[:64]
         return response
 
+    app.add_middleware(SecurityHeaders, https=settings.cookie_secure)  # outermost: every answer gets them
+
     app.include_router(api.router)
     app.include_router(console.router)
     app.include_router(rasa.router)
-    sio = rasa.socketio_server(app, settings.socketio_cors_origins)
+    sio = rasa.socketio_server(app, settings.widget_origins, settings.max_body_bytes)
     app.mount("/socket.io", socketio.ASGIApp(sio, socketio_path="socket.io"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

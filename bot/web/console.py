@@ -2,13 +2,17 @@
 
 Auth is a signed session cookie (SameSite=strict, HttpOnly); every state-changing call also needs
 the X-CSRF-Token header that matches the token kept in that session.
+
+The admin API (`/console/api/agents`) takes either credential: the admin API key
+(`Authorization: Bearer <key>` or `X-API-Key: <key>`, `Settings.admin_api_key`, no cookie and no
+CSRF token needed) for scripts, or a logged-in admin's console session (plus CSRF on writes) for
+the admin page. Without a configured key, API callers get 403 `admin_api_disabled`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import secrets
 from pathlib import Path
 
@@ -19,11 +23,14 @@ from starlette.requests import HTTPConnection
 
 from bot.handoff.agents import AgentError, AgentInfo
 from bot.handoff.service import HandoffError
+from bot.sessions.live import follow
 from bot.web.errors import ApiError
-from bot.web.schemas import clean_text, valid_conversation_id
+from bot.web.schemas import clean_text, error_responses, valid_conversation_id
+from bot.web.security import same_host
 
 STATIC = Path(__file__).parent / "static"
-router = APIRouter(prefix="/console")
+router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class LoginIn(BaseModel):
@@ -76,9 +83,41 @@ def current_agent(request: Request) -> AgentInfo:
     return agent
 
 
-def admin_agent(agent: AgentInfo = Depends(current_agent)) -> AgentInfo:
+def presented_api_key(conn: HTTPConnection) -> str | None:
+    """The key an API client sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    auth = conn.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return conn.headers.get("x-api-key") or None
+
+
+def admin_caller(request: Request) -> AgentInfo | None:
+    """An admin API call: the admin API key (returns None), else a logged-in admin agent's session
+    with the CSRF token on writes (returns the agent)."""
+    key = presented_api_key(request)
+    configured = request.app.state.services.settings.admin_api_key
+    expected = configured.get_secret_value() if configured is not None else ""
+    if key is not None:
+        if not expected:
+            raise ApiError(403, "admin_api_disabled",
+                           "the admin API is off: no admin API key is configured (SUPPORTBOT_ADMIN_API_KEY)")
+        if not secrets.compare_digest(key.encode("utf-8", "surrogateescape"), expected.encode()):
+            raise ApiError(401, "bad_api_key", "wrong admin API key", headers={"WWW-Authenticate": "Bearer"})
+        return None
+    agent = session_agent(request)
+    if agent is None:
+        if not expected:
+            raise ApiError(403, "admin_api_disabled",
+                           "no admin API key is configured (SUPPORTBOT_ADMIN_API_KEY); "
+                           "log in to the console as an admin instead")
+        raise ApiError(401, "login_required", "send the admin API key (Authorization: Bearer) or log in "
+                                              "to the console as an admin",
+                       headers={"WWW-Authenticate": "Bearer"})
     if agent.role != "admin":
         raise ApiError(403, "forbidden", "admins only")
+    if request.method not in SAFE_METHODS:
+        check_csrf(request)
     return agent
 
 
@@ -233,14 +272,19 @@ async def close(request: Request, conversation_id: str,
 
 
 # --- admin ---------------------------------------------------------------------------
-@router.get("/api/agents")
-async def list_agents(request: Request, _: AgentInfo = Depends(admin_agent)) -> list[dict]:
+ADMIN_AUTH = ("Admin API: `Authorization: Bearer <admin API key>` (or `X-API-Key`), or a logged-in "
+              "admin's console session (with X-CSRF-Token on writes). No key configured: 403 "
+              "`admin_api_disabled` for API callers.")
+
+
+@router.get("/api/agents", description=ADMIN_AUTH)
+async def list_agents(request: Request, _: AgentInfo | None = Depends(admin_caller)) -> list[dict]:
     agents = await asyncio.to_thread(request.app.state.services.agents.all)
     return [public(a) for a in agents]
 
 
-@router.post("/api/agents", dependencies=[Depends(check_csrf)], status_code=201)
-async def create_agent(request: Request, body: AgentIn, _: AgentInfo = Depends(admin_agent)) -> dict:
+@router.post("/api/agents", status_code=201, description=ADMIN_AUTH)
+async def create_agent(request: Request, body: AgentIn, _: AgentInfo | None = Depends(admin_caller)) -> dict:
     try:
         agent = await asyncio.to_thread(request.app.state.services.agents.create, body.username,
                                         body.display_name, body.password, body.role)
@@ -254,6 +298,10 @@ async def create_agent(request: Request, body: AgentIn, _: AgentInfo = Depends(a
 async def console_socket(websocket: WebSocket) -> None:
     """Every turn and queue change, live, to logged-in agents (via Redis pub/sub: all replicas)."""
     services = websocket.app.state.services
+    origin = websocket.headers.get("origin")
+    if origin and not same_host(origin, websocket.headers.get("host")):
+        await websocket.close(code=1008, reason="origin not allowed")  # cross-site WebSocket hijacking
+        return
     agent = session_agent(websocket)
     if agent is None:
         await websocket.close(code=1008, reason="login required")
@@ -261,18 +309,14 @@ async def console_socket(websocket: WebSocket) -> None:
     agent_id = agent.id
     await websocket.accept()
     await services.queue.heartbeat(str(agent_id))
-    pubsub = services.store.r.pubsub()
-    await pubsub.subscribe(services.queue.console_channel, services.store.channel)
 
-    async def forward() -> None:
-        async for msg in pubsub.listen():
-            if msg.get("type") == "message":
-                event = json.loads(msg["data"])
-                if event.get("type") == "turn":
-                    event = {"type": "turn", "conversation_id": event["conversation_id"]}
-                await websocket.send_json(event)
+    async def forward(event: dict) -> None:
+        if event.get("type") == "turn":
+            event = {"type": "turn", "conversation_id": event["conversation_id"]}
+        await websocket.send_json(event)
 
-    task = asyncio.create_task(forward())
+    task = asyncio.create_task(follow(services.store.r, [services.queue.console_channel,
+                                                         services.store.channel], forward))
     try:
         while True:
             await websocket.receive_text()  # pings keep the agent marked online
@@ -281,5 +325,3 @@ async def console_socket(websocket: WebSocket) -> None:
         pass
     finally:
         task.cancel()
-        await pubsub.unsubscribe()
-        await pubsub.aclose()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,9 +19,24 @@ from bot.sessions.store import LockTimeout
 log = logging.getLogger(__name__)
 
 
+class ErrorOut(BaseModel):
+    """Every error answer: a stable code, a human-readable detail, and for 429 when to retry."""
+
+    error: str = Field(description="A stable code, e.g. `invalid_request`, `rate_limited`.")
+    detail: Any = Field(None, description="What was wrong: text, or a list of `{field, problem}`.")
+    retry_after: int | None = Field(None, description="429: seconds until the limit lets more through.")
+    limit: str | None = Field(None, description="429: which limit (ip, conversation, webhook, login).")
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: object = None) -> None:
+    def __init__(self, status: int, code: str, detail: object = None,
+                 headers: dict[str, str] | None = None, extra: dict[str, object] | None = None) -> None:
         self.status, self.code, self.detail = status, code, detail
+        self.headers = headers  # e.g. Retry-After
+        self.extra = extra or {}  # more fields of the body beside error and detail (retry_after)
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
 
 
 def error_response(status: int, code: str, detail: object = None,
@@ -33,11 +50,41 @@ def _count(request: Request, code: str) -> None:
         metrics.errors.labels(code).inc()
 
 
+def _document_error_bodies(app: FastAPI) -> None:
+    """FastAPI documents every 422 as its own HTTPValidationError; ours is ErrorOut (see `_invalid`):
+    say so in /openapi.json, for every route, present and future."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ErrorOut",
+                           ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+        ref = {"$ref": "#/components/schemas/ErrorOut"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                response = operation.get("responses", {}).get("422")
+                content = (response or {}).get("content", {}).get("application/json", {})
+                if content.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
+                    response["description"] = "Invalid request"
+                    content["schema"] = ref
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_error_bodies(app)
+
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
         _count(request, exc.code)
-        return error_response(exc.status, exc.code, exc.detail)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,20 +1,40 @@
-"""ASGI middleware that refuses oversized bodies and non-JSON posts before any parsing happens."""
+"""ASGI middleware that refuses oversized bodies and non-JSON posts before any parsing happens.
+
+Every POST/PUT/PATCH is covered, whatever the route: the REST API, the console's JSON calls, the
+Rasa REST channel and every platform webhook. WebSocket frames are capped by the server itself
+(`ws_max_size`, see `websocket_max_size`) and socket.io packets by python-engineio
+(`max_http_buffer_size`), both from the same `Settings.max_body_bytes`.
+"""
 
 from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.web.errors import ApiError
 
 
+def websocket_max_size(max_body_bytes: int) -> int:
+    """The transport's hard cap on one WebSocket message. Frames between `max_body_bytes` and this get
+    a polite `body_too_large` error frame from the route (the socket stays open); larger ones make the
+    server close the socket with 1009 (message too big) before reading them into memory."""
+    return 2 * max_body_bytes
+
+
+async def reply(send: Send, status: int, body: dict[str, object],
+                headers: dict[str, str] | None = None) -> None:
+    """A JSON error answered straight from ASGI middleware (the app's handlers never see it)."""
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
 async def _reply(send: Send, status: int, code: str, detail: str) -> None:
-    body = json.dumps({"error": code, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await reply(send, status, {"error": code, "detail": detail})
 
 
 class BodyLimit:
@@ -54,8 +74,11 @@ class BodyLimit:
             await _reply(send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
 
 
-class BodyTooLarge(ApiError):
-    """A chunked body that grew past the limit while streaming in."""
+class BodyTooLarge(ApiError, StarletteHTTPException):
+    """A chunked body that grew past the limit while streaming in. It is an HTTPException too, because
+    FastAPI turns any other exception raised while it reads a body into a 400 "error parsing the body";
+    the ApiError handler (first in the MRO) still answers it as `body_too_large`."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, "body_too_large", f"request bodies are limited to {max_bytes} bytes")
+        ApiError.__init__(self, 413, "body_too_large", f"request bodies are limited to {max_bytes} bytes")
+        self.status_code = 413

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.types import Button, Reply
-from bot.web.errors import ApiError
+from bot.web.errors import ApiError, ErrorOut
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -30,6 +31,15 @@ class MessageOut(BaseModel):
     conversation_id: str
     message_id: str
     replies: list[Reply]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route answers, all with the ErrorOut body."""
+    described = {400: "Malformed body", 401: "Not logged in / no credentials", 403: "Forbidden",
+                 404: "Not found", 409: "Conflict", 413: "Body too large", 415: "Not JSON",
+                 422: "Invalid request", 429: "Rate limited (see Retry-After)",
+                 503: "Busy or a dependency is briefly unavailable (see Retry-After)"}
+    return {status: {"model": ErrorOut, "description": described[status]} for status in statuses}
 
 
 class HistoryEvent(BaseModel):

@@ -3,28 +3,15 @@ the console."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.conftest import PASSWORD
 from tests.browser.test_widget import open_widget, send
 
 pytestmark = pytest.mark.browser
-PASSWORD = "console-test-password"
-
-
-@pytest.fixture(scope="module")
-def agent_account(server: str) -> str:
-    """Created with the real CLI against the served app's data folder."""
-    data_dir = Path(os.environ.get("SB_SERVED_DATA_DIR", ""))
-    env = {**os.environ, "SUPPORTBOT_DATA_DIR": str(data_dir), "SUPPORTBOT_AGENT_PASSWORD": PASSWORD}
-    subprocess.run([sys.executable, "-m", "bot.cli", "create-agent", "maria", "--name", "Maria Lopez",
-                    "--role", "admin"], env=env, check=True, capture_output=True)
-    return "maria"
 
 
 def test_customer_asks_for_a_human_and_the_agent_takes_over(

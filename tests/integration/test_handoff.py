@@ -32,7 +32,7 @@ async def test_many_concurrent_claims_have_one_winner(store: RedisSessionStore, 
 
 @pytest.fixture
 def settings(app_settings: Settings) -> Settings:
-    return app_settings.model_copy(update={"business_hours": "Mon-Sun 00:00-23:59", "timezone": "UTC"})
+    return app_settings.model_copy(update={"business_hours": "Mon-Sun 00:00-24:00", "timezone": "UTC"})
 
 
 @pytest.fixture

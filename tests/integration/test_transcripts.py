@@ -70,3 +70,18 @@ def test_postgresql(pg_url: str) -> None:
     migrate(engine)
     exercise(TranscriptStore(engine))
     engine.dispose()
+
+
+@pytest.mark.timeout(90)
+def test_replicas_migrating_at_once_do_not_collide(pg_url: str) -> None:
+    """Replicas starting together: without the advisory lock they race to CREATE the same tables
+    and block each other (measured: still waiting after 200 s) or fail on a duplicate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [make_engine(pg_url) for _ in range(4)]
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(migrate, engines))  # re-raises any replica's failure
+    with engines[0].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    for engine in engines:
+        engine.dispose()

@@ -30,3 +30,10 @@ def test_business_hours_in_their_time_zone() -> None:
     assert not hours.open_at(datetime(2026, 11, 29, 12, 0, tzinfo=UTC))  # Sunday
     with pytest.raises(ValueError, match="business hours"):
         BusinessHours("weekdays 9 to 5")
+
+
+def test_a_window_can_end_at_midnight() -> None:
+    always = BusinessHours("Mon-Sun 00:00-24:00")
+    assert always.open_at(datetime(2026, 11, 23, 23, 59, 59, 999999, tzinfo=UTC))
+    assert always.open_at(datetime(2026, 11, 29, 0, 0, tzinfo=UTC))
+    assert not BusinessHours("Mon 20:00-24:00").open_at(datetime(2026, 11, 24, 0, 0, tzinfo=UTC))

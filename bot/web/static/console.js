@@ -90,7 +90,7 @@
     ws.onmessage = function (m) {
       var ev = JSON.parse(m.data);
       loadQueue();
-      if (current && ev.conversation_id === current) open(current);
+      if (current && (ev.type === "resync" || ev.conversation_id === current)) open(current);
     };
     ws.onclose = function () { clearInterval(ping); setTimeout(live, 2000); };
   }

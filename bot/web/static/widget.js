@@ -4,7 +4,12 @@
  * ever writes text with textContent (customer and bot text can never become markup).
  * While its WebSocket is open it sends over it, so a generated answer appears as it is written
  * ("delta" frames, each a checked sentence) and is then replaced by the final reply with its
- * sources line; without the socket (or if it drops mid-answer) it posts to the REST API. */
+ * sources line; without the socket (or if it drops mid-answer) it posts to the REST API.
+ * Its own strings come from message catalogs beside it (i18n/<locale>.json; English fills any key
+ * a catalog lacks), with the company's own over them where the domain file or its translation
+ * overlay has them in the language shown (GET /api/v1/widget?lang=). The locale: the tag's
+ * data-lang, else the page's <html lang>, else the browser's languages; the first one with a
+ * catalog wins, else English. Enter sends, except while an IME composes. */
 (function () {
   "use strict";
   if (window.SupportBotWidget) return;
@@ -13,6 +18,23 @@
     (script ? new URL(script.src, location.href).origin : location.origin);
   var storageKey = "supportbot.conversation." + server;
   var openKey = "supportbot.open." + server;
+  var catalogBase = new URL("i18n/", (script && script.src) || server + "/static/widget.js").href;
+
+  /* A language tag -> the catalog for it, or null. Simplified Chinese (zh, zh-CN, zh-Hans, zh-SG,
+   * zh-MY) is zh-CN; Traditional (zh-TW, zh-HK, zh-Hant) has no catalog yet. */
+  function catalogFor(tag) {
+    var parts = String(tag || "").trim().replace(/_/g, "-").toLowerCase().split("-");
+    if (parts[0] === "en") return "en";
+    if (parts[0] === "zh" && (parts.length === 1 || /^(cn|sg|my|hans)$/.test(parts[1]))) return "zh-CN";
+    return null;
+  }
+  function chooseLocale() {
+    var wanted = [script && script.getAttribute("data-lang"), document.documentElement.getAttribute("lang")]
+      .concat(Array.prototype.slice.call(navigator.languages || []), [navigator.language]);
+    for (var i = 0; i < wanted.length; i++) { var found = catalogFor(wanted[i]); if (found) return found; }
+    return "en";
+  }
+  var locale = chooseLocale();
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
@@ -59,9 +81,47 @@
     "form button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px}"
   ].join("");
 
-  var strings = { title: "Chat", subtitle: "", placeholder: "", send: "Send", greeting: "", typing: "…",
-                  error: "Error", open_label: "Chat", close_label: "Close" };
-  var host = el("div", { id: "supportbot-widget" });
+  /* The English catalog, the locale's over it, the domain's strings over both when they are in this
+   * language. With no catalog at all a string is its key: plain, but the widget still works. */
+  var strings = {};
+  function t(key, values) {
+    var text = typeof strings[key] === "string" ? strings[key] : key;
+    return text.replace(/\{(\w+)\}/g, function (m, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : m;
+    });
+  }
+  function optional(key) { return typeof strings[key] === "string" ? strings[key] : ""; }
+  function merge(catalog) {
+    Object.keys(catalog || {}).forEach(function (k) {
+      if (k !== "language" && typeof catalog[k] === "string") strings[k] = catalog[k];
+    });
+  }
+  function getJSON(url) {
+    return fetch(url).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (data) { return (data && typeof data === "object") ? data : {}; });
+  }
+  function loadStrings() {
+    function catalog(name) { return getJSON(catalogBase + name + ".json").catch(function () { return null; }); }
+    function domain(lang) {
+      return getJSON(server + "/api/v1/widget?lang=" + encodeURIComponent(lang)).catch(function () { return {}; });
+    }
+    var en = catalog("en");
+    var own = locale === "en" ? en : catalog(locale);
+    return Promise.all([en, own, domain(locale)]).then(function (got) {
+      merge(got[0]);
+      if (got[1] !== got[0]) {
+        if (got[1]) merge(got[1]);
+        else { locale = "en"; return domain("en").then(function (d) { got[2] = d; return got; }); }
+      }
+      return got;
+    }).then(function (got) {  /* the domain's words, where they are in the language shown */
+      if (catalogFor(got[2].language || "en") === locale) merge(got[2]);
+    });
+  }
+
+  var host = el("div", { id: "supportbot-widget", lang: locale });
   var root = host.attachShadow({ mode: "open" });
   var style = el("style"); style.textContent = CSS; root.appendChild(style);
   var launcher = el("button", { "class": "launcher", "data-sb": "launcher", type: "button" });
@@ -82,9 +142,16 @@
   root.appendChild(panel); root.appendChild(launcher);
 
   function applyStrings() {
-    title.textContent = strings.title; subtitle.textContent = strings.subtitle;
-    input.setAttribute("placeholder", strings.placeholder); send.textContent = strings.send;
-    launcher.textContent = strings.open_label; close.setAttribute("aria-label", strings.close_label);
+    host.setAttribute("lang", locale);
+    title.textContent = t("title"); subtitle.textContent = optional("subtitle");
+    input.setAttribute("placeholder", t("placeholder")); input.setAttribute("aria-label", t("input_label"));
+    send.textContent = t("send"); launcher.textContent = t("open_label");
+    close.setAttribute("aria-label", t("close_label")); panel.setAttribute("aria-label", t("title"));
+    log.setAttribute("aria-label", t("messages_label"));
+  }
+  function errorText(data) {  /* the server's detail is English for developers: ours, by its code */
+    var code = (data && typeof data.error === "string") ? data.error : "";
+    return (code && typeof strings["error_" + code] === "string") ? strings["error_" + code] : t("error");
   }
   function scroll() { log.scrollTop = log.scrollHeight; }
   function clearButtons() {
@@ -179,7 +246,7 @@
     if ((!text && !payload) || busy) return;
     busy = true; clearButtons();
     addMessage("user", text || payload);
-    typing.textContent = strings.typing;
+    typing.textContent = t("typing");
     var body = { message_id: newId() };
     if (payload) body.payload = payload; else body.text = text;
     var sent = (live && live.readyState === 1)
@@ -189,11 +256,13 @@
       if (r.ok) showReplies(r.data.replies, true, r.bubble);
       else {
         if (r.bubble) r.bubble.remove();
-        addMessage("error", (r.data && r.data.detail && typeof r.data.detail === "string")
-          ? r.data.detail : strings.error);
+        addMessage("error", errorText(r.data));
       }
-    }, function () { addMessage("error", strings.error); })
-      .then(function () { busy = false; typing.textContent = ""; input.focus(); });
+    }, function () { addMessage("error", t("error")); })
+      .then(function () {
+        busy = false; typing.textContent = ""; input.focus();
+        if (needResync) { needResync = false; resync(); }
+      });
   }
 
   function setOpen(open) {
@@ -206,18 +275,29 @@
   form.addEventListener("submit", function (e) {
     e.preventDefault(); var text = input.value; input.value = ""; sendMessage(text);
   });
+  /* Enter sends, Shift+Enter is a new line, and an Enter that an input method (pinyin, kana...)
+   * uses to commit its composition sends nothing: isComposing, keyCode 229 where that is missing,
+   * and our own composition flag; Safari fires the committing Enter's keydown just after
+   * compositionend, so an Enter in the same tick as compositionend is the IME's too. */
+  var composing = false, justComposed = false;
+  input.addEventListener("compositionstart", function () { composing = true; });
+  input.addEventListener("compositionend", function () {
+    composing = false; justComposed = true;
+    setTimeout(function () { justComposed = false; }, 0);
+  });
+  input.addEventListener("blur", function () { composing = false; });
   input.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
-      e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
-    }
+    if (e.key !== "Enter" || e.shiftKey) return;
+    if (e.isComposing || e.keyCode === 229 || composing || justComposed) return;
+    e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
   });
 
   function restore() {
     return api("/conversations/" + cid).then(function (res) {
-      if (res.status === 404) { if (strings.greeting) addMessage("bot", strings.greeting); return; }
+      if (res.status === 404) { if (optional("greeting")) addMessage("bot", optional("greeting")); return; }
       if (!res.ok) return;
       return res.json().then(function (data) {
-        if (strings.greeting) addMessage("bot", strings.greeting);
+        if (optional("greeting")) addMessage("bot", optional("greeting"));
         var last = null;
         data.history.forEach(function (e) {
           var role = (e.role === "user" || e.role === "agent" || e.role === "system") ? e.role : "bot";
@@ -226,6 +306,15 @@
         if (last && last.role === "bot") addButtons(last.buttons);
       });
     }).catch(function () {});
+  }
+
+  /* After a Redis restart the server subscribes again and says "resync": what was published in
+   * between is only in the stored conversation, so the log is drawn again from it. */
+  var needResync = false;
+  function resync() {
+    if (busy) { needResync = true; return; }
+    while (log.firstChild) log.removeChild(log.firstChild);
+    restore();
   }
 
   /* Live events from the team (agent joined, agent messages, typing, back to the bot). */
@@ -241,9 +330,10 @@
       if (ev.type === "agent_joined") addMessage("system", ev.text);
       else if (ev.type === "agent_message") { typing.textContent = ""; addMessage("agent", ev.text, ev.agent); }
       else if (ev.type === "agent_typing") {
-        typing.textContent = ev.agent + " …"; clearTimeout(typingTimer);
+        typing.textContent = t("agent_typing", { agent: ev.agent || "" }); clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { typing.textContent = ""; }, 5000);
       } else if (ev.type === "bot_back" || ev.type === "closed") addMessage("bot", ev.text);
+      else if (ev.type === "resync") resync();
     };
     ws.onclose = function () {
       if (live === ws) live = null;
@@ -259,8 +349,7 @@
 
   function mount() {
     document.body.appendChild(host);
-    api("/widget").then(function (r) { return r.ok ? r.json() : {}; }, function () { return {}; })
-      .then(function (s) { Object.keys(s || {}).forEach(function (k) { strings[k] = s[k]; }); applyStrings(); })
+    loadStrings().catch(function () {}).then(applyStrings)
       .then(restore)
       .then(function () {
         if (localStorage.getItem(openKey) === "1") setOpen(true);
@@ -268,6 +357,7 @@
         listen(1000);
       });
   }
-  window.SupportBotWidget = { open: function () { setOpen(true); }, conversationId: function () { return cid; } };
+  window.SupportBotWidget = { open: function () { setOpen(true); }, conversationId: function () { return cid; },
+                              locale: function () { return locale; } };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount); else mount();
 })();

@@ -1,0 +1,231 @@
+"""The intent encoder through ONNX Runtime with int8 weights: a faster CPU path, chosen by settings.
+
+The exported graph is the torch part of an `IntentModel`, nothing more: the fine-tuned classifier
+up to its logits, or the frozen sentence encoder up to its L2-normalised mean-pooled vector (the
+numpy head then stays as it is). Weights are quantized to int8 per output channel after export
+(`quantize_dynamic`): per-tensor scales flipped about three times as many demo predictions as
+per-channel ones. Activations are quantized on the fly with one scale per batch, so a message's
+numbers move slightly with the messages batched beside it (torch's do not). benchmarks/onnx_int8.py
+measures both effects on BANKING77.
+
+One file, `<model dir>/onnx/model.int8.onnx`, is written with a temporary name and renamed into
+place, so replicas that start together never read half a file. Its metadata says what it outputs,
+the tokenizer's max length and which training run it was exported from, so a model retrained into
+the same folder is never served through an older graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from bot.nlu.train import Manifest
+
+log = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+INT8_FILE = "model.int8.onnx"
+OPSET = 17
+_OUTPUT, _MAX_LENGTH, _SOURCE = "supportbot.output", "supportbot.max_length", "supportbot.source"
+
+
+def int8_path(model_dir: Path) -> Path:
+    return model_dir / ONNX_DIR / INT8_FILE
+
+
+def source_stamp(manifest: Manifest) -> str:
+    """Which training run a graph belongs to: its data hash and the time its manifest was made."""
+    return f"{manifest.data_hash}:{manifest.created_at!r}"
+
+
+def tokenizer_dir(model_dir: Path, manifest: Manifest) -> Path:
+    """Where the model's tokenizer lives: beside the fine-tuned weights, or in the frozen encoder's
+    transformer folder (a sentence-transformers checkpoint may keep it in a sub-folder)."""
+    if manifest.mode == "finetune":
+        return model_dir / "model"
+    base = Path(manifest.base_model)
+    modules = base / "modules.json"
+    if modules.exists():
+        for module in json.loads(modules.read_text()):
+            if module.get("type", "").endswith("Transformer"):
+                return base / module.get("path", "")
+    return base
+
+
+class _Logits(torch.nn.Module):
+    """A Hugging Face sequence classifier as (input_ids, attention_mask) -> logits."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+class _MeanPooledVectors(torch.nn.Module):
+    """What `SentenceTransformer.encode(normalize_embeddings=True)` computes for a mean-pooled
+    checkpoint: token states, mean over the real tokens, unit length."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def _torch_part(model_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Any, str, int]:
+    """The module to export, its tokenizer, what it outputs ("logits" or "vectors"), max length."""
+    if manifest.mode == "finetune":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir / "model")
+        if manifest.pooling == "mean":
+            from bot.nlu.network import MeanPoolClassifier
+
+            module: torch.nn.Module = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels))
+        else:
+            module = _Logits(AutoModelForSequenceClassification.from_pretrained(model_dir / "model"))
+        return module.eval(), tokenizer, "logits", manifest.max_length
+    if manifest.mode != "frozen":
+        raise ValueError(f"{manifest.mode!r} models have no torch encoder to export")
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(manifest.base_model, device="cpu")
+    names = [type(m).__name__ for m in st]
+    config = st[1].get_config_dict() if names[1:2] == ["Pooling"] else {}
+    mode = config.get("pooling_mode", "mean" if config.get("pooling_mode_mean_tokens") else None)
+    if names[0] != "Transformer" or mode != "mean" or set(names[2:]) - {"Normalize"}:
+        raise ValueError(f"{manifest.base_model}: only Transformer + mean pooling encoders export ({names})")
+    return _MeanPooledVectors(st[0].auto_model).eval(), st[0].tokenizer, "vectors", st.max_seq_length
+
+
+def export_int8(model_dir: Path, manifest: Manifest | None = None, out: Path | None = None) -> Path:
+    """Export the model's torch part to ONNX, quantize its weights to int8 and rename it into
+    `out` (default `<model_dir>/onnx/model.int8.onnx`). Returns the path written."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from bot.nlu.train import Manifest
+
+    manifest = manifest or Manifest.load(model_dir)
+    out = out or int8_path(model_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module, tokenizer, output, max_length = _torch_part(model_dir, manifest)
+    # A padded pair traces the attention-mask path that every real batch needs.
+    sample = tokenizer(["where is my parcel", "hi"], padding=True, return_tensors="pt")
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
+        fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            # dynamo=False: the TorchScript exporter ships with torch; the dynamo one needs onnxscript.
+            torch.onnx.export(
+                module, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
+                input_names=["input_ids", "attention_mask"], output_names=[output], opset_version=OPSET,
+                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                              "attention_mask": {0: "batch", 1: "sequence"}, output: {0: "batch"}})
+        with _quiet_quantizer():
+            quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+        graph = onnx.load(str(int8))
+        onnx.helper.set_model_props(graph, {_OUTPUT: output, _MAX_LENGTH: str(max_length),
+                                            _SOURCE: source_stamp(manifest)})
+        onnx.save(graph, str(int8))
+        os.replace(int8, out)  # atomic on one file system: readers see the old file or the new one
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """The quantizer logs a line per tensor through the root logger; drop those records only (a
+    logger filter sees records logged on that logger, not ones propagated from named loggers)."""
+    root = logging.getLogger()
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return "onnxruntime" not in record.pathname
+
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
+def is_current(path: Path, manifest: Manifest) -> bool:
+    """The file exists and was exported from this training run."""
+    if not path.exists():
+        return False
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get(_SOURCE) == source_stamp(manifest)
+
+
+def ensure_int8(model_dir: Path, manifest: Manifest) -> Path:
+    """The int8 file for this model, exported now if it is missing or from an older training run.
+
+    `supportbot train` writes it when the runtime is onnx-int8; this is the fallback. A read-only
+    model folder gets its file in the temporary folder instead (named after the model folder and
+    training run, so later loads and restarts of the same container reuse it)."""
+    path = int8_path(model_dir)
+    if is_current(path, manifest):
+        return path
+    key = hashlib.sha256(f"{model_dir.resolve()}:{source_stamp(manifest)}".encode()).hexdigest()[:16]
+    fallback = Path(tempfile.gettempdir()) / f"supportbot-onnx-{key}" / INT8_FILE
+    if is_current(fallback, manifest):
+        return fallback
+    log.warning("exporting the intent model to ONNX int8 (%s %s)", path,
+                "is from an older training run" if path.exists() else "is missing")
+    try:
+        return export_int8(model_dir, manifest)
+    except OSError as exc:
+        log.warning("%s is not writable (%s): exporting to %s instead", path.parent, exc, fallback)
+        return export_int8(model_dir, manifest, fallback)
+
+
+class OnnxEncoder:
+    """texts -> logits (fine-tuned model) or unit sentence vectors (frozen encoder), like the torch
+    model it stands in for, through the same tokenizer."""
+
+    def __init__(self, path: Path, tokenizer: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # No busy-waiting between calls: the same cores run the torch FAQ embedder right after the
+        # intent model in every turn, and spinning ORT threads made a torch call that followed
+        # 2.3x slower (p50 9.7 -> 22.8 ms on 2 cores) for 1 ms of ORT's own latency.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.output = meta[_OUTPUT]
+        self.max_length = int(meta[_MAX_LENGTH])
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="np")
+        feeds = {name: np.asarray(enc[name], dtype=np.int64) for name in ("input_ids", "attention_mask")}
+        return self.session.run(None, feeds)[0]
+
+
+def load_int8(model_dir: Path, manifest: Manifest, threads: int | None = None) -> OnnxEncoder:
+    return OnnxEncoder(ensure_int8(model_dir, manifest), tokenizer_dir(model_dir, manifest), threads)

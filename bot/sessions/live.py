@@ -1,0 +1,62 @@
+"""Live events over Redis pub/sub that outlive a Redis restart or a Sentinel failover.
+
+A pub/sub subscription lives on one connection. redis-py reconnects and resubscribes by itself
+within its retry budget (the server confirms each channel again), and raises once that is spent,
+which used to end the push task: a customer's widget or an agent's console silently stopped
+receiving agent messages. `follow` subscribes again (with backoff) when redis-py gives up, and in
+both cases sends `{"type": "resync"}`: whatever was published while Redis was away is gone from
+pub/sub (it is in the stored conversation, which the client reloads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+RESYNC = {"type": "resync"}
+
+
+async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awaitable[None]],
+                 first_delay_s: float = 0.25, max_delay_s: float = 5.0) -> None:
+    """Call `on_event` with each JSON event published on `channels`, until cancelled."""
+    delay, lost = first_delay_s, False
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(*channels)
+            if lost:
+                log.info("live events: subscribed again after a lost Redis connection")
+                await on_event(dict(RESYNC))
+            delay, lost = first_delay_s, False
+            confirmed: set[str] = set()
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    await on_event(json.loads(msg["data"]))
+                elif msg.get("type") == "subscribe":
+                    channel = _text(msg.get("channel"))
+                    if channel in confirmed and channel == channels[0]:  # redis-py resubscribed
+                        log.info("live events: Redis connection restored; resubscribed")
+                        await on_event(dict(RESYNC))
+                    confirmed.add(channel)
+            lost = True  # listen() only ends when the connection went away quietly
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if not lost:
+                log.warning("live events: Redis connection lost (%s); subscribing again", type(exc).__name__)
+            lost = True
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay_s)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

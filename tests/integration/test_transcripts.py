@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.orm import Session as DbSession
 
 from bot.storage.db import TranscriptStore, make_engine, migrate
+from bot.storage.models import Conversation
 from bot.types import Action, Hit, IntentScore, Parse, Reply, Turn
 
 pytestmark = pytest.mark.integration
@@ -34,6 +36,13 @@ def exercise(store: TranscriptStore) -> None:
     assert [t.message_id for t in turns] == ["m1", "m2"]
     assert turns[0].faq_entry == "e1" and turns[0].ranking[0]["name"] == "greet"
     assert [r.slots for r in store.requests("c1")] == [{"order_number": "KK-1"}]
+    with DbSession(store.engine) as db:  # the redelivery was not counted; the last turn's flags stand
+        conv = db.get(Conversation, "c1")
+        assert conv is not None and conv.channel == "web"
+        assert (conv.turns, conv.handoff, conv.handoff_reason) == (2, True, "complaint")
+    store.record(turn("c2", "m1"))
+    with DbSession(store.engine) as db:
+        assert (db.get(Conversation, "c2").turns, db.get(Conversation, "c1").turns) == (1, 2)
     assert store.ping()
 
 

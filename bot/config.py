@@ -165,6 +165,10 @@ class Settings(BaseSettings):
 
     max_message_chars: int = 2000
     max_body_bytes: int = 16_384
+    otel: bool = Field(
+        False, description="FastAPI's native OpenTelemetry spans, metrics and logs, for an operator who "
+                           "configures an OpenTelemetry SDK; off, no request looks for a provider "
+                           "(Prometheus /metrics and the JSON logs are always on).")
 
     inference_workers: int = 2
     inference_queue: int = 64

@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -72,6 +73,22 @@ class Metrics:
         self.review_items = Counter("supportbot_review_items_total",
                                     "Messages kept for labeling (low confidence, out of scope, hand-off)",
                                     registry=self.registry)
+
+
+# The HTTP request being handled (bot.web.request_id sets it); threads started with
+# asyncio.to_thread inherit it, so a model or database call logs the request it serves.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id on records that do not carry one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            rid = REQUEST_ID.get()
+            if rid is not None:
+                record.request_id = rid
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -205,6 +222,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True, secrets: Iter
     handler = logging.StreamHandler(sys.stderr)
     plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if json_logs else plain)
+    handler.addFilter(RequestIdFilter())
     handler.addFilter(SecretFilter(secrets))
     handler.addFilter(PiiFilter())
     root = logging.getLogger()

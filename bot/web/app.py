@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from bot.services import FROM_SETTINGS, Services, build_services
 from bot.web import api, console, errors
 from bot.web.limits import BodyLimit
 from bot.web.ratelimit import Limiter, RateLimit
+from bot.web.request_id import RequestId
 from bot.web.secrets import secret_key
 from bot.web.security import ScopedCORS, SecurityHeaders
 
@@ -55,7 +55,9 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                 if bridge is not None:
                     await bridge.aclose()
 
+    otel = settings.otel  # off: FastAPI skips its per-request check for a configured provider
     app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan,
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel},
                   description="Customer-service chatbot API: conversations, health, metrics.")
     errors.install(app)
     app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="sb_console",
@@ -66,13 +68,7 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
     app.add_middleware(RateLimit, limiter=lambda: getattr(app.state, "limiter", None))
     app.add_middleware(ScopedCORS, origins=settings.widget_origins)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid[:64]
-        return response
-
+    app.add_middleware(RequestId)
     app.add_middleware(SecurityHeaders, https=settings.cookie_secure)  # outermost: every answer gets them
 
     app.include_router(api.router)

@@ -372,6 +372,16 @@ def test_pages_get_a_strict_csp_and_security_headers(client_default: TestClient)
     assert "content-security-policy" not in client_default.get("/docs").headers  # Swagger UI's own
 
 
+def test_every_answer_has_a_request_id(client_default: TestClient) -> None:
+    assert client_default.get("/healthz", headers={"X-Request-ID": "edge-42.a:b"}).headers[
+        "x-request-id"] == "edge-42.a:b"
+    made = {client_default.get("/healthz").headers["x-request-id"] for _ in range(3)}
+    assert len(made) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in made)
+    r = say(client_default, "rid-conv", headers={"X-Request-ID": "trace-7"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-7"
+    assert re.fullmatch(r"[0-9a-f]{32}", client_default.get("/nowhere").headers["x-request-id"])
+
+
 def test_widget_script_stays_loadable_from_any_site(client_default: TestClient) -> None:
     r = client_default.get("/static/widget.js", headers={"Origin": "https://shop.example.com"})
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]

@@ -670,6 +670,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
     parser.add_argument("--nlu-runtime", choices=("torch", "onnx-int8"), default="torch",
                         help="The replicas' SUPPORTBOT_NLU_RUNTIME (the intent encoder's runtime).")
+    parser.add_argument("--embedder-runtime", choices=("torch", "onnx-int8"), default="torch",
+                        help="The replicas' SUPPORTBOT_EMBEDDER_RUNTIME (the FAQ embedder's, for queries).")
     args = parser.parse_args()
     args.runs = {r.strip() for r in args.runs.split(",") if r.strip()}
     if not args.runs <= {"throughput", "fault"}:
@@ -697,7 +699,8 @@ def main() -> None:
     data_dir = (args.data_dir or Settings().data_dir).resolve()
     defaults = Settings()
     args.history_limit = defaults.history_limit
-    extra_env = {"SUPPORTBOT_GENERATION__BACKEND": "none", "SUPPORTBOT_NLU_RUNTIME": args.nlu_runtime}
+    extra_env = {"SUPPORTBOT_GENERATION__BACKEND": "none", "SUPPORTBOT_NLU_RUNTIME": args.nlu_runtime,
+                 "SUPPORTBOT_EMBEDDER_RUNTIME": args.embedder_runtime}
     rate_note = "no rate limits in this version"
     if "rate_limit" in Settings.model_fields:
         extra_env["SUPPORTBOT_RATE_LIMIT__ENABLED"] = "false"
@@ -726,7 +729,8 @@ def main() -> None:
             "database": cluster.database_note, "generation": "off (SUPPORTBOT_GENERATION__BACKEND=none)",
             "rate_limits": rate_note, "torch_threads_per_replica": args.torch_threads,
             "inference_workers_per_replica": defaults.inference_workers,
-            "nlu_runtime": args.nlu_runtime, "inference_max_batch": defaults.inference_max_batch,
+            "nlu_runtime": args.nlu_runtime, "embedder_runtime": args.embedder_runtime,
+            "inference_max_batch": defaults.inference_max_batch,
             "lock_lease_s": defaults.lock_lease_s, "redis_retry_s": defaults.redis_retry_s,
             "client": "asyncio + aiohttp, round robin; a failed request is retried on the other "
                       "replica with the same message id",

@@ -181,6 +181,11 @@ class Settings(BaseSettings):
                              "(<model dir>/onnx/model.int8.onnx, written by `supportbot train` with this "
                              "setting, else exported at start-up; benchmarks/onnx_int8.py measures it). "
                              "The multilingual model is not a torch encoder and ignores it.")
+    embedder_runtime: Literal["torch", "onnx-int8"] = Field(
+        "torch", description="How the FAQ embedder encodes a customer's message at serving time: torch, or "
+                             "ONNX Runtime with int8 weights (exported once into <data_dir>/models/embedder; "
+                             "the index stays the one torch built; benchmarks/embedder_int8.py measures "
+                             "it). multilingual-e5-small has its own engine and ignores it.")
 
     host: str = "127.0.0.1"
     port: int = 8000

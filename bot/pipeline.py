@@ -66,11 +66,11 @@ class Pipeline:
         started = time.perf_counter()
         key = msg.dedupe_key
         async with self.store.lock(msg.conversation_id):
-            cached = await self.store.seen(msg.conversation_id, key)
+            cached, stored = await self.store.load(msg.conversation_id, key)
             if cached is not None:
                 self.metrics.duplicates.labels(msg.channel).inc()
                 return cached
-            session = await self.store.get(msg.conversation_id) or Session(
+            session = stored or Session(
                 conversation_id=msg.conversation_id, channel=msg.channel)
             parse: Parse | None = None
             if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet

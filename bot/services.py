@@ -71,7 +71,9 @@ def load_models(settings: Settings) -> Models:
     if settings.multilingual_model_dir is not None:
         multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
         nlu = LanguageRoutedIntentModel(nlu, multilingual_nlu, settings.default_language)
-    knowledge = KnowledgeBase(settings.index_dir, load_embedder(settings.embedder))
+    knowledge = KnowledgeBase(settings.index_dir, load_embedder(
+        settings.embedder, settings.embedder_runtime, settings.data_dir / "models" / "embedder",
+        settings.torch_threads))
     multilingual_dir = settings.multilingual_index_dir
     if multilingual_dir is None:
         return nlu, knowledge

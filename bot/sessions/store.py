@@ -37,6 +37,8 @@ class SessionStore(Protocol):
                    replies: list[Reply] | None = None) -> None: ...
     def lock(self, conversation_id: str) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def seen(self, conversation_id: str, message_key: str) -> list[Reply] | None: ...
+    async def load(self, conversation_id: str,
+                   message_key: str) -> tuple[list[Reply] | None, Session | None]: ...
     async def publish(self, event: dict) -> None: ...
     def subscribe(self) -> AsyncIterator[dict]: ...
     async def ping(self) -> bool: ...
@@ -50,6 +52,14 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1]) 
 redis.call('LREM', KEYS[1], 0, ARGV[1])
 redis.call('DEL', KEYS[2])
 return 1
+"""
+# Take a ticket: refresh our lease, queue the token, keep the queue alive, and say who is first.
+# One round trip where four were (a turn that finds its conversation free waits for nothing else).
+_ENQUEUE = """
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
+return redis.call('LINDEX', KEYS[1], 0)
 """
 _REAP = """
 local head = redis.call('LINDEX', KEYS[1], 0)
@@ -218,6 +228,7 @@ class RedisSessionStore:
         self.channel = f"{prefix}:events"
         self._release = client.register_script(_RELEASE)
         self._reap = client.register_script(_REAP)
+        self._enqueue = client.register_script(_ENQUEUE)
 
     def _key(self, conversation_id: str, part: str) -> str:
         return f"{self.prefix}:{conversation_tag(conversation_id)}:{part}"
@@ -246,6 +257,14 @@ class RedisSessionStore:
             return None
         return [Reply.model_validate(r) for r in json.loads(raw)]
 
+    async def load(self, conversation_id: str,
+                   message_key: str) -> tuple[list[Reply] | None, Session | None]:
+        """`seen` and `get` in one round trip (one MGET: both keys share the conversation's slot)."""
+        reply, session = await self.r.mget([self._key(conversation_id, f"reply:{message_key}"),
+                                            self._key(conversation_id, "session")])
+        return ([Reply.model_validate(r) for r in json.loads(reply)] if reply is not None else None,
+                Session.model_validate_json(session) if session else None)
+
     async def delete(self, conversation_id: str) -> None:
         await self.r.delete(self._key(conversation_id, "session"))
 
@@ -260,17 +279,14 @@ class RedisSessionStore:
         lease_prefix = self._key(conversation_id, "lease:")
         token = uuid.uuid4().hex
         lease = lease_prefix + token
-        await self.r.set(lease, "1", px=self.lease_ms)
-        await self.r.rpush(queue, token)
-        await self.r.pexpire(queue, self.lease_ms * 4)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
         delay = 0.002
+        waited = False
         try:
-            while True:
-                head = await self.r.lindex(queue, 0)
-                if head == token:
-                    break
+            head = await self._enqueue(keys=[queue, lease], args=[token, self.lease_ms])
+            while head != token:
+                waited = True
                 if head is None:  # queue expired under us (very long wait): queue again
                     await self.r.rpush(queue, token)
                 else:
@@ -280,11 +296,13 @@ class RedisSessionStore:
                 await self.r.set(lease, "1", px=self.lease_ms)
                 await asyncio.sleep(delay)
                 delay = min(delay * 1.5, 0.05)
+                head = await self.r.lindex(queue, 0)
         except BaseException:
             await self._safe_release(queue, token, lease)
             raise
         try:
-            await self.r.set(lease, "1", px=self.lease_ms)
+            if waited:  # the lease runs from now, not from when we queued
+                await self.r.set(lease, "1", px=self.lease_ms)
             yield
         finally:
             await self._safe_release(queue, token, lease)

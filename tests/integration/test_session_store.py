@@ -28,6 +28,17 @@ async def test_reply_cache_is_saved_with_the_session(store: RedisSessionStore) -
     assert await store.seen("c2", "web:c2:m1") == [Reply(text="hello")]
 
 
+async def test_load_reads_the_reply_cache_and_the_session_together(store: RedisSessionStore) -> None:
+    assert await store.load("c4", "web:c4:m1") == (None, None)
+    await store.save(Session(conversation_id="c4", slots={"city": "Leeds"}))
+    reply, session = await store.load("c4", "web:c4:m1")
+    assert reply is None and session is not None and session.slots == {"city": "Leeds"}
+    await store.save(Session(conversation_id="c4", turns=1), "web:c4:m1", [Reply(text="hi")])
+    reply, session = await store.load("c4", "web:c4:m1")
+    assert reply == [Reply(text="hi")] and session is not None and session.turns == 1
+    assert await store.load("c4", "web:c4:m2") == (None, session)
+
+
 async def test_history_is_trimmed_to_the_limit(store: RedisSessionStore) -> None:
     from bot.types import Event
 

@@ -182,3 +182,48 @@ def test_runtime_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SUPPORTBOT_NLU_RUNTIME")
     with pytest.raises(ValueError, match="unknown intent runtime"):
         IntentModel(Path("never-read"), runtime="tensorrt")  # refused before anything loads
+
+
+# -- the FAQ embedder (SUPPORTBOT_EMBEDDER_RUNTIME=onnx-int8) ---------------------------------------
+
+def test_int8_embedder_finds_what_torch_finds_and_its_graph_is_reused(frozen_data: Path) -> None:
+    """Served through load_models: the torch-built index is searched with int8 query vectors. On
+    the held-out paraphrases the top entry agrees with torch's for nearly every query (measured
+    210/216, mostly near-ties; benchmarks/embedder_int8.py: -0.9 point of Recall@1 here, -0.1 on
+    BANKING77)."""
+    import yaml
+
+    from bot.knowledge.embedder import OnnxEmbedder
+    from bot.services import load_models
+
+    settings = demo_settings(frozen_data, embedder_runtime="onnx-int8", torch_threads=1)
+    _, kb_int8 = load_models(settings)
+    _, kb_torch = load_models(demo_settings(frozen_data, torch_threads=1))
+    assert isinstance(kb_int8.default.embedder, OnnxEmbedder)
+    assert kb_int8.multilingual is not None and kb_int8.multilingual.embedder.multilingual  # e5: its own
+    doc = yaml.safe_load((ROOT / "benchmarks" / "data" / "faq_paraphrases.yml").read_text(encoding="utf-8"))
+    queries = [q["text"] for q in doc["queries"]]
+    a = [hits[0].entry_id for hits in kb_int8.search_batch(queries, 3, "en")]
+    b = [hits[0].entry_id for hits in kb_torch.search_batch(queries, 3, "en")]
+    assert np.mean([x == y for x, y in zip(a, b, strict=True)]) >= 0.95
+    vectors = kb_int8.default.embedder.encode(queries[:8])
+    assert vectors.shape == (8, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    # Exported once into <data_dir>/models/embedder and reused by the next start.
+    graphs = list((frozen_data / "models" / "embedder").glob("*/model.int8.onnx"))
+    assert len(graphs) == 1
+    written = graphs[0].stat().st_mtime_ns
+    load_models(settings)
+    assert graphs[0].stat().st_mtime_ns == written
+
+
+def test_embedder_runtime_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.knowledge.embedder import load_embedder
+
+    assert Settings().embedder_runtime == "torch"
+    monkeypatch.setenv("SUPPORTBOT_EMBEDDER_RUNTIME", "onnx")
+    with pytest.raises(ValidationError, match="embedder_runtime"):
+        Settings()
+    with pytest.raises(ValueError, match="unknown embedder runtime"):
+        load_embedder(None, runtime="tensorrt")
+    with pytest.raises(ValueError, match="cache folder"):
+        load_embedder(None, runtime="onnx-int8")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import bindparam, create_engine, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -53,6 +53,17 @@ class TranscriptStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Built once, executed with parameters: building `.values(...)` per turn cost about 40 % of
+        # record()'s CPU (cProfile against PostgreSQL); one statement object also keeps its cache key.
+        upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._new_conversation = upsert(Conversation).on_conflict_do_nothing(index_elements=["id"])
+        self._new_turn = (upsert(TurnRecord)
+                          .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+                          .returning(TurnRecord.id))
+        self._count_turn = (update(Conversation).where(Conversation.id == bindparam("b_id")).values(
+            turns=Conversation.turns + 1, last_message_at=bindparam("b_at"),
+            handoff=bindparam("b_handoff"), handoff_reason=bindparam("b_reason")))
+        self._new_request = insert(FormRequest)
 
     def record(self, turn: Turn, handoff: bool = False, handoff_reason: str | None = None) -> None:
         """Four Core statements in one transaction, no ORM unit of work (it was a fifth of a
@@ -62,36 +73,33 @@ class TranscriptStore:
         at = datetime.fromtimestamp(turn.at, UTC)
         parse = turn.parse
         hit = turn.action.faq_hit
-        upsert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        cid = turn.conversation_id
         with self.engine.begin() as conn:
-            conn.execute(upsert(Conversation).values(
-                id=turn.conversation_id, channel=turn.channel, started_at=at, last_message_at=at,
-                turns=0, handoff=False).on_conflict_do_nothing(index_elements=["id"]))
-            inserted = conn.execute(upsert(TurnRecord).values(
-                conversation_id=turn.conversation_id, message_id=turn.message_id, at=at,
-                user_text=turn.text,
-                intent=parse.intent if parse else None,
-                confidence=parse.confidence if parse else None,
-                out_of_scope=bool(parse and parse.out_of_scope),
-                action=turn.action.kind, action_name=turn.action.name,
-                understood=turn.action.understood,
-                faq_entry=hit.entry_id if hit else None, faq_score=hit.score if hit else None,
-                replies=[r.model_dump() for r in turn.replies],
-                ranking=[r.model_dump() for r in parse.ranking] if parse else [],
-                latency_ms=turn.latency_ms,
-            ).on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
-                .returning(TurnRecord.id)).first()
+            conn.execute(self._new_conversation, {"id": cid, "channel": turn.channel, "started_at": at,
+                                                  "last_message_at": at, "turns": 0, "handoff": False})
+            inserted = conn.execute(self._new_turn, {
+                "conversation_id": cid, "message_id": turn.message_id, "at": at,
+                "user_text": turn.text,
+                "intent": parse.intent if parse else None,
+                "confidence": parse.confidence if parse else None,
+                "out_of_scope": bool(parse and parse.out_of_scope),
+                "action": turn.action.kind, "action_name": turn.action.name,
+                "understood": turn.action.understood,
+                "faq_entry": hit.entry_id if hit else None, "faq_score": hit.score if hit else None,
+                "replies": [r.model_dump() for r in turn.replies],
+                "ranking": [r.model_dump() for r in parse.ranking] if parse else [],
+                "latency_ms": turn.latency_ms,
+            }).first()
             # Not `rowcount`: with the implicit RETURNING of PostgreSQL it reads 1 even when ON
             # CONFLICT inserted nothing, so a redelivered message was counted twice (measured).
             if inserted is None:  # a redelivered message id: already recorded
                 return
-            conn.execute(update(Conversation).where(Conversation.id == turn.conversation_id).values(
-                turns=Conversation.turns + 1, last_message_at=at, handoff=handoff,
-                handoff_reason=handoff_reason))
+            conn.execute(self._count_turn, {"b_id": cid, "b_at": at, "b_handoff": handoff,
+                                            "b_reason": handoff_reason})
             if turn.action.submitted:
-                conn.execute(insert(FormRequest).values(
-                    conversation_id=turn.conversation_id, form=turn.action.submitted["form"],
-                    slots=turn.action.submitted["slots"], created_at=at))
+                conn.execute(self._new_request, {
+                    "conversation_id": cid, "form": turn.action.submitted["form"],
+                    "slots": turn.action.submitted["slots"], "created_at": at})
 
     def record_agent_message(self, conversation_id: str, agent: str, text: str, at: float) -> None:
         with self._sessions.begin() as db:

@@ -670,6 +670,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
     parser.add_argument("--nlu-runtime", choices=("torch", "onnx-int8"), default="torch",
                         help="The replicas' SUPPORTBOT_NLU_RUNTIME (the intent encoder's runtime).")
+    parser.add_argument("--inference-workers", type=int, default=None,
+                        help="The replicas' SUPPORTBOT_INFERENCE_WORKERS (default: the setting's default).")
     parser.add_argument("--embedder-runtime", choices=("torch", "onnx-int8"), default="torch",
                         help="The replicas' SUPPORTBOT_EMBEDDER_RUNTIME (the FAQ embedder's, for queries).")
     args = parser.parse_args()
@@ -701,6 +703,8 @@ def main() -> None:
     args.history_limit = defaults.history_limit
     extra_env = {"SUPPORTBOT_GENERATION__BACKEND": "none", "SUPPORTBOT_NLU_RUNTIME": args.nlu_runtime,
                  "SUPPORTBOT_EMBEDDER_RUNTIME": args.embedder_runtime}
+    if args.inference_workers is not None:
+        extra_env["SUPPORTBOT_INFERENCE_WORKERS"] = str(args.inference_workers)
     rate_note = "no rate limits in this version"
     if "rate_limit" in Settings.model_fields:
         extra_env["SUPPORTBOT_RATE_LIMIT__ENABLED"] = "false"
@@ -728,7 +732,7 @@ def main() -> None:
             "redis": "dedicated redis-server, appendonly yes, appendfsync everysec",
             "database": cluster.database_note, "generation": "off (SUPPORTBOT_GENERATION__BACKEND=none)",
             "rate_limits": rate_note, "torch_threads_per_replica": args.torch_threads,
-            "inference_workers_per_replica": defaults.inference_workers,
+            "inference_workers_per_replica": args.inference_workers or defaults.inference_workers,
             "nlu_runtime": args.nlu_runtime, "embedder_runtime": args.embedder_runtime,
             "inference_max_batch": defaults.inference_max_batch,
             "lock_lease_s": defaults.lock_lease_s, "redis_retry_s": defaults.redis_retry_s,

@@ -178,11 +178,18 @@ def ensure_sentence_int8(path: str, cache_dir: Path) -> Path:
     `cache_dir/<stamp hash>/` on first use and reused after (replicas that start together may
     both export it; each renames a whole file into place)."""
     stamp = encoder_stamp(path)
-    out = cache_dir / hashlib.sha256(stamp.encode()).hexdigest()[:16] / INT8_FILE
-    if _stamp_of(out) == stamp:
-        return out
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    out = cache_dir / key / INT8_FILE
+    fallback = Path(tempfile.gettempdir()) / f"supportbot-embedder-{key}" / INT8_FILE
+    for candidate in (out, fallback):
+        if _stamp_of(candidate) == stamp:
+            return candidate
     log.warning("exporting the FAQ embedder to ONNX int8 (%s)", out)
-    return _export(*_sentence_encoder(path), stamp, out)
+    try:
+        return _export(*_sentence_encoder(path), stamp, out)
+    except OSError as exc:  # a read-only data dir (a container's image layer)
+        log.warning("%s is not writable (%s): exporting to %s instead", out.parent, exc, fallback)
+        return _export(*_sentence_encoder(path), stamp, fallback)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,17 @@ def test_health_readiness_docs_and_metrics(client: TestClient) -> None:
     assert "supportbot_turns_total" in client.get("/metrics").text
 
 
+def test_long_lived_objects_are_frozen_while_serving_and_freed_after(app_settings: Settings,
+                                                                    demo_models: tuple) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(app_settings, demo_models)) as c:
+        assert gc.get_freeze_count() > 100_000  # the models, tokenizers and index
+        assert say(c, "gc-1", "hello").status_code == 200
+    assert gc.get_freeze_count() == 0
+
+
 def test_where_is_my_order_asks_for_the_order_number(client: TestClient) -> None:
     r = say(client, "o1", "where is my order?", message_id="a1")
     assert r.status_code == 200

@@ -227,3 +227,21 @@ def test_embedder_runtime_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
         load_embedder(None, runtime="tensorrt")
     with pytest.raises(ValueError, match="cache folder"):
         load_embedder(None, runtime="onnx-int8")
+
+
+def test_unwritable_data_dir_exports_the_embedder_to_a_temporary_folder_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from bot.knowledge.embedder import OnnxEmbedder
+    from bot.nlu.encoders import resolve
+    from bot.nlu.onnx_encoder import ensure_sentence_int8
+
+    (tmp_path / "embedder").write_text("")  # a file where the folder goes: writing fails (even as root)
+    path = ensure_sentence_int8(resolve(None), tmp_path / "embedder")
+    try:
+        assert path.parent.parent == Path(tempfile.gettempdir()) and "not writable" in caplog.text
+        caplog.clear()
+        embedder = OnnxEmbedder(None, tmp_path / "embedder")
+        assert "exporting" not in caplog.text  # the next start reuses the temporary file
+        assert embedder.encode(["where is my parcel"]).shape == (1, 384)
+    finally:
+        shutil.rmtree(path.parent)

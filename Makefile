@@ -40,6 +40,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/intent.py
 	$(BIN)/python benchmarks/onnx_int8.py
+	$(BIN)/python benchmarks/embedder_int8.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/discover.py
 	$(BIN)/python benchmarks/generation.py

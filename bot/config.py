@@ -185,7 +185,8 @@ class Settings(BaseSettings):
         "torch", description="How the FAQ embedder encodes a customer's message at serving time: torch, or "
                              "ONNX Runtime with int8 weights (exported once into <data_dir>/models/embedder; "
                              "the index stays the one torch built; benchmarks/embedder_int8.py measures "
-                             "it). multilingual-e5-small has its own engine and ignores it.")
+                             "it; the grounding check keeps torch's). multilingual-e5-small has its own "
+                             "engine and ignores it.")
 
     host: str = "127.0.0.1"
     port: int = 8000

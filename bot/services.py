@@ -24,7 +24,7 @@ from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
-from bot.knowledge.embedder import load_embedder
+from bot.knowledge.embedder import Embedder, load_embedder
 from bot.knowledge.retriever import KnowledgeBase, LanguageRoutedKnowledgeBase
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
@@ -94,7 +94,12 @@ def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, p
     if missing:
         raise ValueError(f"generation is enabled but the domain lacks the responses {missing}")
     g = settings.generation
-    checker = GroundingChecker(knowledge.embedder.encode, g.grounding_threshold, g.lexical_threshold)
+    # The grounding and composer thresholds were calibrated on torch's vectors: an int8 query
+    # embedder (SUPPORTBOT_EMBEDDER_RUNTIME) speeds retrieval up, the guard keeps torch's.
+    encoder = knowledge.embedder
+    if not isinstance(encoder, Embedder) and not encoder.multilingual:
+        encoder = Embedder(settings.embedder)
+    checker = GroundingChecker(encoder.encode, g.grounding_threshold, g.lexical_threshold)
     masker = PiiMasker.from_texts(e.answer for e in knowledge.entries)
     return GenerationService(generator, knowledge, checker, masker, g, domain.company,
                              domain.assistant.tone, domain.assistant.name, metrics, pool.run)

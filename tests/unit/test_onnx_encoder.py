@@ -208,6 +208,17 @@ def test_int8_embedder_finds_what_torch_finds_and_its_graph_is_reused(frozen_dat
     assert np.mean([x == y for x, y in zip(a, b, strict=True)]) >= 0.95
     vectors = kb_int8.default.embedder.encode(queries[:8])
     assert vectors.shape == (8, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    # The generative fallback's grounding check keeps torch's vectors (its thresholds are torch's).
+    from bot.dialogue.domain import Domain
+    from bot.generation.extractive import ExtractiveComposer
+    from bot.inference import InferencePool
+    from bot.knowledge.embedder import Embedder
+    from bot.observability import Metrics
+    from bot.services import build_generation
+
+    generation = build_generation(settings, Domain.load(settings.domain_file), kb_int8,
+                                  InferencePool(1, 4), Metrics(), ExtractiveComposer())
+    assert isinstance(generation.checker.encode.__self__, Embedder)
     # Exported once into <data_dir>/models/embedder and reused by the next start.
     graphs = list((frozen_data / "models" / "embedder").glob("*/model.int8.onnx"))
     assert len(graphs) == 1

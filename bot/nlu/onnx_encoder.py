@@ -185,11 +185,12 @@ def ensure_sentence_int8(path: str, cache_dir: Path) -> Path:
         if _stamp_of(candidate) == stamp:
             return candidate
     log.warning("exporting the FAQ embedder to ONNX int8 (%s)", out)
+    encoder = _sentence_encoder(path)
     try:
-        return _export(*_sentence_encoder(path), stamp, out)
+        return _export(*encoder, stamp, out)
     except OSError as exc:  # a read-only data dir (a container's image layer)
         log.warning("%s is not writable (%s): exporting to %s instead", out.parent, exc, fallback)
-        return _export(*_sentence_encoder(path), stamp, fallback)
+        return _export(*encoder, stamp, fallback)
 
 
 @contextlib.contextmanager

@@ -212,6 +212,14 @@ def _sentinel_master(url: str, options: dict) -> aioredis.Redis:
     return client
 
 
+def _session(raw: str | None) -> Session | None:
+    return Session.model_validate_json(raw) if raw else None
+
+
+def _replies(raw: str | None) -> list[Reply] | None:
+    return [Reply.model_validate(r) for r in json.loads(raw)] if raw is not None else None
+
+
 class RedisSessionStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "sb", ttl_s: int = 7 * 86400,
                  reply_ttl_s: int = 86400, lease_s: float = 30.0, wait_s: float = 60.0,
@@ -234,8 +242,7 @@ class RedisSessionStore:
         return f"{self.prefix}:{conversation_tag(conversation_id)}:{part}"
 
     async def get(self, conversation_id: str) -> Session | None:
-        raw = await self.r.get(self._key(conversation_id, "session"))
-        return Session.model_validate_json(raw) if raw else None
+        return _session(await self.r.get(self._key(conversation_id, "session")))
 
     async def save(self, session: Session, message_key: str | None = None,
                    replies: list[Reply] | None = None) -> None:
@@ -252,18 +259,14 @@ class RedisSessionStore:
 
     async def seen(self, conversation_id: str, message_key: str) -> list[Reply] | None:
         """The replies already given to this message, if it was handled before."""
-        raw = await self.r.get(self._key(conversation_id, f"reply:{message_key}"))
-        if raw is None:
-            return None
-        return [Reply.model_validate(r) for r in json.loads(raw)]
+        return _replies(await self.r.get(self._key(conversation_id, f"reply:{message_key}")))
 
     async def load(self, conversation_id: str,
                    message_key: str) -> tuple[list[Reply] | None, Session | None]:
         """`seen` and `get` in one round trip (one MGET: both keys share the conversation's slot)."""
-        reply, session = await self.r.mget([self._key(conversation_id, f"reply:{message_key}"),
-                                            self._key(conversation_id, "session")])
-        return ([Reply.model_validate(r) for r in json.loads(reply)] if reply is not None else None,
-                Session.model_validate_json(session) if session else None)
+        replies, session = await self.r.mget([self._key(conversation_id, f"reply:{message_key}"),
+                                              self._key(conversation_id, "session")])
+        return _replies(replies), _session(session)
 
     async def delete(self, conversation_id: str) -> None:
         await self.r.delete(self._key(conversation_id, "session"))

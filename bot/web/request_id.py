@@ -1,8 +1,8 @@
 """X-Request-ID on every HTTP answer, and the same id on every log line written while it runs.
 
 A pure ASGI middleware: the `@app.middleware("http")` it replaces ran each request through
-Starlette's BaseHTTPMiddleware (an extra task and memory streams per request), which a py-spy
-profile under `make load` put at about a tenth of a replica's CPU.
+Starlette's BaseHTTPMiddleware (an extra task and memory streams per request); without it, GET
+/healthz under `make load` went from 2,926 to 6,334 req/s (turns/s did not move measurably).
 """
 
 from __future__ import annotations

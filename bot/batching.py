@@ -61,18 +61,7 @@ class MicroBatcher(Generic[K, I, O]):
                     continue
                 if self.sizes is not None:
                     self.sizes.observe(len(live))
-                try:
-                    results = await self.pool.run(self.fn, key, [item for item, _ in live])
-                    if len(results) != len(live):
-                        raise RuntimeError(f"batch of {len(live)} gave {len(results)} results")
-                except Exception as exc:  # every caller of the batch gets the error, none hangs
-                    for _, f in live:
-                        if not f.done():
-                            f.set_exception(exc)
-                    continue
-                for (_, f), result in zip(live, results, strict=True):
-                    if not f.done():
-                        f.set_result(result)
+                await self._run(key, live)
         except BaseException:  # cancelled (shutdown): nobody waits forever
             for _, f in live + self._pending.pop(key, []):
                 f.cancel()
@@ -81,6 +70,34 @@ class MicroBatcher(Generic[K, I, O]):
             self._running.pop(key, None)
             if not self._pending.get(key):
                 self._pending.pop(key, None)
+
+
+    async def _run(self, key: K, live: list[tuple[I, asyncio.Future[O]]]) -> None:
+        """One batch; when it fails, each item alone, so one bad message never fails its
+        neighbours (only the item that fails by itself gets the error). `Busy` is not retried."""
+        try:
+            results = await self.pool.run(self.fn, key, [item for item, _ in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"batch of {len(live)} gave {len(results)} results")
+        except Busy as exc:
+            _fail(live, exc)
+            return
+        except Exception as exc:
+            if len(live) == 1:
+                _fail(live, exc)
+                return
+            for one in live:
+                await self._run(key, [one])
+            return
+        for (_, f), result in zip(live, results, strict=True):
+            if not f.done():
+                f.set_result(result)
+
+
+def _fail(live: list[tuple[I, asyncio.Future[O]]], exc: BaseException) -> None:
+    for _, f in live:  # every caller gets the error, none hangs
+        if not f.done():
+            f.set_exception(exc)
 
 
 class ModelCalls(Protocol):

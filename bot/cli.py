@@ -1,9 +1,13 @@
-"""supportbot's command line: train, index, serve, chat, ingest, discover, export-review, retrain."""
+"""supportbot's command line: train, index, serve, chat, ingest, discover, export-review, retrain,
+purge (retention) and forget (right to erasure)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
@@ -273,6 +277,66 @@ async def _export_review(settings: Settings, out: Path, reason: str | None, keep
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def _records(settings: Settings) -> AsyncIterator[tuple]:  # type: ignore[type-arg]
+    """What holds conversation content, without the models: (session store, review log,
+    transcripts, hand-off queue) over the configured (or embedded) Redis and the database."""
+    from bot.handoff.queue import HandoffQueue
+    from bot.sessions.embedded import EmbeddedRedis
+    from bot.sessions.review import ReviewLog
+    from bot.sessions.store import RedisSessionStore, connect
+    from bot.storage.db import TranscriptStore, make_engine, migrate
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    embedded = None if settings.redis_url else EmbeddedRedis(settings.redis_dir).start()
+    client = connect(settings.redis_url or embedded.url, settings.redis_retry_s)  # type: ignore[union-attr]
+    try:
+        yield (RedisSessionStore(client, prefix=settings.key_prefix, lease_s=settings.lock_lease_s,
+                                 wait_s=settings.lock_wait_s),
+               ReviewLog(client, settings.key_prefix, settings.thresholds.intent),
+               TranscriptStore(engine), HandoffQueue(client, settings.key_prefix))
+    finally:
+        await client.aclose()
+        engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command("purge")
+def purge_cmd(days: int | None = typer.Option(
+        None, min=0, help="Keep this many days (default SUPPORTBOT_TRANSCRIPT_RETENTION_DAYS; 0 keeps all).")
+) -> None:
+    """Delete transcripts older than the retention period: turns, conversations, form requests, agent
+    messages and review entries (the server also does this at start-up and once a day)."""
+    from bot.services import purge_expired
+
+    async def run(settings: Settings) -> dict[str, int]:
+        async with _records(settings) as (_, review, transcripts, _queue):
+            return await purge_expired(settings, transcripts, review, days)
+
+    counts = asyncio.run(run(_settings()))
+    if not counts:
+        console.print("retention is off (0 days): nothing purged")
+        return
+    console.print("purged " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))
+
+
+@app.command("forget")
+def forget_cmd(conversation_ids: list[str] = typer.Argument(..., help="Conversation ids to erase.")) -> None:
+    """Erase conversations everywhere (right to erasure): Redis session, reply cache and hand-off
+    state, review entries, and every SQL table; prints what was deleted for each."""
+    from bot.web.privacy import erase_conversation
+
+    async def run(settings: Settings) -> None:
+        async with _records(settings) as (store, review, transcripts, queue):
+            for cid in conversation_ids:
+                counts = await erase_conversation(cid, store, review, transcripts, queue)
+                print(json.dumps({"conversation_id": cid, "erased": counts}))
+
+    asyncio.run(run(_settings()))
 
 
 @app.command("retrain")

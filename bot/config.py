@@ -162,9 +162,21 @@ class Settings(BaseSettings):
         description="Languages served (ISO 639-1); others get utter_language_unsupported and a person.")
     default_language: str = Field("en", description="A conversation's language until a clear message.")
     review_max_items: int = Field(50_000, description="Messages kept for labeling before the oldest go.")
+    transcript_retention_days: int | None = Field(
+        365, ge=0,
+        description="Days transcripts are kept (turns, conversations, form requests, agent messages, "
+                    "review entries); older ones are purged at start-up, then every "
+                    "`transcript_purge_every_s`, and by `supportbot purge`. 0 or None: kept forever.")
+    transcript_purge_every_s: int = Field(86_400, ge=60, description="Seconds between two purges.")
 
     max_message_chars: int = 2000
     max_body_bytes: int = 16_384
+    max_header_bytes: int = Field(
+        16_384, description="All request headers together (names and values); over it: 431.")
+    rasa_channel_token: SecretStr | None = Field(
+        None, description="Optional shared token of the Rasa REST and socket.io channels (`?token=` or "
+                          "`Authorization: Bearer`; socket.io: the connect `auth` {\"token\"}). Unset: "
+                          "as in Rasa, the sender id is the caller's identity.")
     otel: bool = Field(
         False, description="FastAPI's native OpenTelemetry spans, metrics and logs, for an operator who "
                            "configures an OpenTelemetry SDK; off, no request looks for a provider "

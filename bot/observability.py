@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from bot.pii import mask_sensitive, redact
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -52,6 +54,10 @@ class Metrics:
                                 ["dependency"], registry=self.registry)
         self.errors = Counter("supportbot_request_errors_total", "Rejected requests by error code",
                               ["code"], registry=self.registry)
+        self.model_failures = Counter(
+            "supportbot_model_failures_total",
+            "Messages a model call failed on alone (its batch neighbours were retried without it)",
+            ["stage"], registry=self.registry)
         self.generation = Counter("supportbot_generation_total",
                                   "Generative answers by outcome (answered, unsure, refused, degraded)",
                                   ["status", "reason"], registry=self.registry)
@@ -106,27 +112,35 @@ class JsonFormatter(logging.Formatter):
 
 
 class PiiFilter(logging.Filter):
-    """Mask e-mail addresses, phone, card and IBAN numbers in every log record (message, args,
-    exception text), whatever module logged it."""
+    """Mask personal data (bot.pii's rules: e-mail, phone, card, IBAN, SSN, resident ID) in every
+    log record: message and args, traceback and stack text, whatever module logged it; a log line
+    is text at rest too. The extra fields (conversation_id, ...) lose card and ID numbers only: a
+    WhatsApp conversation id is a phone number, and operators follow a conversation by it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        from bot.generation.guard import PiiMasker
+    FIELDS = ("conversation_id", "request_id", "channel", "action", "error")
 
-        self.masker = PiiMasker()
+    @staticmethod
+    def mask(text: str) -> tuple[str, list[str]]:
+        return redact(text, placeholder=lambda kind: f"[{kind}]")
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:
             return True
-        masked, found = self.masker.mask(message)
+        masked, found = self.mask(message)
         if found:
             record.msg, record.args = masked, None
+        for key in self.FIELDS:
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                setattr(record, key, mask_sensitive(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.masker.mask(record.exc_text)[0]
+            record.exc_text = self.mask(record.exc_text)[0]
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)[0]
         return True
 
 

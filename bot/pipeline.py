@@ -12,12 +12,14 @@ from bot.batching import BatchKnowledge, BatchNlu, model_calls
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
-from bot.inference import InferencePool
+from bot.inference import Busy, InferencePool
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
+from bot.pii import mask_sensitive
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
+from bot.textsafety import InvalidText, safe_message
 from bot.types import Action, Event, Hit, Message, Parse, Reply, Session, Turn
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ class Pipeline:
         """The turn. `on_delta` receives a generated answer's text as it is written (checked
         sentence by sentence); the replies returned, and stored for redelivery, are final."""
         started = time.perf_counter()
+        msg = safe_message(msg)
+        self._check_payload(msg)
         key = msg.dedupe_key
         async with self.store.lock(msg.conversation_id):
             cached, stored = await self.store.load(msg.conversation_id, key)
@@ -80,9 +84,13 @@ class Pipeline:
                                 replies=replies_now)
             else:
                 language = await self._detect_language(msg, session)
-                parse, hits = await self._understand(msg, language)
-                parse.language = language
-                action = self.policy.decide(session, parse, hits)
+                understood = await self._understand_safely(msg, language)
+                if understood is None:
+                    action = self._unreadable(session)
+                else:
+                    parse, hits = understood
+                    parse.language = language
+                    action = self.policy.decide(session, parse, hits)
                 if action.kind == "generate":
                     action = await self._generate(session, msg, hits, on_delta)
                 if action.kind == "handoff" and self.handoff is not None:
@@ -93,8 +101,8 @@ class Pipeline:
             await self.store.save(session, key, replies)
             self.metrics.turn_seconds.labels("redis").observe(time.perf_counter() - t)
             turn = Turn(conversation_id=msg.conversation_id, channel=msg.channel,
-                        message_id=msg.message_id, text=msg.text or (msg.payload or ""), parse=parse,
-                        action=action, replies=replies,
+                        message_id=msg.message_id, text=mask_sensitive(msg.text or (msg.payload or "")),
+                        parse=parse, action=action, replies=replies,
                         latency_ms=round((time.perf_counter() - started) * 1000, 2))
             await self._record(turn, session)
         self._count(turn)
@@ -105,6 +113,43 @@ class Pipeline:
             self.metrics.degraded.labels("pubsub").inc()
             log.warning("publishing a turn failed", exc_info=True)
         return replies
+
+    def _check_payload(self, msg: Message) -> None:
+        """A payload is a button press: only one this domain (or an FAQ entry) can offer, never
+        together with text (which one would be the customer's?)."""
+        if msg.payload is None:
+            return
+        if msg.text:
+            raise InvalidText("text_with_payload", "send either text or a button payload, not both")
+        parsed = parse_payload(msg.payload)
+        if parsed is None or parsed.intent is None:
+            raise InvalidText("invalid_payload", "a payload is `/intent` as a button carries it")
+        if parsed.intent == FAQ_PAYLOAD_INTENT:
+            entry = parsed.entities.get("entry", "")
+            if set(parsed.entities) == {"entry"} and self.knowledge.get(entry) is not None:
+                return
+        elif self.domain.offers(parsed.intent, parsed.entities, msg.payload):
+            return
+        raise InvalidText("invalid_payload", "no button of this assistant carries that payload")
+
+    async def _understand_safely(self, msg: Message, language: str | None
+                                 ) -> tuple[Parse, list[Hit]] | None:
+        """The models' reading of the message, or None when a model failed on it alone (its batch
+        neighbours were already retried without it): the customer gets a polite reply, not a 500."""
+        try:
+            return await self._understand(msg, language)
+        except Busy:
+            raise
+        except Exception:
+            self.metrics.model_failures.labels("understanding").inc()
+            log.exception("a model failed on one message", extra={"conversation_id": msg.conversation_id})
+            return None
+
+    def _unreadable(self, session: Session) -> Action:
+        name = "utter_technical_problem" if "utter_technical_problem" in self.domain.responses \
+            else "utter_default"
+        return Action(kind="respond", name="model_failed", understood=False,
+                      replies=[self.domain.render(name, language=session.language)])
 
     async def _understand(self, msg: Message, language: str | None = None) -> tuple[Parse, list[Hit]]:
         payload = parse_payload(msg.payload) if msg.payload else None
@@ -153,22 +198,33 @@ class Pipeline:
         every model call: lingua loads its language models on first use (seconds)."""
         if self.language is None or not msg.text:
             return session.language
-        guess = await self.pool.run(self.language.detect, msg.text, session.language)
+        try:
+            guess = await self.pool.run(self.language.detect, msg.text, session.language)
+        except Busy:
+            raise
+        except Exception:  # the detector failed on this text: keep the conversation's language
+            self.metrics.model_failures.labels("language").inc()
+            log.warning("language detection failed", exc_info=True)
+            return session.language
         if guess.reliable or session.language is None:
             session.language = guess.language
         return guess.language
 
     @staticmethod
     def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:
+        """The turn into the session's history, as it may be stored: card, IBAN and national ID
+        numbers masked in what the customer wrote, in replies that echo it and in form slots (the
+        models already read the message; nothing later needs those numbers)."""
         now = time.time()
+        session.slots = {name: mask_sensitive(value) for name, value in session.slots.items()}
         session.history.append(Event(
-            role="user", text=msg.text or (msg.payload or ""), at=msg.received_at,
+            role="user", text=mask_sensitive(msg.text or (msg.payload or "")), at=msg.received_at,
             message_id=msg.message_id, intent=parse.intent if parse else None,
             confidence=parse.confidence if parse else None,
             language=parse.language if parse else None))
         for reply in action.replies:
-            session.history.append(Event(role="bot", text=reply.text, at=now, action=action.kind,
-                                         buttons=reply.buttons))
+            session.history.append(Event(role="bot", text=mask_sensitive(reply.text), at=now,
+                                         action=action.kind, buttons=reply.buttons))
         session.turns += 1
         session.updated_at = now
 

@@ -5,10 +5,12 @@ The web app, the terminal chat and the tests all start here, so each runs the sa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import Settings
@@ -81,6 +83,31 @@ def load_models(settings: Settings) -> Models:
     return nlu, LanguageRoutedKnowledgeBase(knowledge, multilingual, settings.default_language)
 
 
+async def purge_expired(settings: Settings, transcripts: TranscriptStore, review: ReviewLog,
+                        days: int | None = None) -> dict[str, int]:
+    """Delete what is older than the retention period (`days`, else the setting): transcript rows
+    in SQL and review entries in Redis; rows and entries per kind ({} when kept forever)."""
+    days = settings.transcript_retention_days if days is None else days
+    if not days:
+        return {}
+    before = datetime.now(UTC) - timedelta(days=days)
+    counts = await asyncio.to_thread(transcripts.purge, before)
+    counts["review_entries"] = await review.purge(before.timestamp())
+    log.info("purged transcripts older than %d days: %s", days, counts)
+    return counts
+
+
+async def purge_periodically(settings: Settings, transcripts: TranscriptStore, review: ReviewLog) -> None:
+    """At start-up, then every `transcript_purge_every_s`, until cancelled. A failed purge is
+    logged and tried again next time: retention must not take the bot down."""
+    while True:
+        try:
+            await purge_expired(settings, transcripts, review)
+        except Exception:
+            log.warning("purging expired transcripts failed", exc_info=True)
+        await asyncio.sleep(settings.transcript_purge_every_s)
+
+
 GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection", "utter_generation_sources")
 FROM_SETTINGS: Any = object()
 
@@ -121,6 +148,7 @@ async def build_services(settings: Settings, models: Models | None = None,
     pool = InferencePool(settings.inference_workers, settings.inference_queue)
     engine = make_engine(settings.resolved_database_url)
     gen: Generator | None = None
+    purger: asyncio.Task[None] | None = None
     try:
         migrate(engine)
         domain = Domain.load(settings.domain_file, languages=settings.languages)  # + their overlays
@@ -146,9 +174,14 @@ async def build_services(settings: Settings, models: Models | None = None,
                             handoff=handoff, review=review, generation=generation,
                             language=LanguageDetector(settings.languages, settings.default_language),
                             max_batch=settings.inference_max_batch)
+        purger = asyncio.create_task(purge_periodically(settings, transcripts, review), name="purge")
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
                        pool, url, queue, handoff, AgentStore(engine), generation)
     finally:
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         if gen is not None:
             await gen.aclose()
         pool.close()

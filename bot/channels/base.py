@@ -7,6 +7,8 @@ that for every channel alike (dedupe of outbound sends, background handling, err
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -65,6 +67,13 @@ class Channel(Protocol):
     def conversation(self, message: Message) -> Conversation:
         """The addressing `send` needs, rebuilt from the inbound message's metadata."""
         ...
+
+
+def keyed_conversation_id(key: bytes, channel: str, platform_id: str) -> str:
+    """`<channel>-<HMAC of the platform's id>`: stable per sender, yet no phone number or sender id
+    appears in a key, a URL or a log, and nobody without the server's secret can compute it."""
+    mac = hmac.new(key, f"{channel}\x00{platform_id}".encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return f"{channel}-{mac.hexdigest()[:40]}"
 
 
 UNSUPPORTED = "unsupported"  # Message.metadata key: the media kind we do not understand yet

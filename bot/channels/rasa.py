@@ -7,15 +7,17 @@ and works unchanged.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from bot.channels.base import keyed_conversation_id
 from bot.types import Message, Reply
 from bot.web.errors import ApiError
 from bot.web.schemas import MESSAGE_ID, checked_text, clean_text, error_responses
@@ -24,15 +26,31 @@ from bot.web.security import origin_allowed
 router = APIRouter(tags=["rasa"])
 
 
-def conversation_id(sender: str) -> str:
-    """Rasa sender ids are free text; ours are [A-Za-z0-9_-]{1,64}."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "", sender)
-    if safe == sender and len(sender) <= 58:
-        return f"rasa-{sender}"
-    return "rasa-" + hashlib.sha1(sender.encode()).hexdigest()
+def conversation_id(sender: str, key: bytes) -> str:
+    """Rasa sender ids are free text (often a phone number or a user id): keyed, never shown.
+    The REST and socket.io channels share it, as Rasa's tracker would."""
+    return keyed_conversation_id(key, "rasa", sender)
 
 
-def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: object = None) -> Message:
+def check_channel_token(expected: SecretStr | None, presented: str | None) -> None:
+    """The optional shared token of the Rasa channels (`Settings.rasa_channel_token`)."""
+    if expected is None:
+        return
+    if not presented or not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                                                expected.get_secret_value().encode()):
+        raise ApiError(401, "bad_token", "this channel needs its token (?token= or Authorization: Bearer)",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+def request_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.query_params.get("token")
+
+
+def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: object = None,
+            key: bytes = b"") -> Message:
     if message_id is not None and not (isinstance(message_id, str) and re.fullmatch(MESSAGE_ID, message_id)):
         raise ApiError(422, "invalid_request", [{"field": "metadata.message_id",
                                                  "problem": "1-128 of A-Z a-z 0-9 . _ : -"}])
@@ -40,7 +58,7 @@ def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: ob
     if not text:
         raise ApiError(422, "empty_message", "send some text")
     payload = text if text.startswith("/") else None
-    return Message(channel=channel, conversation_id=conversation_id(sender),
+    return Message(channel=channel, conversation_id=conversation_id(sender, key),
                    message_id=message_id or uuid.uuid4().hex, text="" if payload else text,
                    payload=payload, sender_id=sender)
 
@@ -63,8 +81,9 @@ class ParseIn(BaseModel):
              responses=error_responses(400, 413, 422, 429, 503))
 async def rest_webhook(request: Request, body: RestIn) -> list[dict]:
     services = request.app.state.services
+    check_channel_token(services.settings.rasa_channel_token, request_token(request))
     msg = inbound(body.sender, body.message, "rest", services.settings.max_message_chars,
-                  (body.metadata or {}).get("message_id"))
+                  (body.metadata or {}).get("message_id"), request.app.state.conversation_key)
     limiter = getattr(request.app.state, "limiter", None)
     if limiter is not None:  # the address's limit ran in the middleware
         await limiter.check("conversation", msg.conversation_id, "rest")
@@ -89,6 +108,7 @@ async def rest_health() -> dict:
              responses=error_responses(400, 413, 422, 429, 503))
 async def model_parse(request: Request, body: ParseIn) -> dict:
     services = request.app.state.services
+    check_channel_token(services.settings.rasa_channel_token, request_token(request))
     text = clean_text(body.text)
     parse = await services.pool.run(services.nlu.parse, text)
     entities = []
@@ -120,6 +140,20 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=allowed,
                                max_http_buffer_size=max_bytes)
 
+    @sio.on("connect")
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """With `Settings.rasa_channel_token` set, only clients that present it connect."""
+        expected = app.state.services.settings.rasa_channel_token
+        if expected is None:
+            return
+        presented = auth.get("token") if isinstance(auth, dict) else None
+        if presented is None:
+            presented = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
+        try:
+            check_channel_token(expected, presented if isinstance(presented, str) else None)
+        except ApiError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.body()) from exc
+
     @sio.on("session_request")
     async def session_request(sid: str, data: Any) -> None:
         session_id = data.get("session_id") if isinstance(data, dict) else None
@@ -138,7 +172,8 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
             return
         session_id = data.get("session_id") or (await sio.get_session(sid)).get("session_id") or sid
         try:
-            msg = inbound(str(session_id), data["message"], "socketio", services.settings.max_message_chars)
+            msg = inbound(str(session_id), data["message"], "socketio", services.settings.max_message_chars,
+                          key=app.state.conversation_key)
             limiter = getattr(app.state, "limiter", None)
             if limiter is not None:
                 scope = (sio.get_environ(sid) or {}).get("asgi.scope") or {}

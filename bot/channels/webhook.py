@@ -20,7 +20,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from bot.channels.base import UNSUPPORTED, Channel, ChannelError, Handshake
+from bot.channels.base import UNSUPPORTED, Channel, ChannelError, Handshake, keyed_conversation_id
+from bot.textsafety import InvalidText, safe_message
 from bot.types import Message
 from bot.web.ratelimit import Limiter, RateLimited
 
@@ -29,8 +30,10 @@ SENT_TTL_S = 24 * 3600
 
 
 class ChannelHub:
-    def __init__(self, channels: dict[str, Channel], services: Any, limiter: Limiter | None = None) -> None:
+    def __init__(self, channels: dict[str, Channel], services: Any, limiter: Limiter | None = None,
+                 id_key: bytes = b"") -> None:
         self.channels = channels
+        self.id_key = id_key  # keys conversation ids (`keyed_conversation_id`)
         self.services = services
         self.limiter = limiter  # None: no per-conversation limit
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,6 +55,11 @@ class ChannelHub:
                 log.warning("channel %s refused a request: %s", name, exc.code)
                 self.services.metrics.channel_errors.labels(name, exc.code).inc()
                 return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+            try:
+                messages = [self._identify(name, msg) for msg in messages]
+            except InvalidText as exc:
+                self.services.metrics.channel_errors.labels(name, exc.code).inc()
+                return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=422)
             accepted, limited = await self._within_limits(name, messages)
             for msg in accepted:
                 task = asyncio.get_running_loop().create_task(self.handle(channel, msg))
@@ -63,6 +71,11 @@ class ChannelHub:
             return ack() if ack is not None else JSONResponse({"ok": True, "accepted": len(messages)})
 
         return router
+
+    def _identify(self, name: str, msg: Message) -> Message:
+        """The message through the text gate, under its keyed conversation id."""
+        return safe_message(msg).model_copy(
+            update={"conversation_id": keyed_conversation_id(self.id_key, name, msg.conversation_id)})
 
     async def _within_limits(self, name: str, messages: list[Message]
                              ) -> tuple[list[Message], RateLimited | None]:

@@ -301,6 +301,15 @@ class Domain(BaseModel):
                 found[name] = m.group(0)
         return found
 
+    def offers(self, intent: str, entities: dict[str, str], payload: str) -> bool:
+        """Whether a button of this domain can carry this payload: `/<intent>` of a domain intent, or
+        exactly one of the responses' button payloads. Slot values ride only on buttons the domain
+        wrote; a customer's values arrive as text and pass the slots' validation."""
+        if not entities and intent in self.intents:
+            return True
+        return payload.strip() in {b.payload for variants in self.responses.values()
+                                   for v in variants for b in v.buttons}
+
     def title(self, intent: str, language: str | None = None) -> str:
         """What a button offering `intent` says, in `language` where the overlay has it."""
         translation = self.translations.get(language.lower()) if language else None

@@ -52,6 +52,11 @@ class Policy:
         trigger = None if parse.text.startswith("/") else self.domain.handoff.trigger(parse.text)
         if trigger:
             return self._handoff(session, trigger)
+        if offer == "handoff" and confident and parse.intent == "affirm":
+            return self._handoff(session, "customer_accepted_offer")
+        if offer == "handoff" and parse.intent == "affirm" and self._unsupported_language(parse):
+            # "yes" (or "ja", "oui") to the offer made in a language we do not serve
+            return self._handoff(session, "customer_accepted_offer")
         if self._unsupported_language(parse):
             session.offer = "handoff"
             # said in the default language: the customer's own is one we do not serve
@@ -60,8 +65,6 @@ class Policy:
                                                       language=self.default_language)])
         if parse.intent == FAQ_PAYLOAD_INTENT and hits:
             return self._faq(session, hits[0])
-        if offer == "handoff" and confident and parse.intent == "affirm":
-            return self._handoff(session, "customer_accepted_offer")
         if self.generative and not parse.text.startswith("/") and detect_injection(parse.text):
             return self._generate(hits)  # the generation guards answer it (a polite refusal)
         spec = self.domain.intents.get(parse.intent or "")

@@ -2,8 +2,9 @@
 
 Each guard is a small pure object or function, tested on its own (tests/unit/test_guard.py):
 
-- `PiiMasker` replaces e-mail addresses, phone, card and IBAN numbers with placeholders before
-  text reaches a model or a log (the company's own addresses from the FAQ are not personal data).
+- `PiiMasker` replaces e-mail addresses, phone, card, IBAN, SSN and resident ID numbers with
+  placeholders before text reaches a model and in what it answers, by bot.pii's rules (the company's
+  own contacts from the FAQ are not personal data).
 - `detect_injection` finds text that tries to change the instructions, reveal the prompt or play
   a role; `strip_control` removes chat-template tokens and role headers from any text that goes
   into a prompt, so neither a customer nor a passage can open a new "system" turn.
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot.pii import EMAIL, IBAN, luhn_ok
+from bot.pii import KINDS, public_contacts, redact
+from bot.textsafety import matching_form
 
 # --- sentences ---------------------------------------------------------------------------
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
@@ -50,56 +52,30 @@ def strip_citations(text: str) -> tuple[str, list[str]]:
 
 
 # --- personal data -----------------------------------------------------------------------
-# Digit runs with spaces, dots, dashes or brackets between them (not the KK-123456 order numbers).
-_DIGITS = re.compile(r"(?<![\w-])(?:\+|00)?\(?\d[\d\s().-]{6,24}\d(?![\w-])")
-
-
 @dataclass
 class PiiMasker:
-    """Mask personal data; `allow` holds strings that are not personal (the company's own e-mail)."""
+    """Mask personal data with bot.pii's rules (the one detector; see there) and lower-case
+    placeholders; `allow` holds what is not personal (the company's own published contacts)."""
 
     allow: set[str] = field(default_factory=set)
     email: str = "[email]"
     phone: str = "[phone]"
     card: str = "[card]"
     iban: str = "[iban]"
+    ssn: str = "[ssn]"
+    national_id: str = "[national_id]"
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> PiiMasker:
-        allow = {m.group(0).lower() for t in texts for m in EMAIL.finditer(t)}
-        return cls(allow=allow)
+        contacts = public_contacts(list(texts))
+        return cls(allow=set(contacts) | {c.lower() for c in contacts})
 
     def mask(self, text: str) -> tuple[str, list[str]]:
-        found: list[str] = []
+        """The masked text and the kinds found (email, phone, card, iban, ssn, national_id)."""
+        return redact(text, KINDS, self._placeholder, keep=self.allow)
 
-        def email(m: re.Match[str]) -> str:
-            if m.group(0).lower() in self.allow:
-                return m.group(0)
-            found.append("email")
-            return self.email
-
-        def iban(m: re.Match[str]) -> str:
-            found.append("iban")
-            return self.iban
-
-        def digits(m: re.Match[str]) -> str:
-            raw = m.group(0)
-            only = re.sub(r"\D", "", raw)
-            if 13 <= len(only) <= 19 and luhn_ok(only):
-                found.append("card")
-                return self.card
-            if 8 <= len(only) <= 15 and (raw.lstrip().startswith(("+", "00", "0", "(")) or len(only) >= 9):
-                found.append("phone")
-                return self.phone
-            if len(only) >= 13:  # a long number that is not a valid card: still not for a model
-                found.append("card")
-                return self.card
-            return raw
-
-        text = EMAIL.sub(email, text)
-        text = IBAN.sub(iban, text)
-        text = _DIGITS.sub(digits, text)
-        return text, found
+    def _placeholder(self, kind: str) -> str:
+        return str(getattr(self, kind))
 
 
 # --- prompt injection --------------------------------------------------------------------
@@ -164,7 +140,9 @@ _INJECTION_PATTERNS = [(name, re.compile(p, re.IGNORECASE)) for name, p in _INJE
 
 def detect_injection(text: str) -> str | None:
     """The kind of injection attempt in a customer's message (override, reveal, roleplay,
-    control), or None."""
+    control), or None. Matched on the normalised text: invisible characters and look-alike
+    letters inside "ignore all previous instructions" do not hide it."""
+    text = matching_form(text)
     for name, pattern in _INJECTION_PATTERNS:
         if pattern.search(text):
             return name

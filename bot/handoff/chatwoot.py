@@ -21,8 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from bot.channels.base import load_json, platform_id
+from bot.channels.base import keyed_conversation_id, load_json, platform_id
 from bot.handoff.service import HandoffError
+from bot.textsafety import safe_message
 from bot.types import Message, Reply, Session
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,15 @@ def parse_event(body: bytes) -> dict[str, Any]:
     return event
 
 
-def inbound_message(event: dict[str, Any], account: str, conv: str) -> Message:
+def conversation_id(account: str, conv: str, key: bytes = b"") -> str:
+    return keyed_conversation_id(key, "chatwoot", f"{account}-{conv}")
+
+
+def inbound_message(event: dict[str, Any], account: str, conv: str, key: bytes = b"") -> Message:
     """The customer message of a wanted `message_created` event; ValueError/KeyError when malformed."""
     sender = event.get("sender")
     sender_id = sender.get("id") if isinstance(sender, dict) else None
-    return Message(channel="chatwoot", conversation_id=f"chatwoot-{account}-{conv}",
+    return Message(channel="chatwoot", conversation_id=conversation_id(account, conv, key),
                    message_id=platform_id(event["id"], "id"), text=event["content"],
                    sender_id=None if sender_id is None else platform_id(sender_id, "sender.id"),
                    metadata={"chatwoot_account": account, "chatwoot_conversation": conv})
@@ -122,8 +127,10 @@ class ChatwootBridge:
     attempts = 3
 
     def __init__(self, config: ChatwootConfig, pipeline: Pipeline, store: SessionReader, handoff: HandBack,
-                 redis_client: Redis, prefix: str = "sb", http: httpx.AsyncClient | None = None) -> None:
+                 redis_client: Redis, prefix: str = "sb", http: httpx.AsyncClient | None = None,
+                 id_key: bytes = b"") -> None:
         self.config = config
+        self.id_key = id_key
         self.pipeline = pipeline
         self.store = store
         self.handoff = handoff
@@ -198,8 +205,8 @@ class ChatwootBridge:
             await self._hand_back(account, conv)
 
     async def _answer(self, event: dict[str, Any], account: str, conv: str) -> None:
-        cid = f"chatwoot-{account}-{conv}"
-        msg = inbound_message(event, account, conv)
+        cid = conversation_id(account, conv, self.id_key)
+        msg = safe_message(inbound_message(event, account, conv, self.id_key))
         replies = await self.pipeline.handle(msg)
         failed: Exception | None = None
         try:
@@ -246,7 +253,7 @@ class ChatwootBridge:
 
     async def _hand_back(self, account: str, conv: str) -> None:
         """An agent set the conversation back to pending: the bot answers again."""
-        cid = f"chatwoot-{account}-{conv}"
+        cid = conversation_id(account, conv, self.id_key)
         session = await self.store.get(cid)
         if session is not None and session.handoff:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Literal
 
 from bot.dialogue.domain import Domain
 from bot.handoff.hours import BusinessHours
@@ -17,6 +18,32 @@ class HandoffError(RuntimeError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
+
+
+# read: see it in the console; claim: take it from the queue; act: reply, typing, hand back, close.
+Access = Literal["read", "claim", "act"]
+
+
+def authorize(cid: str, session: Session | None, status: str | None, agent: str, admin: bool,
+              action: Access) -> Session:
+    """Whether console agent `agent` may do `action` to a conversation (`status` is its hand-off
+    state in the queue). Admins may do anything; an agent acts only on conversations they own, and
+    may also read and claim ones waiting in the queue. Raises `not_your_conversation` for one in
+    the queue that is not theirs and `unknown_conversation` (the same answer as for an id that
+    does not exist: agents cannot probe for conversations) for everything else; returns the session."""
+    unknown = HandoffError("unknown_conversation", f"no conversation {cid!r}")
+    if session is None:
+        raise unknown
+    if admin or (session.agent is not None and session.agent == agent):
+        return session
+    waiting = session.handoff and status == "waiting" and not session.agent
+    if waiting and action in ("read", "claim"):
+        return session
+    if waiting:
+        raise HandoffError("not_your_conversation", "claim the conversation first")
+    if session.handoff and status == "assigned":
+        raise HandoffError("not_your_conversation", "another agent has this conversation")
+    raise unknown
 
 
 class HandoffService:
@@ -51,9 +78,15 @@ class HandoffService:
         session.offline_notified = True
         return [self.domain.render("utter_handoff_offline", language=session.language)]
 
-    async def claim(self, cid: str, agent: str, agent_name: str) -> Session:
+    async def access(self, cid: str, agent: str, admin: bool, action: Access) -> Session:
+        """The conversation, if console agent `agent` may `action` it (else HandoffError). The
+        methods below call it inside the conversation's lock; a read needs no lock."""
+        state = await self.queue.state(cid)
+        return authorize(cid, await self.store.get(cid), state.get("status"), agent, admin, action)
+
+    async def claim(self, cid: str, agent: str, agent_name: str, admin: bool = False) -> Session:
         async with self.store.lock(cid):
-            session = await self._session(cid)
+            session = await self.access(cid, agent, admin, "claim")
             if not session.handoff or not await self.queue.claim(cid, agent):
                 raise HandoffError("already_claimed", "another agent has this conversation")
             session.agent = agent
@@ -64,11 +97,10 @@ class HandoffService:
         await self.queue.to_customer(cid, {"type": "agent_joined", "agent": agent_name, "text": text})
         return session
 
-    async def agent_message(self, cid: str, agent: str, agent_name: str, text: str) -> Event:
+    async def agent_message(self, cid: str, agent: str, agent_name: str, text: str,
+                            admin: bool = False) -> Event:
         async with self.store.lock(cid):
-            session = await self._session(cid)
-            if session.agent != agent:
-                raise HandoffError("not_your_conversation", "claim the conversation first")
+            session = await self.access(cid, agent, admin, "act")
             event = Event(role="agent", text=text, agent=agent_name)
             session.history.append(event)
             session.updated_at = time.time()
@@ -78,12 +110,15 @@ class HandoffService:
         await self.queue.announce({"type": "agent_message", "conversation_id": cid, "agent": agent_name})
         return event
 
-    async def hand_back(self, cid: str, agent: str | None = None, close: bool = False) -> Session:
-        """Back to the bot (or closed: a later message from the customer goes to the bot again)."""
+    async def hand_back(self, cid: str, agent: str | None = None, close: bool = False,
+                        admin: bool = False) -> Session:
+        """Back to the bot (or closed: a later message from the customer goes to the bot again).
+        `agent` None: the system (an integration) does it, with no console authorization."""
         async with self.store.lock(cid):
-            session = await self._session(cid)
-            if agent is not None and session.agent not in (None, agent):
-                raise HandoffError("not_your_conversation", "another agent has this conversation")
+            if agent is None:
+                session = await self._session(cid)
+            else:
+                session = await self.access(cid, agent, admin, "act")
             session.handoff = False
             session.agent = None
             session.handoff_reason = None

@@ -212,6 +212,22 @@ def _sentinel_master(url: str, options: dict) -> aioredis.Redis:
     return client
 
 
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis SCAN/KEYS pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _hash_tag(key: str) -> str:
+    """What Redis hashes a key by: its first `{...}` (with the braces), else nothing."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start : end + 1] if end > start + 1 else ""
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _session(raw: str | None) -> Session | None:
     return Session.model_validate_json(raw) if raw else None
 
@@ -251,6 +267,7 @@ class RedisSessionStore:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.set(self._key(session.conversation_id, "session"), session.model_dump_json(),
                      ex=self.ttl_s)
+            pipe.expire(self._key(session.conversation_id, "owner"), self.ttl_s)  # lives as long
             if message_key is not None:
                 payload = json.dumps([r.model_dump() for r in replies or []])
                 pipe.set(self._key(session.conversation_id, f"reply:{message_key}"), payload,
@@ -268,8 +285,45 @@ class RedisSessionStore:
                                               self._key(conversation_id, "session")])
         return _replies(replies), _session(session)
 
+    async def claim_owner(self, conversation_id: str, digest: str) -> bool:
+        """Bind a new conversation to its owner's token digest; False when it exists or is bound."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.exists(self._key(conversation_id, "session"))
+            pipe.set(self._key(conversation_id, "owner"), digest, nx=True, ex=self.ttl_s)
+            exists, claimed = await pipe.execute()
+        if exists and claimed:  # a conversation of another channel (or from before owners): not ours
+            await self.r.delete(self._key(conversation_id, "owner"))
+            return False
+        return bool(claimed)
+
+    async def disown(self, conversation_id: str) -> None:
+        """Undo `claim_owner` for a conversation that never got a session (its first turn failed)."""
+        if not await self.r.exists(self._key(conversation_id, "session")):
+            await self.r.delete(self._key(conversation_id, "owner"))
+
+    async def owner(self, conversation_id: str) -> str | None:
+        """The token digest a web conversation is bound to (None: unknown, or not a web one)."""
+        return await self.r.get(self._key(conversation_id, "owner"))
+
     async def delete(self, conversation_id: str) -> None:
         await self.r.delete(self._key(conversation_id, "session"))
+
+    async def erase(self, conversation_id: str) -> int:
+        """The right to erasure in Redis: every key that carries the conversation's hash tag under
+        our prefix (session, reply cache and send-once keys, hand-off state, typing flag), taken
+        under the conversation's lock so that a turn in progress cannot save it back. The lock's
+        own queue and leases are left to expire: they hold tokens, and waiters still queue on them.
+        Returns how many keys were deleted."""
+        pattern = f"{_glob_escape(self.prefix)}:*{_glob_escape(conversation_tag(conversation_id))}*"
+        tag = _hash_tag(self._key(conversation_id, "session"))
+        lock_parts = (self._key(conversation_id, "lock"), self._key(conversation_id, "lease:"))
+        async with self.lock(conversation_id):
+            keys = [k async for k in self.r.scan_iter(match=pattern, count=1000)
+                    if _hash_tag(_s(k)) == tag and not _s(k).startswith(lock_parts)]
+            deleted = 0
+            for key in keys:  # one by one: under Redis Cluster the tagged keys of other parts
+                deleted += int(await self.r.delete(key))  # (hand-off, typing) may sit elsewhere
+        return deleted
 
     @contextlib.asynccontextmanager
     async def lock(self, conversation_id: str) -> AsyncIterator[None]:

@@ -1,19 +1,25 @@
-"""Engine, migrations and the transcript store (SQLite file by default, PostgreSQL by URL)."""
+"""Engine, migrations and the transcript store (SQLite file by default, PostgreSQL by URL).
+
+What is stored of a customer's words is masked first (bot.pii.mask_sensitive: card, IBAN, SSN and
+resident ID numbers), whoever calls: turns, replies, form requests and agent messages. Transcripts
+are kept for a retention period (`purge`) and erased on request (`erase`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import bindparam, create_engine, insert, select, text, update
+from sqlalchemy import bindparam, create_engine, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from bot.pii import mask_sensitive
 from bot.storage.models import AgentMessage, Conversation, FormRequest, TurnRecord
 from bot.types import Turn
 
@@ -47,8 +53,20 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def _masked(value: Any) -> Any:
+    """Form slots and reply fields as stored: every string in them masked, at any depth."""
+    if isinstance(value, str):
+        return mask_sensitive(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
 class TranscriptStore:
-    """Writes each turn once (a redelivered message id is ignored by a unique constraint)."""
+    """Writes each turn once (a message id redelivered on its channel is ignored by a unique
+    constraint; the same id from another channel is another message)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -58,7 +76,8 @@ class TranscriptStore:
         upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._new_conversation = upsert(Conversation).on_conflict_do_nothing(index_elements=["id"])
         self._new_turn = (upsert(TurnRecord)
-                          .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+                          .on_conflict_do_nothing(index_elements=["conversation_id", "channel",
+                                                                  "message_id"])
                           .returning(TurnRecord.id))
         self._count_turn = (update(Conversation).where(Conversation.id == bindparam("b_id")).values(
             turns=Conversation.turns + 1, last_message_at=bindparam("b_at"),
@@ -78,15 +97,15 @@ class TranscriptStore:
             conn.execute(self._new_conversation, {"id": cid, "channel": turn.channel, "started_at": at,
                                                   "last_message_at": at, "turns": 0, "handoff": False})
             inserted = conn.execute(self._new_turn, {
-                "conversation_id": cid, "message_id": turn.message_id, "at": at,
-                "user_text": turn.text,
+                "conversation_id": cid, "channel": turn.channel, "message_id": turn.message_id,
+                "at": at, "user_text": mask_sensitive(turn.text),
                 "intent": parse.intent if parse else None,
                 "confidence": parse.confidence if parse else None,
                 "out_of_scope": bool(parse and parse.out_of_scope),
                 "action": turn.action.kind, "action_name": turn.action.name,
                 "understood": turn.action.understood,
                 "faq_entry": hit.entry_id if hit else None, "faq_score": hit.score if hit else None,
-                "replies": [r.model_dump() for r in turn.replies],
+                "replies": [_masked(r.model_dump()) for r in turn.replies],
                 "ranking": [r.model_dump() for r in parse.ranking] if parse else [],
                 "latency_ms": turn.latency_ms,
             }).first()
@@ -99,11 +118,11 @@ class TranscriptStore:
             if turn.action.submitted:
                 conn.execute(self._new_request, {
                     "conversation_id": cid, "form": turn.action.submitted["form"],
-                    "slots": turn.action.submitted["slots"], "created_at": at})
+                    "slots": _masked(turn.action.submitted["slots"]), "created_at": at})
 
     def record_agent_message(self, conversation_id: str, agent: str, text: str, at: float) -> None:
         with self._sessions.begin() as db:
-            db.add(AgentMessage(conversation_id=conversation_id, agent=agent, text=text,
+            db.add(AgentMessage(conversation_id=conversation_id, agent=agent, text=mask_sensitive(text),
                                 at=datetime.fromtimestamp(at, UTC)))
 
     def agent_messages(self, conversation_id: str) -> list[AgentMessage]:
@@ -122,6 +141,34 @@ class TranscriptStore:
             if conversation_id:
                 q = q.where(FormRequest.conversation_id == conversation_id)
             return list(db.scalars(q))
+
+    def erase(self, conversation_id: str) -> dict[str, int]:
+        """The right to erasure: every row of one conversation, in every table; rows per table."""
+        tables = (("turns", TurnRecord), ("form_requests", FormRequest), ("agent_messages", AgentMessage))
+        with self.engine.begin() as conn:
+            counts = {name: conn.execute(delete(table).where(table.conversation_id == conversation_id)
+                                         ).rowcount for name, table in tables}
+            counts["conversations"] = conn.execute(
+                delete(Conversation).where(Conversation.id == conversation_id)).rowcount
+        return counts
+
+    def purge(self, before: datetime) -> dict[str, int]:
+        """Retention: delete what was said before `before` (turns, form requests, agent messages)
+        and the conversations whose last customer message is older, with all their turns and
+        requests; rows per table. By row, not only by conversation: a WhatsApp or Telegram
+        conversation never ends, and its old turns must go all the same."""
+        stale = select(Conversation.id).where(Conversation.last_message_at < before)
+        with self.engine.begin() as conn:
+            counts = {
+                "turns": conn.execute(delete(TurnRecord).where(
+                    or_(TurnRecord.at < before, TurnRecord.conversation_id.in_(stale)))).rowcount,
+                "form_requests": conn.execute(delete(FormRequest).where(
+                    or_(FormRequest.created_at < before, FormRequest.conversation_id.in_(stale)))).rowcount,
+                "agent_messages": conn.execute(delete(AgentMessage).where(AgentMessage.at < before)).rowcount,
+            }
+            counts["conversations"] = conn.execute(
+                delete(Conversation).where(Conversation.last_message_at < before)).rowcount
+        return counts
 
     def ping(self) -> bool:
         try:

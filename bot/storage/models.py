@@ -29,13 +29,18 @@ class Conversation(Base):
 
 
 class TurnRecord(Base):
-    """One customer message and what the bot did with it: the raw material of the next training run."""
+    """One customer message and what the bot did with it: the raw material of the next training run.
+
+    Unique per channel too: a message id is the channel's, and two channels that deliver the same
+    id into one conversation are two messages (both answered, so both recorded)."""
 
     __tablename__ = "turns"
-    __table_args__ = (UniqueConstraint("conversation_id", "message_id", name="uq_turn_message"),)
+    __table_args__ = (UniqueConstraint("conversation_id", "channel", "message_id",
+                                       name="uq_turn_channel_message"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32), default="", server_default="")
     message_id: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_text: Mapped[str] = mapped_column(Text)

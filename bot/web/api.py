@@ -11,9 +11,12 @@ from pydantic import ValidationError
 
 from bot.sessions.live import follow
 from bot.types import Message
-from bot.web.errors import ApiError
+from bot.web import ownership
+from bot.web.errors import ApiError, invalid_request
 from bot.web.schemas import (
     CONVERSATION_ID,
+    ConversationCreated,
+    ConversationIn,
     ConversationOut,
     MessageIn,
     MessageOut,
@@ -24,15 +27,19 @@ from bot.web.schemas import (
 from bot.web.security import origin_allowed
 
 router = APIRouter(prefix="/api/v1")
-ConversationId = Path(pattern=CONVERSATION_ID, description="Chosen by the client (the widget: a random id).")
+ConversationId = Path(pattern=CONVERSATION_ID,
+                      description="From `POST /conversations`, or chosen by the client (a random id) on its "
+                                  "first message; later calls send its `X-Conversation-Token`.")
 
 
 def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: str = "web") -> Message:
     """Validate one inbound message the same way for REST and WebSocket."""
     text = checked_text(body.text or "", max_chars)
-    payload = (body.payload or "").strip() or None
+    payload = checked_text(body.payload or "", max_chars) or None
     if not text and not payload:
         raise ApiError(422, "empty_message", "send some text or a button payload")
+    if text and payload:
+        raise ApiError(422, "text_with_payload", "send either text or a button payload, not both")
     return Message(channel=channel, conversation_id=conversation_id,
                    message_id=body.message_id or uuid.uuid4().hex, text=text, payload=payload)
 
@@ -41,7 +48,7 @@ def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: s
              summary="Send a customer message and get the bot's replies",
              description="Rate limited per client address and per conversation "
                          "(`Settings.rate_limit`): over a limit, 429 with `Retry-After`.",
-             responses=error_responses(400, 413, 415, 422, 429, 503))
+             responses=error_responses(400, 404, 413, 415, 422, 429, 503))
 async def post_message(request: Request, body: MessageIn,
                        conversation_id: str = ConversationId) -> MessageOut:
     services = request.app.state.services
@@ -49,17 +56,37 @@ async def post_message(request: Request, body: MessageIn,
     limiter = getattr(request.app.state, "limiter", None)
     if limiter is not None:  # the address's limit ran in the middleware, before the body was read
         await limiter.check("conversation", conversation_id, "web")
-    replies = await services.pipeline.handle(msg)
-    return MessageOut(conversation_id=conversation_id, message_id=msg.message_id, replies=replies)
+    token = await ownership.open_or_authorize(services.store, conversation_id,
+                                              ownership.presented_token(request))
+    try:
+        replies = await services.pipeline.handle(msg)
+    except BaseException:
+        if token is not None:  # the client never saw the token: let its retry create it again
+            await services.store.disown(conversation_id)
+        raise
+    return MessageOut(conversation_id=conversation_id, message_id=msg.message_id, replies=replies,
+                      conversation_token=token)
+
+
+@router.post("/conversations", response_model=ConversationCreated, status_code=201,
+             summary="Start a conversation: a server-chosen id and the token that owns it",
+             responses=error_responses(404, 422, 429, 503))
+async def create_conversation(request: Request, body: ConversationIn | None = None) -> ConversationCreated:
+    """The id is the server's choice unless the client names a new one (an id in use is a 404)."""
+    conversation_id = body.conversation_id if body and body.conversation_id else uuid.uuid4().hex
+    token = await ownership.create(request.app.state.services.store, conversation_id)
+    return ConversationCreated(conversation_id=conversation_id, conversation_token=token)
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut,
             summary="A conversation's state and history (the widget restores itself from it)",
             responses=error_responses(404, 422, 503))
 async def get_conversation(request: Request, conversation_id: str = ConversationId) -> ConversationOut:
-    session = await request.app.state.services.store.get(conversation_id)
-    if session is None:
-        raise ApiError(404, "unknown_conversation", f"no conversation {conversation_id!r}")
+    store = request.app.state.services.store
+    await ownership.authorize(store, conversation_id, ownership.presented_token(request))
+    session = await store.get(conversation_id)
+    if session is None:  # created, nothing said yet
+        return ConversationOut(conversation_id=conversation_id, handoff=False, history=[])
     return ConversationOut(conversation_id=conversation_id, handoff=session.handoff,
                            language=session.language,
                            history=[e.model_dump() for e in session.history])
@@ -98,15 +125,27 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                           settings.widget_origins):
         await websocket.close(code=1008, reason="origin not allowed")
         return
+    try:
+        token = await ownership.open_or_authorize(services.store, conversation_id,
+                                                  ownership.presented_token(websocket))
+    except ApiError:
+        await websocket.close(code=1008, reason="unknown conversation")
+        return
     limiter = getattr(websocket.app.state, "limiter", None)
     client = limiter.client_address(websocket.scope) if limiter is not None else ""
-    await websocket.accept()
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=ownership.WS_PROTOCOL if ownership.WS_PROTOCOL in offered else None)
+    if token is not None:  # a new conversation: its owner's token, once
+        await websocket.send_json({"type": "conversation", "conversation_id": conversation_id,
+                                   "conversation_token": token})
     pushes = asyncio.create_task(_push_conversation_events(websocket, services, conversation_id))
     try:
         while True:
-            raw = await websocket.receive_text()
+            raw = await _receive_text(websocket)
             message_id = None
             try:
+                if raw is None:
+                    raise ApiError(400, "binary_frame", "send JSON in text frames")
                 if len(raw.encode()) > settings.max_body_bytes:
                     raise ApiError(413, "body_too_large",
                                    f"frames are limited to {settings.max_body_bytes} bytes")
@@ -117,9 +156,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                 try:
                     body = MessageIn.model_validate(data)
                 except ValidationError as exc:
-                    raise ApiError(422, "invalid_request",
-                                   [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
-                                    for e in exc.errors()]) from exc
+                    raise invalid_request(exc.errors()) from exc
                 message_id = body.message_id
                 if limiter is not None:
                     await limiter.message(client, conversation_id, "web")
@@ -142,6 +179,15 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
         return
     finally:
         pushes.cancel()
+
+
+async def _receive_text(websocket: WebSocket) -> str | None:
+    """The next text frame; None for a binary one (answered with an error frame, not a drop)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if text is not None else None
 
 
 async def _push_conversation_events(websocket: WebSocket, services, conversation_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -14,18 +14,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
 from bot.channels import enabled_channels, rasa
 from bot.channels.webhook import ChannelHub
 from bot.config import Settings
 from bot.services import FROM_SETTINGS, Services, build_services
-from bot.web import api, console, errors
-from bot.web.limits import BodyLimit
+from bot.web import api, console, errors, privacy
+from bot.web.limits import BodyLimit, HeaderLimit
 from bot.web.ratelimit import Limiter, RateLimit
 from bot.web.request_id import RequestId
-from bot.web.secrets import secret_key
+from bot.web.secrets import conversation_id_key, secret_key
 from bot.web.security import ScopedCORS, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
@@ -50,7 +49,8 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
             if bridge is not None:
                 app.include_router(bridge.router())
             http = httpx.AsyncClient(timeout=10.0)
-            hub = ChannelHub(enabled_channels(settings, http), services, app.state.limiter)
+            hub = ChannelHub(enabled_channels(settings, http), services, app.state.limiter,
+                             id_key=app.state.conversation_key)
             app.state.channels = hub
             app.include_router(hub.router())
             try:
@@ -67,19 +67,22 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                   telemetry={"tracing": otel, "metrics": otel, "logs": otel},
                   description="Customer-service chatbot API: conversations, health, metrics.")
     errors.install(app)
-    app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="sb_console",
-                       max_age=settings.console_session_s, same_site="strict",
-                       https_only=settings.cookie_secure)
+    app.state.conversation_key = conversation_id_key(settings)
+    # The console's cookie holds only a signed session id; the sessions live in Redis (console.py).
+    app.state.console_cookie = console.ConsoleCookie(secret_key(settings), settings.console_session_s,
+                                                     settings.cookie_secure)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        json_prefixes=("/api/", "/console/api/"))
     app.add_middleware(RateLimit, limiter=lambda: getattr(app.state, "limiter", None))
     app.add_middleware(ScopedCORS, origins=settings.widget_origins)
 
     app.add_middleware(RequestId)
+    app.add_middleware(HeaderLimit, max_bytes=settings.max_header_bytes)
     app.add_middleware(SecurityHeaders, https=settings.cookie_secure)  # outermost: every answer gets them
 
     app.include_router(api.router)
     app.include_router(console.router)
+    app.include_router(privacy.router)
     app.include_router(rasa.router)
     sio = rasa.socketio_server(app, settings.widget_origins, settings.max_body_bytes)
     app.mount("/socket.io", socketio.ASGIApp(sio, socketio_path="socket.io"))
@@ -125,4 +128,4 @@ def _chatwoot(settings: Settings, services: Services):  # type: ignore[no-untype
     config = ChatwootConfig(base_url=settings.chatwoot_url, api_token=settings.chatwoot_api_token,
                             webhook_token=settings.chatwoot_webhook_token)
     return ChatwootBridge(config, services.pipeline, services.store, services.handoff, services.store.r,
-                          prefix=settings.key_prefix)
+                          prefix=settings.key_prefix, id_key=conversation_id_key(settings))

@@ -1,7 +1,15 @@
 """The agent console: login, the hand-off queue, conversations, replies, hand-back, admin.
 
-Auth is a signed session cookie (SameSite=strict, HttpOnly); every state-changing call also needs
-the X-CSRF-Token header that matches the token kept in that session.
+Auth: the `sb_console` cookie (signed, HttpOnly, SameSite=strict, Secure over HTTPS) carries only a
+random session id; the session itself (agent, CSRF token) is held in Redis
+(bot/handoff/console_sessions.py), so logging out, a password change or a disabled account ends
+it at once, copied cookies included. Before log-in the id only backs the log-in form's CSRF token
+(derived from it, nothing stored); log-in always starts a new id. Every state-changing call also
+needs the X-CSRF-Token header that matches the session's token. Failed log-ins are limited per
+address (bot/web/ratelimit.py) and per account (5 in 15 minutes, then 429 with Retry-After).
+
+Agents see and act on conversations waiting in the queue (read, claim) and their own (everything);
+admins on all (bot/handoff/service.py `authorize`).
 
 The admin API (`/console/api/agents`) takes either credential: the admin API key
 (`Authorization: Bearer <key>` or `X-API-Key: <key>`, `Settings.admin_api_key`, no cookie and no
@@ -12,18 +20,25 @@ the admin page. Without a configured key, API callers get 403 `admin_api_disable
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse
+from itsdangerous import BadSignature, Signer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
-from bot.handoff.agents import AgentError, AgentInfo
-from bot.handoff.service import HandoffError
+from bot.handoff.agents import AgentError, AgentInfo, LastAdmin, UnknownAgent
+from bot.handoff.console_sessions import ConsoleSession, ConsoleSessions
+from bot.handoff.service import Access, HandoffError
 from bot.sessions.live import follow
+from bot.types import Session
 from bot.web.errors import ApiError
 from bot.web.schemas import clean_text, error_responses, valid_conversation_id
 from bot.web.security import same_host
@@ -31,6 +46,8 @@ from bot.web.security import same_host
 STATIC = Path(__file__).parent / "static"
 router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE = "sb_console"
+REVALIDATE_S = 30.0  # an open console WebSocket re-checks its session this often (and on each ping)
 
 
 class LoginIn(BaseModel):
@@ -52,34 +69,123 @@ class AgentIn(BaseModel):
     role: str = "agent"
 
 
-def _csrf(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not token:
-        token = request.session["csrf"] = secrets.token_urlsafe(32)
-    return token
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(max_length=256)
 
 
-def check_csrf(request: Request) -> None:
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    old_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)
+
+
+class ConsoleCookie:
+    """The console cookie: a signed random session id and nothing else. Signed so that a forged
+    id is refused without asking Redis; the id alone means nothing without its Redis record."""
+
+    def __init__(self, secret: str, max_age: int, secure: bool) -> None:
+        self.signer = Signer(secret, salt="supportbot.console.session-id")
+        self.csrf_key = hashlib.sha256(f"supportbot.console.login-csrf:{secret}".encode()).digest()
+        self.max_age = max_age
+        self.secure = secure
+
+    def read(self, conn: HTTPConnection) -> str | None:
+        raw = conn.cookies.get(COOKIE)
+        if not raw:
+            return None
+        try:
+            return self.signer.unsign(raw).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None  # forged, or an old SessionMiddleware cookie: not logged in
+
+    def set(self, response: Response, sid: str) -> None:
+        response.set_cookie(COOKIE, self.signer.sign(sid).decode(), max_age=self.max_age, path="/",
+                            httponly=True, samesite="strict", secure=self.secure)
+
+    def clear(self, response: Response) -> None:
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=self.secure)
+
+    def login_csrf(self, sid: str) -> str:
+        """The log-in form's CSRF token: derived from the pre-login id, so nothing is stored for
+        visitors who are not logged in."""
+        mac = hmac.new(self.csrf_key, sid.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What this request's cookie amounts to: its id, and the live session and agent behind it."""
+
+    sid: str | None
+    session: ConsoleSession | None
+    agent: AgentInfo | None
+
+
+def console_sessions(conn: HTTPConnection) -> ConsoleSessions:
+    """The session store over the app's Redis client (built again when the app restarted)."""
+    services, state = conn.app.state.services, conn.app.state
+    held: ConsoleSessions | None = getattr(state, "console_sessions", None)
+    if held is None or held.r is not services.store.r:
+        held = state.console_sessions = ConsoleSessions(
+            services.store.r, services.settings.key_prefix, services.settings.console_session_s)
+    return held
+
+
+async def visit(conn: HTTPConnection, fresh: bool = False) -> Visit:
+    """Resolve the cookie once per request (`fresh`: ask again, for long-lived WebSockets). A
+    session whose agent is gone, disabled or has another password since is deleted here."""
+    cached: Visit | None = getattr(conn.state, "console_visit", None)
+    if cached is not None and not fresh:
+        return cached
+    sid = conn.app.state.console_cookie.read(conn)
+    session = agent = None
+    if sid is not None:
+        sessions = console_sessions(conn)
+        session = await sessions.get(sid)
+        if session is not None:
+            agent = await asyncio.to_thread(conn.app.state.services.agents.get, session.agent_id)
+            if agent is None or not hmac.compare_digest(agent.stamp, session.stamp):
+                await sessions.delete(sid)
+                session = agent = None
+    conn.state.console_visit = found = Visit(sid, session, agent)
+    return found
+
+
+def _expected_csrf(request: Request, found: Visit) -> str:
+    if found.session is not None:
+        return found.session.csrf
+    return request.app.state.console_cookie.login_csrf(found.sid) if found.sid else ""
+
+
+async def check_csrf(request: Request) -> None:
     sent = request.headers.get("x-csrf-token", "")
-    expected = request.session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    expected = _expected_csrf(request, await visit(request))
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
 
 
-def session_agent(conn: HTTPConnection) -> AgentInfo | None:
-    """The logged-in agent of this request or WebSocket, if the account still exists."""
-    agent_id = conn.session.get("agent_id")
-    return conn.app.state.services.agents.get(agent_id) if isinstance(agent_id, int) else None
+async def session_agent(conn: HTTPConnection) -> AgentInfo | None:
+    """The logged-in agent of this request or WebSocket, if the session and the account are live."""
+    return (await visit(conn)).agent
 
 
-def public(agent: AgentInfo) -> dict[str, str]:
-    return {"username": agent.username, "name": agent.display_name, "role": agent.role}
+def public(agent: AgentInfo) -> dict[str, object]:
+    return {"username": agent.username, "name": agent.display_name, "role": agent.role,
+            "active": agent.active}
 
 
-def current_agent(request: Request) -> AgentInfo:
-    agent = session_agent(request)
+async def current_agent(request: Request) -> AgentInfo:
+    agent = await session_agent(request)
     if agent is None:
         raise ApiError(401, "login_required", "log in to the console first")
+    return agent
+
+
+async def acting_agent(request: Request) -> AgentInfo:
+    """A state-changing call: logged in (else 401), then the CSRF token (else 403)."""
+    agent = await current_agent(request)
+    await check_csrf(request)
     return agent
 
 
@@ -92,7 +198,7 @@ def presented_api_key(conn: HTTPConnection) -> str | None:
     return conn.headers.get("x-api-key") or None
 
 
-def admin_caller(request: Request) -> AgentInfo | None:
+async def admin_caller(request: Request) -> AgentInfo | None:
     """An admin API call: the admin API key (returns None), else a logged-in admin agent's session
     with the CSRF token on writes (returns the agent)."""
     key = presented_api_key(request)
@@ -105,7 +211,7 @@ def admin_caller(request: Request) -> AgentInfo | None:
         if not secrets.compare_digest(key.encode("utf-8", "surrogateescape"), expected.encode()):
             raise ApiError(401, "bad_api_key", "wrong admin API key", headers={"WWW-Authenticate": "Bearer"})
         return None
-    agent = session_agent(request)
+    agent = await session_agent(request)
     if agent is None:
         if not expected:
             raise ApiError(403, "admin_api_disabled",
@@ -117,7 +223,7 @@ def admin_caller(request: Request) -> AgentInfo | None:
     if agent.role != "admin":
         raise ApiError(403, "forbidden", "admins only")
     if request.method not in SAFE_METHODS:
-        check_csrf(request)
+        await check_csrf(request)
     return agent
 
 
@@ -130,7 +236,7 @@ def _cid(conversation_id: str) -> str:
 # --- pages ---------------------------------------------------------------------------
 @router.get("", include_in_schema=False)
 async def console_page(request: Request):  # type: ignore[no-untyped-def]
-    if request.session.get("agent_id") is None:
+    if await session_agent(request) is None:
         return RedirectResponse("/console/login", status_code=303)
     return FileResponse(STATIC / "console.html")
 
@@ -142,39 +248,97 @@ async def login_page() -> FileResponse:
 
 @router.get("/admin", include_in_schema=False)
 async def admin_page(request: Request):  # type: ignore[no-untyped-def]
-    agent = session_agent(request)
+    agent = await session_agent(request)
     if agent is None:
         return RedirectResponse("/console/login", status_code=303)
-    if agent.role != "admin":
-        raise ApiError(403, "forbidden", "admins only")
+    if agent.role != "admin":  # a person in a browser: a page, not a JSON error
+        return FileResponse(STATIC / "forbidden.html", status_code=403)
     return FileResponse(STATIC / "admin.html")
 
 
 # --- session -------------------------------------------------------------------------
 @router.get("/api/session")
-async def session_info(request: Request) -> dict:
-    agent = session_agent(request)
-    return {"csrf": _csrf(request), "agent": None if agent is None else public(agent)}
+async def session_info(request: Request, response: Response) -> dict:
+    found = await visit(request)
+    if found.session is not None and found.agent is not None:
+        return {"csrf": found.session.csrf, "agent": public(found.agent)}
+    sid = found.sid
+    if sid is None:  # a pre-login id: it backs only the log-in form's CSRF token
+        sid = secrets.token_urlsafe(32)
+        request.app.state.console_cookie.set(response, sid)
+    return {"csrf": request.app.state.console_cookie.login_csrf(sid), "agent": None}
 
 
-@router.post("/api/login", dependencies=[Depends(check_csrf)])
-async def login(request: Request, body: LoginIn) -> dict:
+def _locked_out(request: Request, retry_after: int) -> ApiError:
+    request.app.state.services.metrics.rate_limited.labels("login_account", "console").inc()
+    return ApiError(429, "rate_limited",
+                    f"too many failed log-ins for this account; retry in {retry_after} s",
+                    headers={"Retry-After": str(retry_after)},
+                    extra={"retry_after": retry_after, "limit": "login_account"})
+
+
+async def _start_session(request: Request, response: Response, agent: AgentInfo) -> dict:
+    """A new session id and CSRF token (never the one the browser had before: no fixation)."""
+    sid, csrf = await console_sessions(request).create(agent.id, agent.stamp)
+    request.app.state.console_cookie.set(response, sid)
+    return {"csrf": csrf, "agent": public(agent)}
+
+
+@router.post("/api/login", dependencies=[Depends(check_csrf)], responses=error_responses(429))
+async def login(request: Request, response: Response, body: LoginIn) -> dict:
+    sessions = console_sessions(request)
+    retry_after = await sessions.login_attempt(body.username)  # counted before the password is checked
+    if retry_after:
+        raise _locked_out(request, retry_after)
     agents = request.app.state.services.agents
     agent = await asyncio.to_thread(agents.authenticate, body.username, body.password)
     if agent is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
-    request.session.clear()
-    request.session.update({"agent_id": agent.id, "csrf": secrets.token_urlsafe(32)})
-    return {"csrf": request.session["csrf"], "agent": public(agent)}
+    await sessions.login_succeeded(body.username)
+    found = await visit(request)
+    if found.sid is not None:
+        await sessions.delete(found.sid)  # the pre-login id, or an earlier session of this browser
+    return await _start_session(request, response, agent)
 
 
-@router.post("/api/logout", dependencies=[Depends(check_csrf)])
-async def logout(request: Request) -> dict:
-    agent_id = request.session.get("agent_id")
-    if agent_id is not None:
-        await request.app.state.services.queue.offline(str(agent_id))
-    request.session.clear()
+@router.post("/api/logout")
+async def logout(request: Request, response: Response) -> dict:
+    """Ends the session in Redis at once: the cookie, or any copy of it, is worthless after this."""
+    found = await visit(request)
+    if found.session is not None and found.sid is not None:
+        await check_csrf(request)
+        services = request.app.state.services
+        await services.queue.offline(str(found.session.agent_id))
+        await console_sessions(request).delete(found.sid)
+        await _announce_ended(request, found.session.agent_id)
+    request.app.state.console_cookie.clear(response)
     return {"ok": True}
+
+
+@router.post("/api/password", responses=error_responses(429))
+async def change_password(request: Request, response: Response, body: PasswordChangeIn,
+                          agent: AgentInfo = Depends(acting_agent)) -> dict:
+    """The logged-in agent's own password: every other session ends, this one gets a new id."""
+    services = request.app.state.services
+    sessions = console_sessions(request)
+    retry_after = await sessions.login_attempt(agent.username)  # no guessing through a stolen session
+    if retry_after:
+        raise _locked_out(request, retry_after)
+    if await asyncio.to_thread(services.agents.authenticate, agent.username, body.old_password) is None:
+        raise ApiError(403, "wrong_password", "the current password is wrong")
+    await sessions.login_succeeded(agent.username)
+    try:
+        changed = await asyncio.to_thread(services.agents.set_password, agent.id, body.new_password)
+    except AgentError as exc:
+        raise ApiError(422, "invalid_password", str(exc)) from exc
+    await sessions.end_all_for(agent.id)
+    await _announce_ended(request, agent.id)
+    return await _start_session(request, response, changed)
+
+
+async def _announce_ended(request: Request, agent_id: int) -> None:
+    """Open console WebSockets of that agent re-check their session and close if it is over."""
+    await request.app.state.services.queue.announce({"type": "sessions_ended", "agent": str(agent_id)})
 
 
 # --- queue and conversations ----------------------------------------------------------
@@ -187,14 +351,26 @@ async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> 
             "agents_online": len(await services.queue.agents_online())}
 
 
-@router.get("/api/conversations/{conversation_id}")
+async def _handoff(coro):  # type: ignore[no-untyped-def]
+    """HandoffError to HTTP: unknown 404, someone else's 403, a state conflict 409."""
+    try:
+        return await coro
+    except HandoffError as exc:
+        status = {"unknown_conversation": 404, "not_your_conversation": 403}.get(exc.code, 409)
+        raise ApiError(status, exc.code, str(exc)) from exc
+
+
+async def _access(request: Request, conversation_id: str, agent: AgentInfo, action: Access) -> Session:
+    handoff = request.app.state.services.handoff
+    return await _handoff(handoff.access(_cid(conversation_id), str(agent.id), agent.role == "admin", action))
+
+
+@router.get("/api/conversations/{conversation_id}", responses=error_responses(404))
 async def conversation(request: Request, conversation_id: str,
                        agent: AgentInfo = Depends(current_agent)) -> dict:
     services = request.app.state.services
-    cid = _cid(conversation_id)
-    session = await services.store.get(cid)
-    if session is None:
-        raise ApiError(404, "unknown_conversation", f"no conversation {cid!r}")
+    session = await _access(request, conversation_id, agent, "read")
+    cid = session.conversation_id
     turns = await asyncio.to_thread(services.transcripts.turns, cid)
     understood = {t.message_id: {"intent": t.intent, "confidence": t.confidence, "action": t.action_name,
                                  "faq_entry": t.faq_entry, "faq_score": t.faq_score} for t in turns}
@@ -213,61 +389,50 @@ async def conversation(request: Request, conversation_id: str,
     }
 
 
-def _handoff_call(coro):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
-        try:
-            return await coro
-        except HandoffError as exc:
-            status = 404 if exc.code == "unknown_conversation" else 409
-            raise ApiError(status, exc.code, str(exc)) from exc
-    return run()
-
-
-@router.post("/api/conversations/{conversation_id}/claim", dependencies=[Depends(check_csrf)])
-async def claim(request: Request, conversation_id: str,
-                agent: AgentInfo = Depends(current_agent)) -> dict:
+@router.post("/api/conversations/{conversation_id}/claim", responses=error_responses(404, 409))
+async def claim(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
     services = request.app.state.services
-    await _handoff_call(services.handoff.claim(_cid(conversation_id), str(agent.id), agent.display_name))
+    await _handoff(services.handoff.claim(_cid(conversation_id), str(agent.id), agent.display_name,
+                                          admin=agent.role == "admin"))
     return {"ok": True}
 
 
-@router.post("/api/conversations/{conversation_id}/messages", dependencies=[Depends(check_csrf)])
+@router.post("/api/conversations/{conversation_id}/messages", responses=error_responses(404, 409))
 async def agent_reply(request: Request, conversation_id: str, body: ReplyIn,
-                      agent: AgentInfo = Depends(current_agent)) -> dict:
+                      agent: AgentInfo = Depends(acting_agent)) -> dict:
     text = clean_text(body.text)
     if not text:
         raise ApiError(422, "empty_message", "write something first")
     services = request.app.state.services
     cid = _cid(conversation_id)
-    event = await _handoff_call(services.handoff.agent_message(cid, str(agent.id), agent.display_name, text))
+    event = await _handoff(services.handoff.agent_message(cid, str(agent.id), agent.display_name, text,
+                                                          admin=agent.role == "admin"))
     await asyncio.to_thread(services.transcripts.record_agent_message, cid, agent.display_name, text,
                             event.at)
     return {"ok": True, "at": event.at}
 
 
-@router.post("/api/conversations/{conversation_id}/typing", dependencies=[Depends(check_csrf)])
-async def typing(request: Request, conversation_id: str,
-                agent: AgentInfo = Depends(current_agent)) -> dict:
+@router.post("/api/conversations/{conversation_id}/typing", responses=error_responses(404))
+async def typing(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
     services = request.app.state.services
-    cid = _cid(conversation_id)
+    cid = (await _access(request, conversation_id, agent, "act")).conversation_id
     await services.queue.set_typing(cid, str(agent.id))
     await services.queue.to_customer(cid, {"type": "agent_typing", "agent": agent.display_name})
     return {"ok": True}
 
 
-@router.post("/api/conversations/{conversation_id}/handback", dependencies=[Depends(check_csrf)])
-async def hand_back(request: Request, conversation_id: str,
-                agent: AgentInfo = Depends(current_agent)) -> dict:
+@router.post("/api/conversations/{conversation_id}/handback", responses=error_responses(404, 409))
+async def hand_back(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
     handoff = request.app.state.services.handoff
-    await _handoff_call(handoff.hand_back(_cid(conversation_id), str(agent.id)))
+    await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), admin=agent.role == "admin"))
     return {"ok": True}
 
 
-@router.post("/api/conversations/{conversation_id}/close", dependencies=[Depends(check_csrf)])
-async def close(request: Request, conversation_id: str,
-                agent: AgentInfo = Depends(current_agent)) -> dict:
-    await _handoff_call(request.app.state.services.handoff.hand_back(
-        _cid(conversation_id), str(agent.id), close=True))
+@router.post("/api/conversations/{conversation_id}/close", responses=error_responses(404, 409))
+async def close(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
+    handoff = request.app.state.services.handoff
+    await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), close=True,
+                                     admin=agent.role == "admin"))
     return {"ok": True}
 
 
@@ -293,35 +458,121 @@ async def create_agent(request: Request, body: AgentIn, _: AgentInfo | None = De
     return public(agent)
 
 
+async def _end_sessions(request: Request, agent_id: int) -> None:
+    """Every console session of that agent ends now (and it drops out of the online list)."""
+    services = request.app.state.services
+    await console_sessions(request).end_all_for(agent_id)
+    await services.queue.offline(str(agent_id))
+    await _announce_ended(request, agent_id)
+
+
+async def _account(request: Request, username: str) -> AgentInfo:
+    found = await asyncio.to_thread(request.app.state.services.agents.by_username, username)
+    if found is None:
+        raise ApiError(404, "unknown_agent", f"no agent {username!r}")
+    return found
+
+
+@router.post("/api/agents/{username}/password", description=ADMIN_AUTH + " Ends the agent's sessions.",
+             responses=error_responses(404))
+async def set_agent_password(request: Request, username: str, body: PasswordIn,
+                             _: AgentInfo | None = Depends(admin_caller)) -> dict:
+    target = await _account(request, username)
+    try:
+        changed = await asyncio.to_thread(request.app.state.services.agents.set_password, target.id,
+                                          body.password)
+    except UnknownAgent as exc:
+        raise ApiError(404, "unknown_agent", f"no agent {username!r}") from exc
+    except AgentError as exc:
+        raise ApiError(422, "invalid_password", str(exc)) from exc
+    await _end_sessions(request, target.id)
+    return public(changed)
+
+
+async def _set_active(request: Request, username: str, active: bool) -> dict:
+    target = await _account(request, username)
+    try:
+        changed = await asyncio.to_thread(request.app.state.services.agents.set_active, target.id, active)
+    except UnknownAgent as exc:
+        raise ApiError(404, "unknown_agent", f"no agent {username!r}") from exc
+    except LastAdmin as exc:
+        raise ApiError(409, "last_admin", str(exc)) from exc
+    if not active:
+        await _end_sessions(request, target.id)
+    return public(changed)
+
+
+@router.post("/api/agents/{username}/disable", description=ADMIN_AUTH + " Ends the agent's sessions.",
+             responses=error_responses(404, 409))
+async def disable_agent(request: Request, username: str, _: AgentInfo | None = Depends(admin_caller)) -> dict:
+    return await _set_active(request, username, False)
+
+
+@router.post("/api/agents/{username}/enable", description=ADMIN_AUTH, responses=error_responses(404))
+async def enable_agent(request: Request, username: str, _: AgentInfo | None = Depends(admin_caller)) -> dict:
+    return await _set_active(request, username, True)
+
+
 # --- live updates --------------------------------------------------------------------
+async def _still_logged_in(websocket: WebSocket) -> bool:
+    return (await visit(websocket, fresh=True)).agent is not None
+
+
+async def _watch(websocket: WebSocket, ended: asyncio.Event) -> None:
+    """Backstop for a missed `sessions_ended` event, and sessions that simply expire."""
+    while not ended.is_set():
+        await asyncio.sleep(REVALIDATE_S)
+        if not await _still_logged_in(websocket):
+            ended.set()
+
+
+async def _pings(websocket: WebSocket, agent_id: int, ended: asyncio.Event) -> None:
+    """Pings keep the agent marked online, while the session lasts; returns when the client goes."""
+    queue = websocket.app.state.services.queue
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()
+            if not await _still_logged_in(websocket):
+                ended.set()
+                return
+            await queue.heartbeat(str(agent_id))
+
+
 @router.websocket("/ws")
 async def console_socket(websocket: WebSocket) -> None:
-    """Every turn and queue change, live, to logged-in agents (via Redis pub/sub: all replicas)."""
+    """Every turn and queue change, live, to logged-in agents (via Redis pub/sub: all replicas),
+    for as long as the session lasts: a logout, password change or disabled account closes it."""
     services = websocket.app.state.services
     origin = websocket.headers.get("origin")
     if origin and not same_host(origin, websocket.headers.get("host")):
         await websocket.close(code=1008, reason="origin not allowed")  # cross-site WebSocket hijacking
         return
-    agent = session_agent(websocket)
+    agent = await session_agent(websocket)
     if agent is None:
         await websocket.close(code=1008, reason="login required")
         return
-    agent_id = agent.id
     await websocket.accept()
-    await services.queue.heartbeat(str(agent_id))
+    await services.queue.heartbeat(str(agent.id))
+    ended = asyncio.Event()
 
     async def forward(event: dict) -> None:
+        if event.get("type") == "sessions_ended":  # for the server side only
+            if event.get("agent") == str(agent.id) and not await _still_logged_in(websocket):
+                ended.set()
+            return
         if event.get("type") == "turn":
             event = {"type": "turn", "conversation_id": event["conversation_id"]}
         await websocket.send_json(event)
 
-    task = asyncio.create_task(follow(services.store.r, [services.queue.console_channel,
-                                                         services.store.channel], forward))
+    tasks = [asyncio.create_task(follow(services.store.r, [services.queue.console_channel,
+                                                           services.store.channel], forward)),
+             asyncio.create_task(_watch(websocket, ended))]
+    pings, stop = asyncio.create_task(_pings(websocket, agent.id, ended)), asyncio.create_task(ended.wait())
     try:
-        while True:
-            await websocket.receive_text()  # pings keep the agent marked online
-            await services.queue.heartbeat(str(agent_id))
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait({pings, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if ended.is_set():  # (the client may have gone at the same moment)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                await websocket.close(code=1008, reason="session ended")
     finally:
-        task.cancel()
+        for task in (*tasks, pings, stop):
+            task.cancel()

@@ -15,8 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.inference import Busy
 from bot.sessions.store import LockTimeout
+from bot.textsafety import InvalidText
 
 log = logging.getLogger(__name__)
+# What FastAPI raises when a body cannot be decoded before JSON parsing (e.g. invalid UTF-8).
+UNDECODABLE_BODY = "There was an error parsing the body"
 
 
 class ErrorOut(BaseModel):
@@ -37,6 +40,17 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, object]:
         return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+def invalid_request(errors: list[Any] | Any, skip: int = 0) -> ApiError:
+    """A body that failed validation: `invalid_text` when a string held a lone surrogate (pydantic
+    says `string_unicode`), as the text gate says it, else `invalid_request` with each problem."""
+    errors = list(errors)
+    if any(e.get("type") == "string_unicode" for e in errors):
+        return ApiError(422, "invalid_text", "the text holds an invalid code point (a lone surrogate)")
+    return ApiError(422, "invalid_request", [
+        {"field": ".".join(str(p) for p in e.get("loc", ())[skip:]), "problem": e.get("msg")}
+        for e in errors])
 
 
 def error_response(status: int, code: str, detail: object = None,
@@ -92,13 +106,20 @@ def install(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             _count(request, "invalid_json")
             return error_response(400, "invalid_json", "the body is not valid JSON")
-        detail = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg")}
-                  for e in errors]
-        _count(request, "invalid_request")
-        return error_response(422, "invalid_request", detail)
+        error = invalid_request(errors, skip=1)
+        _count(request, error.code)
+        return error_response(error.status, error.code, error.detail)
+
+    @app.exception_handler(InvalidText)
+    async def _text(request: Request, exc: InvalidText) -> JSONResponse:
+        _count(request, exc.code)
+        return error_response(422, exc.code, exc.detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # not UTF-8: not JSON either
+            _count(request, "invalid_json")
+            return error_response(400, "invalid_json", "the body is not valid JSON (nor UTF-8 text)")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         _count(request, code)
         return error_response(exc.status_code, code, exc.detail)

@@ -82,3 +82,24 @@ class BodyTooLarge(ApiError, StarletteHTTPException):
     def __init__(self, max_bytes: int) -> None:
         ApiError.__init__(self, 413, "body_too_large", f"request bodies are limited to {max_bytes} bytes")
         self.status_code = 413
+
+
+class HeaderLimit:
+    """Refuse a request whose headers together exceed `max_bytes` (431), before any route reads
+    them: a megabyte of cookies or a giant header is not a customer."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            size = sum(len(k) + len(v) for k, v in scope.get("headers") or [])
+            if size > self.max_bytes:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1009})
+                    return
+                await _reply(send, 431, "headers_too_large",
+                             f"request headers are limited to {self.max_bytes} bytes in all")
+                return
+        await self.app(scope, receive, send)

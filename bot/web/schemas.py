@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.textsafety import InvalidText, safe_text
 from bot.types import Button, Reply
 from bot.web.errors import ApiError, ErrorOut
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 class MessageIn(BaseModel):
@@ -31,6 +30,20 @@ class MessageOut(BaseModel):
     conversation_id: str
     message_id: str
     replies: list[Reply]
+    conversation_token: str | None = Field(
+        None, description="Only on the message that created the conversation: the secret that reads "
+                          "and writes it from now on (send it as `X-Conversation-Token`). Keep it.")
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: str | None = Field(None, pattern=CONVERSATION_ID,
+                                        description="A new id of the client's choice; default: the server's.")
+
+
+class ConversationCreated(BaseModel):
+    conversation_id: str
+    conversation_token: str = Field(description="Send it as `X-Conversation-Token` on every later call.")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -63,16 +76,13 @@ def valid_conversation_id(conversation_id: str) -> bool:
 
 
 def checked_text(text: str, max_chars: int) -> str:
-    """Cleaned message text, or the 422 that REST, WebSocket and the Rasa channels all give."""
-    text = clean_text(text)
-    if len(text) > max_chars:
-        raise ApiError(422, "message_too_long", f"messages are limited to {max_chars} characters")
-    return text
+    """Customer text through the one gate (`bot.textsafety`), or the 422 every entry point gives."""
+    try:
+        return safe_text(text, max_chars)
+    except InvalidText as exc:
+        raise ApiError(422, exc.code, exc.detail) from exc
 
 
 def clean_text(text: str) -> str:
-    """Normalise Unicode, drop control and bidi-override characters, collapse runs of blank lines."""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " "))
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+    """Text without a length limit (an agent's reply, a parse request), through the same gate."""
+    return checked_text(text, max_chars=10**9)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 
@@ -21,3 +23,9 @@ def secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def conversation_id_key(settings: Settings) -> bytes:
+    """The key of channel conversation ids (`keyed_conversation_id`), derived from the secret key so
+    ids stay stable across restarts and replicas that share the secret."""
+    return hmac.new(secret_key(settings).encode(), b"supportbot conversation ids", hashlib.sha256).digest()

@@ -10,7 +10,8 @@ Headers (`SecurityHeaders`):
 - /static/widget.js stays loadable from any site (`Cross-Origin-Resource-Policy: cross-origin`,
   `Access-Control-Allow-Origin: *` so `<script crossorigin integrity=...>` works too); the console's
   scripts and styles are `same-origin`;
-- the console's JSON API: `Cache-Control: no-store` (conversations are personal data).
+- the console (pages, API, redirects): `Cache-Control: no-store` (conversations are personal
+  data; a shared or back-button cache must not keep them).
 
 The widget puts its stylesheet into a `<style>` element of its shadow root; the pages that embed it
 allow exactly that stylesheet by its SHA-256 (read from widget.js at start-up), not 'unsafe-inline'.
@@ -36,6 +37,7 @@ STATIC = Path(__file__).parent / "static"
 WIDGET_ASSETS = ("/static/widget.js", "/static/widget.css")
 OWN_DOCS = ("/docs", "/redoc")  # FastAPI's pages: inline scripts and CDN assets of their own
 CONSOLE = "/console"
+PRIVATE_API = ("/api/v1/conversations", "/webhooks/rest/", "/model/parse")
 # Public API paths a widget on another site calls (the REST API and Rasa's REST channel and parse).
 CORS_PREFIXES = ("/api/v1/", "/webhooks/rest/", "/model/parse")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -123,7 +125,9 @@ class SecurityHeaders:
             headers["Access-Control-Allow-Origin"] = "*"
         elif path.startswith("/static/"):
             headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if path.startswith(CONSOLE + "/api/"):
+        if path.startswith(PRIVATE_API):  # a conversation is personal data: never cached
+            headers["Cache-Control"] = "no-store"
+        if console:  # pages and API alike: conversations are personal data, sessions are private
             headers["Cache-Control"] = "no-store"
 
 
@@ -136,7 +140,8 @@ class ScopedCORS:
         self.prefixes = prefixes
         self.cors = CORSMiddleware(
             app, allow_origins=origins, allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-Request-ID"], expose_headers=["Retry-After", "X-Request-ID"],
+            allow_headers=["Content-Type", "X-Request-ID", "X-Conversation-Token"],
+            expose_headers=["Retry-After", "X-Request-ID"],
             allow_credentials=False, max_age=600) if origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from bot.config import Settings
 from bot.storage.db import TranscriptStore, make_engine
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(app_settings: Settings, demo_models: tuple):
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         yield c
 
 
@@ -48,7 +49,7 @@ def test_long_lived_objects_are_frozen_while_serving_and_freed_after(app_setting
     import gc
 
     assert gc.get_freeze_count() == 0
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         assert gc.get_freeze_count() > 100_000  # the models, tokenizers and index
         assert say(c, "gc-1", "hello").status_code == 200
     assert gc.get_freeze_count() == 0
@@ -76,7 +77,8 @@ def test_a_redelivered_message_id_gets_the_first_reply_and_no_second_turn(
         client: TestClient, app_settings: Settings) -> None:
     first = say(client, "d1", "where is my order", message_id="same")
     again = say(client, "d1", "where is my order", message_id="same")
-    assert first.json() == again.json()
+    assert first.json()["conversation_token"] and again.json()["conversation_token"] is None  # shown once
+    assert first.json()["replies"] == again.json()["replies"]
     assert len([e for e in history(client, "d1") if e["role"] == "user"]) == 1
     turns = TranscriptStore(make_engine(app_settings.resolved_database_url)).turns("d1")
     assert [t.message_id for t in turns] == ["same"]
@@ -149,6 +151,8 @@ def test_concurrent_messages_in_one_conversation_are_all_kept_in_order(
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 texts = [f"message number {i}" for i in range(8)]
+                created = await c.post("/api/v1/conversations", json={"conversation_id": "conc"})
+                c.headers["X-Conversation-Token"] = created.json()["conversation_token"]
                 results = await asyncio.gather(*[
                     c.post("/api/v1/conversations/conc/messages", json={"text": t, "message_id": f"m{i}"})
                     for i, t in enumerate(texts)])
@@ -163,10 +167,12 @@ def test_concurrent_messages_in_one_conversation_are_all_kept_in_order(
 
 
 def test_state_survives_an_app_restart(app_settings: Settings, demo_models: tuple) -> None:
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         say(c, "r1", "I need to change my delivery address")
         say(c, "r1", "KK-482913")
-    with TestClient(create_app(app_settings, demo_models)) as c:
+        tokens = c.tokens  # the widget keeps its token across a server restart
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
+        c.tokens.update(tokens)
         r = say(c, "r1", "14 Millbrook Lane")
         assert "postcode" in r.json()["replies"][0]["text"].lower()
         assert len(history(c, "r1")) == 6

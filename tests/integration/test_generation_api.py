@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.generation.base import GenerationError
 from bot.storage.db import TranscriptStore, make_engine
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 from tests.generation.conftest import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -17,7 +18,7 @@ TWO_ENTRIES = "Is delivery free and how long does it take?"
 
 
 def client_with(app_settings: Settings, demo_models: tuple, generator) -> TestClient:  # type: ignore[no-untyped-def]
-    return TestClient(create_app(app_settings, demo_models, generator=generator))
+    return WidgetClient(create_app(app_settings, demo_models, generator=generator))
 
 
 def test_the_websocket_streams_checked_sentences_then_the_final_reply_with_sources(

@@ -13,6 +13,7 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.service import HandoffError
 from bot.sessions.store import RedisSessionStore
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
@@ -37,7 +38,7 @@ def settings(app_settings: Settings) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings, demo_models: tuple):
-    with TestClient(create_app(settings, demo_models)) as c:
+    with WidgetClient(create_app(settings, demo_models)) as c:
         agents = c.app.state.services.agents
         agents.create("admin1", "Ada Admin", PASSWORD, "admin")
         agents.create("agent1", "Sam Lee", PASSWORD, "agent")
@@ -141,13 +142,13 @@ def test_a_second_agent_cannot_reply_or_hand_back(client: TestClient, settings: 
     say(client, cid, "I want to speak to a human")
     csrf = login(client, "agent1")
     client.post(f"/console/api/conversations/{cid}/claim", headers={"X-CSRF-Token": csrf})
-    with TestClient(client.app) as other:
+    with WidgetClient(client.app) as other:
         csrf2 = login(other, "agent2")
         r = other.post(f"/console/api/conversations/{cid}/messages", json={"text": "me too"},
                        headers={"X-CSRF-Token": csrf2})
-        assert r.status_code == 409
+        assert r.status_code == 403 and r.json()["error"] == "not_your_conversation"
         r = other.post(f"/console/api/conversations/{cid}/handback", headers={"X-CSRF-Token": csrf2})
-        assert r.status_code == 409
+        assert r.status_code == 403 and r.json()["error"] == "not_your_conversation"
 
 
 async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
@@ -176,8 +177,8 @@ async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
 def test_chatwoot_bridge_is_mounted_when_configured(settings: Settings, demo_models: tuple) -> None:
     configured = settings.model_copy(update={"chatwoot_url": "http://127.0.0.1:9", "chatwoot_api_token": "t",
                                              "chatwoot_webhook_token": "s3cret"})
-    with TestClient(create_app(configured, demo_models)) as c:
+    with WidgetClient(create_app(configured, demo_models)) as c:
         r = c.post("/integrations/chatwoot/webhook?token=wrong", json={"event": "message_created"})
         assert r.status_code == 401 and r.json()["error"] == "bad_token"
-    with TestClient(create_app(settings, demo_models)) as c:
+    with WidgetClient(create_app(settings, demo_models)) as c:
         assert c.post("/integrations/chatwoot/webhook", json={}).status_code == 404

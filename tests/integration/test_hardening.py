@@ -28,6 +28,7 @@ from bot.observability import Metrics
 from bot.web.app import create_app
 from bot.web.ratelimit import Limiter
 from bot.web.security import widget_style_hashes
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def counter(client: TestClient, name: str, **labels: str) -> float:
 
 def test_per_address_limit_answers_429_with_retry_after(app_settings: Settings, demo_models: tuple) -> None:
     settings = limited(app_settings, per_ip_per_minute=3)
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         for i in range(3):
             assert say(client, f"ip{i}").status_code == 200
         r = say(client, "ip9")
@@ -73,7 +74,7 @@ def test_per_address_limit_answers_429_with_retry_after(app_settings: Settings, 
 
 def test_per_conversation_limit_whatever_the_address(app_settings: Settings, demo_models: tuple) -> None:
     settings = limited(app_settings, per_conversation_per_minute=2)
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         assert say(client, "conv-a").status_code == 200
         assert say(client, "conv-a", "where is my order").status_code == 200
         r = say(client, "conv-a", "KK-204871")
@@ -93,7 +94,7 @@ def test_per_conversation_limit_whatever_the_address(app_settings: Settings, dem
 def test_websocket_over_the_limit_gets_an_error_frame_and_stays_open(
         app_settings: Settings, demo_models: tuple) -> None:
     settings = limited(app_settings, per_conversation_per_minute=1)
-    with TestClient(create_app(settings, demo_models)) as client, \
+    with WidgetClient(create_app(settings, demo_models)) as client, \
             client.websocket_connect("/api/v1/conversations/ws-rl/ws") as ws:
         ws.send_text(json.dumps({"text": "hello", "message_id": "m1"}))
         assert ws.receive_json()["type"] == "typing"
@@ -121,7 +122,7 @@ def test_channel_webhook_limits(app_settings: Settings, demo_models: tuple) -> N
         return {"update_id": n, "message": {"message_id": n, "chat": {"id": 77, "type": "private"},
                                             "from": {"id": 77, "is_bot": False}, "text": "hi"}}
 
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         assert client.post("/webhooks/telegram", json=update(1), headers=headers).status_code == 200
         r = client.post("/webhooks/telegram", json=update(2), headers=headers)
         assert r.status_code == 429 and r.json()["limit"] == "conversation"  # Telegram redelivers it later
@@ -139,7 +140,7 @@ def test_channel_webhook_limits(app_settings: Settings, demo_models: tuple) -> N
 
 def test_login_attempts_are_limited(app_settings: Settings, demo_models: tuple) -> None:
     settings = limited(app_settings, login_per_ip_per_minute=2)
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         csrf = client.get("/console/api/session").json()["csrf"]
         codes = [client.post("/console/api/login", json={"username": "nobody", "password": "wrong-password"},
                              headers={"X-CSRF-Token": csrf}).status_code for _ in range(3)]
@@ -248,8 +249,8 @@ def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(app_settings: Setti
             transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 5555))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 codes = []
-                for ip in ("203.0.113.1", "203.0.113.2", "203.0.113.1"):
-                    r = await c.post("/api/v1/conversations/xff/messages", json={"text": "hi"},
+                for n, ip in enumerate(("203.0.113.1", "203.0.113.2", "203.0.113.1")):
+                    r = await c.post(f"/api/v1/conversations/xff{n}/messages", json={"text": "hi"},
                                      headers={"X-Forwarded-For": ip})
                     codes.append(r.status_code)
                 return codes
@@ -263,7 +264,7 @@ def test_bodies_are_limited_everywhere(app_settings: Settings, demo_models: tupl
     settings = app_settings.model_copy(update={"max_body_bytes": 2048, "telegram_token": "1:tok",
                                                "telegram_secret_token": "hook-secret"})
     big = {"text": "x" * 4000}
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         for path in ("/webhooks/telegram", "/console/api/login", "/webhooks/rest/webhook", "/model/parse",
                      "/api/v1/conversations/big/messages"):
             r = client.post(path, json=big)
@@ -288,7 +289,7 @@ def test_bodies_are_limited_everywhere(app_settings: Settings, demo_models: tupl
 
 def test_cors_only_for_widget_origins(app_settings: Settings, demo_models: tuple) -> None:
     settings = app_settings.model_copy(update={"widget_origins": ["https://shop.example.com"]})
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         ok = client.options("/api/v1/conversations/c1/messages", headers={
             "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type"})
@@ -335,7 +336,7 @@ def test_same_origin_only_by_default(client_default: TestClient) -> None:
 
 @pytest.fixture
 def client_default(app_settings: Settings, demo_models: tuple):  # type: ignore[no-untyped-def]
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         yield c
 
 
@@ -392,7 +393,7 @@ def test_widget_script_stays_loadable_from_any_site(client_default: TestClient) 
 
 
 def test_hsts_only_over_https(app_settings: Settings, demo_models: tuple) -> None:
-    with TestClient(create_app(app_settings.model_copy(update={"cookie_secure": True}), demo_models)) as c:
+    with WidgetClient(create_app(app_settings.model_copy(update={"cookie_secure": True}), demo_models)) as c:
         assert c.get("/").headers["strict-transport-security"].startswith("max-age=")
 
 
@@ -420,7 +421,7 @@ def test_admin_api_is_off_without_a_key(client_default: TestClient) -> None:
 
 def test_admin_api_key(app_settings: Settings, demo_models: tuple) -> None:
     settings = app_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)})
-    with TestClient(create_app(settings, demo_models)) as client:
+    with WidgetClient(create_app(settings, demo_models)) as client:
         r = client.get("/console/api/agents")
         assert r.status_code == 401 and r.json()["error"] == "login_required"
         r = client.get("/console/api/agents", headers={"Authorization": "Bearer wrong-key"})

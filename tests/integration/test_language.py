@@ -8,13 +8,14 @@ from fastapi.testclient import TestClient
 
 from bot.config import Settings
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(app_settings: Settings, demo_models: tuple):
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         yield c
 
 

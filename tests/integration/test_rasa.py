@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from bot.config import Settings
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def client(app_settings: Settings, demo_models: tuple) -> Iterator[TestClient]:
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         yield c
 
 

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.sessions.store import conversation_tag, parse_cluster_url
 from bot.types import Session
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 from tests.redis_servers import BIN, RedisProcess, Servers, start_cluster, start_replicated, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -108,7 +109,7 @@ def test_a_conversation_and_its_hand_off_stay_in_one_cluster_slot(
     home = master_of(cluster, key_slot(cid.encode()))
     other = next(f"cluster-b{i}" for i in range(100)
                  if master_of(cluster, key_slot(f"cluster-b{i}".encode())) != home)
-    with TestClient(create_app(settings, demo_models)) as c:
+    with WidgetClient(create_app(settings, demo_models)) as c:
         assert isinstance(c.app.state.services.store.r, RedisCluster)
         assert c.get("/readyz").status_code == 200
         c.app.state.services.agents.create("agent1", "Sam Lee", PASSWORD, "agent")
@@ -210,7 +211,7 @@ def test_a_sentinel_failover_mid_conversation_loses_no_turn(
              ("m4", "how do I return an item?"), ("m5", "what are your opening hours?"),
              ("m6", "thank you")]
     answered: dict[str, list[dict]] = {}
-    with TestClient(create_app(settings, demo_models)) as c:
+    with WidgetClient(create_app(settings, demo_models)) as c:
         pipeline = c.app.state.services.pipeline
         # The master dies in the middle of m4's turn: the lock is taken and the session read from
         # it, the save comes after (kill -9: no shutdown, nothing more sent to anyone).

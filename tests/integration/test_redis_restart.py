@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from bot.config import Settings
 from bot.sessions.embedded import EmbeddedRedis
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def test_conversation_continues_after_redis_restarts(app_settings: Settings, dem
     server = EmbeddedRedis(tmp_path / "redis").start()
     settings = app_settings.model_copy(update={"redis_url": server.url, "redis_retry_s": 1.0})
     try:
-        with TestClient(create_app(settings, demo_models)) as client:
+        with WidgetClient(create_app(settings, demo_models)) as client:
             url = "/api/v1/conversations/restart1/messages"
             first = client.post(url, json={"text": "where is my order?", "message_id": "a"})
             assert "order number" in first.json()["replies"][0]["text"]

@@ -16,13 +16,14 @@ from bot.config import Settings
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import connect
 from bot.web.app import create_app
+from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(app_settings: Settings, demo_models: tuple):
-    with TestClient(create_app(app_settings, demo_models)) as c:
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
         yield c
 
 

@@ -12,7 +12,6 @@ from bot.generation.guard import (
     PiiMasker,
     detect_injection,
     leaks_prompt,
-    luhn_ok,
     negated,
     numbers,
     off_topic,
@@ -22,6 +21,7 @@ from bot.generation.guard import (
 )
 from bot.generation.prompt import EXAMPLE_ANSWER, build_prompt, question_parts
 from bot.observability import PiiFilter
+from bot.pii import luhn_ok
 
 # --- personal data -------------------------------------------------------------------------
 

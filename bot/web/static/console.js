@@ -60,16 +60,31 @@
         s.appendChild(d);
       });
       loadQueue();
-    }, showError);
+    }, function (err) {
+      // Gone from the queue, or another agent took it: agents only see waiting and their own ones.
+      if (err && (err.error === "unknown_conversation" || err.error === "not_your_conversation")) {
+        clearView(); loadQueue();
+        if (err.error === "not_your_conversation") showError(err);
+        return;
+      }
+      showError(err);
+    });
   }
 
-  function act(path) {
+  function clearView() {
+    current = null;
+    $("conv-title").textContent = "Select a conversation"; $("conv-meta").textContent = "";
+    $("actions").hidden = true; $("reply-box").hidden = true;
+    $("transcript").textContent = ""; $("suggestions").textContent = "";
+  }
+
+  function act(path, done) {
     return SB.post("/console/api/conversations/" + encodeURIComponent(current) + "/" + path)
-      .then(function () { return open(current); }, showError);
+      .then(function () { if (done) { done(); return loadQueue(); } return open(current); }, showError);
   }
   $("claim").addEventListener("click", function () { act("claim"); });
-  $("handback").addEventListener("click", function () { act("handback"); });
-  $("close").addEventListener("click", function () { act("close"); });
+  $("handback").addEventListener("click", function () { act("handback", clearView); });
+  $("close").addEventListener("click", function () { act("close", clearView); });
   $("send").addEventListener("click", function () {
     var text = $("reply").value.trim(); if (!text) return;
     SB.post("/console/api/conversations/" + encodeURIComponent(current) + "/messages", {text: text})

@@ -18,6 +18,7 @@
     (script ? new URL(script.src, location.href).origin : location.origin);
   var storageKey = "supportbot.conversation." + server;
   var openKey = "supportbot.open." + server;
+  var tokenKey = "supportbot.token." + server;  /* the secret that owns the conversation */
   var catalogBase = new URL("i18n/", (script && script.src) || server + "/static/widget.js").href;
 
   /* A language tag -> the catalog for it, or null. Simplified Chinese (zh, zh-CN, zh-Hans, zh-SG,
@@ -40,10 +41,10 @@
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
     return (Date.now().toString(36) + Math.random().toString(36).slice(2)).slice(0, 32);
   }
-  function conversationId() {
-    var id = localStorage.getItem(storageKey);
-    if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) { id = newId(); localStorage.setItem(storageKey, id); }
-    return id;
+  function storedConversation() {
+    var id = localStorage.getItem(storageKey), token = localStorage.getItem(tokenKey);
+    if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id) || !token || !/^[A-Za-z0-9_-]{16,128}$/.test(token)) return null;
+    return { id: id, token: token };
   }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -192,7 +193,18 @@
     if (bubble && !replies.length) bubble.remove();
   }
 
-  var cid = conversationId();
+  var stored = storedConversation();
+  var cid = stored ? stored.id : null, token = stored ? stored.token : null;
+  /* A conversation is the server's: it issues the id and the token that alone reads and writes it. */
+  function newConversation() {
+    return fetch(server + "/api/v1/conversations", { method: "POST" }).then(function (res) {
+      if (!res.ok) throw new Error("no conversation");
+      return res.json();
+    }).then(function (data) {
+      cid = data.conversation_id; token = data.conversation_token;
+      localStorage.setItem(storageKey, cid); localStorage.setItem(tokenKey, token);
+    });
+  }
   var busy = false;
   var live = null;      /* the open WebSocket, when there is one */
   var pending = {};     /* message id -> the socket send waiting for its replies */
@@ -221,7 +233,11 @@
     }
     return true;
   }
-  function api(path, options) { return fetch(server + "/api/v1" + path, options); }
+  function api(path, options) {
+    options = options || {};
+    options.headers = Object.assign({ "X-Conversation-Token": token || "" }, options.headers || {});
+    return fetch(server + "/api/v1" + path, options);
+  }
 
   function post(body, attempt) {
     return api("/conversations/" + cid + "/messages", {
@@ -243,7 +259,7 @@
 
   function sendMessage(text, payload) {
     text = (text || "").trim();
-    if ((!text && !payload) || busy) return;
+    if ((!text && !payload) || busy || !cid) return;
     busy = true; clearButtons();
     addMessage("user", text || payload);
     typing.textContent = t("typing");
@@ -253,6 +269,9 @@
       ? viaSocket(body).catch(function () { return post(body, 0); })  /* same id: answered once */
       : post(body, 0);
     sent.then(function (r) {
+      if (r.ok && r.data.conversation_token && r.data.conversation_id === cid) {
+        token = r.data.conversation_token; localStorage.setItem(tokenKey, token);
+      }
       if (r.ok) showReplies(r.data.replies, true, r.bubble);
       else {
         if (r.bubble) r.bubble.remove();
@@ -293,8 +312,9 @@
   });
 
   function restore() {
+    if (!cid) return newConversation().then(greet, function () {});
     return api("/conversations/" + cid).then(function (res) {
-      if (res.status === 404) { if (optional("greeting")) addMessage("bot", optional("greeting")); return; }
+      if (res.status === 404) { return newConversation().then(greet, function () {}); }  /* expired */
       if (!res.ok) return;
       return res.json().then(function (data) {
         if (optional("greeting")) addMessage("bot", optional("greeting"));
@@ -308,6 +328,8 @@
     }).catch(function () {});
   }
 
+  function greet() { if (optional("greeting")) addMessage("bot", optional("greeting")); }
+
   /* After a Redis restart the server subscribes again and says "resync": what was published in
    * between is only in the stored conversation, so the log is drawn again from it. */
   var needResync = false;
@@ -320,9 +342,10 @@
   /* Live events from the team (agent joined, agent messages, typing, back to the bot). */
   var typingTimer = null;
   function listen(delay) {
-    var url = server.replace(/^http/, "ws") + "/api/v1/conversations/" + cid + "/ws";
+    var url = server.replace(/^http/, "ws") + "/api/v1/conversations/" + (cid || "") + "/ws";
     var ws;
-    try { ws = new WebSocket(url); } catch (e) { return; }
+    if (!cid || !token) { setTimeout(function () { listen(delay); }, delay || 1000); return; }
+    try { ws = new WebSocket(url, ["supportbot", "token." + token]); } catch (e) { return; }
     ws.onopen = function () { delay = 1000; live = ws; host.setAttribute("data-live", "1"); };
     ws.onmessage = function (m) {
       var ev; try { ev = JSON.parse(m.data); } catch (e) { return; }

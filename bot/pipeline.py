@@ -98,7 +98,7 @@ class Pipeline:
             replies = action.replies
             self._append(session, msg, parse, action)
             t = time.perf_counter()
-            await self.store.save(session, key, replies)
+            await self.store.save(session, key, [masked(r) for r in replies])  # the redelivery cache
             self.metrics.turn_seconds.labels("redis").observe(time.perf_counter() - t)
             turn = Turn(conversation_id=msg.conversation_id, channel=msg.channel,
                         message_id=msg.message_id, text=mask_sensitive(msg.text or (msg.payload or "")),
@@ -108,7 +108,10 @@ class Pipeline:
         self._count(turn)
         await self._review(turn)
         try:
-            await self.store.publish({"type": "turn", **turn.model_dump(mode="json")})
+            event = turn.model_dump(mode="json")
+            if event.get("parse"):  # the live event carries what is stored, not what was typed
+                event["parse"]["text"] = turn.text
+            await self.store.publish({"type": "turn", **event})
         except Exception:  # the turn is saved; live listeners catch up from the transcript
             self.metrics.degraded.labels("pubsub").inc()
             log.warning("publishing a turn failed", exc_info=True)
@@ -260,3 +263,9 @@ class Pipeline:
             self.metrics.faq_hits.labels(turn.action.faq_hit.category or "none").inc()
         if turn.action.kind == "handoff" and turn.action.name != "pending":
             self.metrics.handoffs.labels(turn.action.handoff_reason or "unknown").inc()
+
+
+def masked(reply: Reply) -> Reply:
+    """A reply as stored: it may echo what the customer typed (a confirmation of the form's slots)."""
+    text = mask_sensitive(reply.text)
+    return reply if text == reply.text else reply.model_copy(update={"text": text})

@@ -531,7 +531,8 @@ async def _pings(websocket: WebSocket, agent_id: int, ended: asyncio.Event) -> N
     queue = websocket.app.state.services.queue
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            await websocket.receive_text()
+            if (await websocket.receive())["type"] == "websocket.disconnect":  # any frame is a ping
+                return
             if not await _still_logged_in(websocket):
                 ended.set()
                 return

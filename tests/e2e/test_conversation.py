@@ -17,11 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class Customer:
     def __init__(self, server: str) -> None:
         self.url = f"{server}/api/v1/conversations/e2e-{uuid.uuid4().hex[:10]}"
+        self.headers: dict[str, str] = {}  # the conversation's token, once the server issued it
 
     def says(self, text: str | None = None, payload: str | None = None) -> list[dict]:
         body = {"text": text} if text is not None else {"payload": payload}
-        r = httpx.post(f"{self.url}/messages", json=body, timeout=30)
+        r = httpx.post(f"{self.url}/messages", json=body, headers=self.headers, timeout=30)
         assert r.status_code == 200, r.text
+        if r.json().get("conversation_token"):
+            self.headers["X-Conversation-Token"] = r.json()["conversation_token"]
         return r.json()["replies"]
 
 

@@ -351,6 +351,7 @@ def _rasa_app_once() -> tuple[Any, _Pipeline]:
     app.include_router(rasa.router)
     pipeline = _Pipeline()
     app.state.services = SimpleNamespace(settings=Settings(), pipeline=pipeline, metrics=Metrics())
+    app.state.conversation_key = b"fuzz-key"
     return app, pipeline
 
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.handoff.chatwoot import ChatwootBridge, ChatwootConfig
+from bot.handoff.chatwoot import ChatwootBridge, ChatwootConfig, conversation_id
 from bot.handoff.service import HandoffError
 from bot.types import Button, Message, Reply, Session
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "channels" / "chatwoot"
 API_TOKEN = "bot-token-123"
-CID = "chatwoot-1-10"
+CID = conversation_id("1", "10")  # keyed (the harness bridge has the empty key)
 MESSAGES = "/api/v1/accounts/1/conversations/10/messages"
 TOGGLE = "/api/v1/accounts/1/conversations/10/toggle_status"
 

@@ -81,3 +81,24 @@ async def test_poisoned_messages_mixed_into_load_cost_the_others_nothing(app_set
     assert all(p.status_code == 200 for p in poisoned)
     assert all("couldn't read that message" in p.json()["replies"][0]["text"] for p in poisoned)
     assert failures == rounds
+
+
+def test_a_language_detector_failure_keeps_the_conversation_language(app_settings, demo_models) -> None:  # type: ignore[no-untyped-def]
+    from tests.clients import WidgetClient
+
+    with WidgetClient(create_app(app_settings, demo_models)) as c:
+        pipeline = c.app.state.services.pipeline
+        detect = pipeline.language.detect
+
+        def flaky(text: str, current: str | None):  # type: ignore[no-untyped-def]
+            if MARK in text:
+                raise IndexError("detector crashed on this text")
+            return detect(text, current)
+
+        pipeline.language.detect = flaky
+        first = c.post("/api/v1/conversations/lang-fail/messages", json={"text": "hello there"})
+        assert first.status_code == 200
+        r = c.post("/api/v1/conversations/lang-fail/messages", json={"text": f"where is my order {MARK}"})
+        assert r.status_code == 200 and r.json()["replies"]
+        assert c.app.state.services.metrics.model_failures.labels("language")._value.get() == 1
+        assert c.get("/api/v1/conversations/lang-fail").json()["language"] == "en"

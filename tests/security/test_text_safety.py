@@ -178,3 +178,24 @@ def test_webhooks_refuse_invalid_text(app_settings, demo_models) -> None:  # typ
         r = c.post("/webhooks/telegram", content=json.dumps(update).encode(),
                    headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "s"})
     assert r.status_code == 422 and r.json()["error"] == "invalid_text"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=ANY_TEXT)
+def test_any_code_points_through_the_console_never_5xx(client: WidgetClient, text: str) -> None:
+    services = client.app.state.services
+    if not client.cookies.get("sb_console"):
+        services.agents.create("fuzz.admin", "Fuzz Admin", "correct horse battery", "admin")
+        csrf = client.get("/console/api/session").json()["csrf"]
+        login = client.post("/console/api/login", json={"username": "fuzz.admin",
+                                                        "password": "correct horse battery"},
+                            headers={"X-CSRF-Token": csrf})
+        assert login.status_code == 200
+        client.headers["X-CSRF-Token"] = login.json()["csrf"]
+        post(client, "console-fuzz", {"text": "I want to talk to a person"})
+    raw = json.dumps({"text": text}).encode()
+    r = client.post("/console/api/conversations/console-fuzz/messages", content=raw,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text
+    if r.status_code == 422:
+        assert r.json()["error"] in {"invalid_text", "empty_message", "invalid_request"}

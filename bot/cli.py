@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -77,10 +81,78 @@ def serve_cmd(
     console.print(f"supportbot is up: open http://{host}:{port}/ (API docs at /docs)")
     # X-Forwarded-For/-Proto are believed from Settings.trusted_proxies only (uvicorn's default would
     # trust 127.0.0.1), the same list the rate limits use.
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                timeout_graceful_shutdown=graceful_timeout,
-                ws_max_size=websocket_max_size(settings.max_body_bytes),
-                forwarded_allow_ips=list(settings.trusted_proxies))
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None,
+                            timeout_graceful_shutdown=graceful_timeout,
+                            ws_max_size=websocket_max_size(settings.max_body_bytes),
+                            forwarded_allow_ips=list(settings.trusted_proxies))
+    _run_server(config, graceful_timeout)
+
+
+LEFTOVER_TIMEOUT_S = 5.0  # after the app's shutdown, for tasks nobody owns (python-engineio's pings)
+
+
+def _run_server(config: Any, graceful_timeout: float) -> None:
+    """`uvicorn.run`, made to end: SIGINT and SIGTERM both shut down gracefully and exit 0 (SIGHUP,
+    a closed terminal, too); the app learns when its grace period started (`shutdown_deadline`,
+    for its background turns) and may act on it (`stopping`); and the tasks still running once it
+    has shut down are cancelled with a time limit. asyncio's runner would cancel them once and
+    then wait without one: for ever, where a task swallowed the cancellation (bot.background)."""
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            state = config.app.state
+            state.shutdown_deadline = time.monotonic() + graceful_timeout
+            stopping = getattr(state, "stopping", None)
+            try:
+                if stopping is not None:
+                    await stopping()
+            except Exception:  # the shutdown itself must go on
+                logging.getLogger(__name__).exception("the app's `stopping` failed")
+            await super().shutdown(sockets)
+
+    server = Server(config)
+    # uvicorn handles SIGINT and SIGTERM while it serves, then restores the handlers it found and
+    # raises the signal again. With the default one SIGTERM would kill the process there (status
+    # 143, a crash to Kubernetes) before the leftovers are ended; this one only asks the server to
+    # stop (again: a no-op by then), and serves SIGHUP too.
+    def stop(signum: int, frame: object) -> None:
+        server.handle_exit(signal.SIGTERM, None)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if hasattr(config, "get_loop_factory"):
+        loop_factory = config.get_loop_factory()
+    else:  # older uvicorn sets an event loop policy instead
+        config.setup_event_loop()
+        loop_factory = None
+    runner, stuck = asyncio.Runner(loop_factory=loop_factory), 0
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the SIGINT it handled again
+            runner.run(server.serve())
+        stuck = runner.run(_end_leftovers(LEFTOVER_TIMEOUT_S))
+    finally:
+        if not stuck:  # else closing the runner would wait for them for ever: exit without it
+            runner.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # The models' half a million objects are freed at exit anyway: no last full collection (it
+    # took seconds on 2 cores, after the app's shutdown unfroze them).
+    gc.freeze()
+    if stuck:
+        raise typer.Exit(1)
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+async def _end_leftovers(timeout_s: float) -> int:
+    """Cancel and await every task but this one; returns how many would not stop."""
+    from bot.background import cancel_and_wait
+
+    current = asyncio.current_task()
+    left = {t for t in asyncio.all_tasks() if t is not current}
+    return len(await cancel_and_wait(left, timeout_s)) if left else 0
 
 
 @app.command("chat")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.background import cancel_and_wait
 from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
@@ -178,10 +179,8 @@ async def build_services(settings: Settings, models: Models | None = None,
         yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
                        pool, url, queue, handoff, AgentStore(engine), generation)
     finally:
-        if purger is not None:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+        if purger is not None:  # cancelled again if a wait_for inside swallows it (bot.background)
+            await cancel_and_wait({purger})
         if gen is not None:
             await gen.aclose()
         pool.close()

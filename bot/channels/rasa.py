@@ -7,6 +7,8 @@ and works unchanged.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import re
 import uuid
@@ -17,6 +19,7 @@ import socketio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from bot.background import cancel_and_wait
 from bot.channels.base import keyed_conversation_id
 from bot.types import Message, Reply
 from bot.web.errors import ApiError
@@ -139,6 +142,7 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
 
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=allowed,
                                max_http_buffer_size=max_bytes)
+    app.state.socketio = sio  # for the app's shutdown: `close_socketio`
 
     @sio.on("connect")
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -165,6 +169,12 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
 
     @sio.on("user_uttered")
     async def user_uttered(sid: str, data: Any) -> None:
+        """python-socketio runs each event in a task of its own that nothing ends or waits for at
+        shutdown: the turn runs as a task of the app's (`app.state.tasks`) instead, which the
+        shutdown lets finish, then cancels."""
+        await app.state.tasks.spawn(utter(sid, data), name="socketio-turn")
+
+    async def utter(sid: str, data: Any) -> None:
         services = app.state.services
         if not isinstance(data, dict) or not isinstance(data.get("message"), str):
             await sio.emit("error", {"error": "invalid_payload", "detail": "expected {message, session_id}"},
@@ -191,3 +201,19 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
             await sio.emit("bot_uttered", out, room=sid)
 
     return sio
+
+
+async def close_socketio(sio: socketio.AsyncServer, timeout_s: float = 5.0) -> None:
+    """Shutdown: end the Engine.IO sessions still open (a session outlives its connection until
+    its ping times out; uvicorn has closed the WebSockets themselves) and stop python-engineio's
+    service task, which would otherwise run on until asyncio's runner cancels it."""
+    eio = sio.eio
+    for session in list(getattr(eio, "sockets", {}).values()):
+        if not (session.closed or session.closing):
+            with contextlib.suppress(Exception):  # a session already half gone
+                await session.close(wait=False)  # its reason: "server disconnect"
+    if getattr(eio, "service_task_handle", None) is None:
+        return
+    stopping = asyncio.get_running_loop().create_task(sio.shutdown(), name="socketio-shutdown")
+    await asyncio.wait({stopping}, timeout=timeout_s)
+    await cancel_and_wait({stopping}, timeout_s)

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from bot.background import TaskSet, cancel_and_wait
 from bot.channels.base import UNSUPPORTED, Channel, ChannelError, Handshake, keyed_conversation_id
 from bot.textsafety import InvalidText, safe_message
 from bot.types import Message
@@ -36,7 +37,7 @@ class ChannelHub:
         self.id_key = id_key  # keys conversation ids (`keyed_conversation_id`)
         self.services = services
         self.limiter = limiter  # None: no per-conversation limit
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("handling a channel message", log)  # in the background
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -62,9 +63,7 @@ class ChannelHub:
                 return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=422)
             accepted, limited = await self._within_limits(name, messages)
             for msg in accepted:
-                task = asyncio.get_running_loop().create_task(self.handle(channel, msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+                self._tasks.spawn(self.handle(channel, msg), name=f"webhook-{name}")
             if limited is not None and not accepted:
                 return JSONResponse(limited.body(), status_code=limited.status, headers=limited.headers)
             ack = getattr(channel, "ack", None)  # e.g. Twilio wants (empty) TwiML, not JSON
@@ -94,11 +93,6 @@ class ChannelHub:
             accepted.append(msg)
         return accepted, limited
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("handling a channel message failed", exc_info=task.exception())
-
     async def handle(self, channel: Channel, msg: Message) -> None:
         services = self.services
         if msg.metadata.get(UNSUPPORTED):
@@ -121,6 +115,18 @@ class ChannelHub:
             services.metrics.channel_errors.labels(channel.name, "send_failed").inc()
             raise
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for the messages being handled (tests; shutdown through `aclose`)."""
+        await self._tasks.drain(timeout_s)
+
+    async def aclose(self, drain_s: float, timeout_s: float = 5.0) -> None:
+        """Shutdown: the turns in flight get `drain_s` to finish (and send), then are cancelled;
+        so do the channels' own background calls (Telegram's callback answers)."""
+        await self._tasks.aclose(drain_s, timeout_s)
+        for channel in self.channels.values():
+            drain = getattr(channel, "drain", None)
+            if drain is None:
+                continue
+            task = asyncio.get_running_loop().create_task(drain(), name=f"drain-{channel.name}")
+            await asyncio.wait({task}, timeout=timeout_s)
+            await cancel_and_wait({task}, timeout_s)

@@ -72,6 +72,7 @@ class LocalGenerator:
         self.capacity = workers + queue
         self._pending = 0
         self._count_lock = threading.Lock()
+        self._stops: set[threading.Event] = set()  # one per generate() running or queued
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generation",
                                             initializer=self._init_worker)
         self._state: GeneratorState = "loading"
@@ -191,13 +192,16 @@ class LocalGenerator:
         stop = threading.Event()
         streamer = AsyncTextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         loop = asyncio.get_running_loop()
+        self._stops.add(stop)
         try:
             future = loop.run_in_executor(self._executor, self._generate, messages, max_tokens,
                                           temperature, streamer, stop)
         except BaseException:
             self._release()
+            self._stops.discard(stop)
             raise
         future.add_done_callback(self._release)
+        future.add_done_callback(lambda _: self._stops.discard(stop))
         try:
             async for text in streamer:
                 if text:
@@ -242,6 +246,10 @@ class LocalGenerator:
         return await collect(self.stream(messages, max_tokens, temperature))
 
     async def aclose(self) -> None:
+        """Stop every generate() at its next token: the interpreter joins the worker threads at
+        exit, and an answer left running would hold the process for up to `deadline_s`."""
+        for stop in list(self._stops):
+            stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from bot.background import TaskSet
 from bot.channels.base import keyed_conversation_id, load_json, platform_id
 from bot.handoff.service import HandoffError
 from bot.textsafety import safe_message
@@ -138,7 +139,7 @@ class ChatwootBridge:
         self.prefix = prefix
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("chatwoot event", log)  # handled in the background
 
     # -- webhook ---------------------------------------------------------------------------------
 
@@ -173,22 +174,16 @@ class ChatwootBridge:
         return router
 
     def _spawn(self, event: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self.handle_event(event))
-        self._tasks.add(task)  # the loop only keeps weak references to tasks
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("chatwoot event failed", exc_info=exc)
+        self._tasks.spawn(self.handle_event(event), name="chatwoot-event")
 
     async def drain(self) -> None:
-        """Wait for the background work (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for the background work (tests)."""
+        await self._tasks.drain()
 
-    async def aclose(self) -> None:
-        await self.drain()
+    async def aclose(self, drain_s: float | None = None, timeout_s: float = 5.0) -> None:
+        """Shutdown: the events in flight get `drain_s` (None: as long as they take) to finish,
+        then are cancelled."""
+        await self._tasks.aclose(drain_s, timeout_s)
         if self._own_http:
             await self.http.aclose()
 

@@ -6,12 +6,15 @@ server already answering on the folder's socket (another supportbot process) is 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def redis_binary() -> str:
@@ -34,12 +37,19 @@ class EmbeddedRedis:
         return f"unix://{self.socket}?db=0"
 
     def _answers(self) -> bool:
+        """One quick try: redis-py's default retries with backoff made each probe of a server that
+        is not (yet) there take 2 s, and `start` 4 s."""
+        if not self.port and not self.socket.exists():
+            return False
+        once = Retry(NoBackoff(), 0)
+        client = (redis.Redis(port=self.port, socket_connect_timeout=0.5, retry=once) if self.port
+                  else redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5, retry=once))
         try:
-            client = (redis.Redis(port=self.port, socket_connect_timeout=0.5) if self.port
-                      else redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5))
             return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
+        finally:
+            client.close()
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -56,7 +66,12 @@ class EmbeddedRedis:
             args += ["--port", str(self.port), "--bind", "127.0.0.1"]
         else:
             args += ["--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: Ctrl+C in a terminal signals the whole foreground process group,
+        # and Redis would stop at once, under the turns the app is still finishing. The app stops
+        # it (`stop`) once it has shut down.
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True)
+        atexit.register(self.stop)  # in case the owner's shutdown never got that far
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -69,10 +84,12 @@ class EmbeddedRedis:
         raise RuntimeError("embedded redis-server did not start in time")
 
     def stop(self) -> None:
+        """SIGTERM: redis-server flushes the append-only file and exits (killed after 10 s)."""
         if self._proc is None:
             return
+        atexit.unregister(self.stop)
         if self._proc.poll() is None:
-            self._proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+            self._proc.terminate()
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -29,6 +29,7 @@ async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awa
     """Call `on_event` with each JSON event published on `channels`, until cancelled."""
     delay, lost = first_delay_s, False
     while True:
+        _raise_if_cancelled()
         pubsub = redis.pubsub()
         try:
             await pubsub.subscribe(*channels)
@@ -38,6 +39,7 @@ async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awa
             delay, lost = first_delay_s, False
             confirmed: set[str] = set()
             async for msg in pubsub.listen():
+                _raise_if_cancelled()
                 if msg.get("type") == "message":
                     await on_event(json.loads(msg["data"]))
                 elif msg.get("type") == "subscribe":
@@ -52,10 +54,21 @@ async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awa
                 log.warning("live events: Redis connection lost (%s); subscribing again", type(exc).__name__)
             lost = True
         finally:
+            # Exception, not BaseException: a cancellation that arrives here still ends the task.
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay_s)
+
+
+def _raise_if_cancelled() -> None:
+    """End the task if it was cancelled and yet runs on. On Python 3.11, `asyncio.wait_for` inside
+    redis-py swallows a cancellation that arrives as its inner read completes (CPython gh-86296);
+    without this check the subscription would listen, or resubscribe, for ever, and the process
+    could not exit (asyncio's runner waits for every task it cancelled)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: object) -> str:

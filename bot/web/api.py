@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -138,7 +137,11 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     if token is not None:  # a new conversation: its owner's token, once
         await websocket.send_json({"type": "conversation", "conversation_id": conversation_id,
                                    "conversation_token": token})
-    pushes = asyncio.create_task(_push_conversation_events(websocket, services, conversation_id))
+    # The app owns the push task (bot.background): it is ended at shutdown whatever happens here.
+    tasks = websocket.app.state.tasks
+    pushes = tasks.spawn(_push_conversation_events(websocket, services, conversation_id),
+                         name="conversation-pushes", quiet=(WebSocketDisconnect, RuntimeError, OSError),
+                         endless=True)
     try:
         while True:
             raw = await _receive_text(websocket)
@@ -178,7 +181,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     except WebSocketDisconnect:
         return
     finally:
-        pushes.cancel()
+        await tasks.stop(pushes)  # cancelled and awaited: its pub/sub connection is closed now
 
 
 async def _receive_text(websocket: WebSocket) -> str | None:

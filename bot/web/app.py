@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import __version__
+from bot.background import TaskSet
 from bot.channels import enabled_channels, rasa
 from bot.channels.webhook import ChannelHub
 from bot.config import Settings
@@ -53,14 +55,23 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                              id_key=app.state.conversation_key)
             app.state.channels = hub
             app.include_router(hub.router())
+            tasks = app.state.tasks = TaskSet("background task")
+            # `supportbot serve` calls this as it stops taking requests: an Engine.IO long-poll whose
+            # client has gone would otherwise hold the shutdown for the whole grace period.
+            app.state.stopping = lambda: rasa.close_socketio(app.state.socketio)
             try:
                 yield
             finally:
                 gc.unfreeze()  # a process that builds several apps (the tests) frees the old ones
-                await hub.drain()
+                # The server has stopped taking requests and closed the WebSockets. The turns still
+                # running in the background (socket.io, webhooks, Chatwoot) get what is left of the
+                # grace period, then they and the live subscriptions are cancelled and awaited, all
+                # before Redis, the database and the models go (build_services).
+                drain_s = _grace_left(app)
+                await asyncio.gather(tasks.aclose(drain_s), hub.aclose(drain_s),
+                                     *([bridge.aclose(drain_s)] if bridge is not None else []))
+                await rasa.close_socketio(app.state.socketio)
                 await http.aclose()
-                if bridge is not None:
-                    await bridge.aclose()
 
     otel = settings.otel  # off: FastAPI skips its per-request check for a configured provider
     app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan,
@@ -117,6 +128,15 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                         media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+DRAIN_S = 10.0  # the background turns' grace period when no server set one (tests, other servers)
+
+
+def _grace_left(app: FastAPI) -> float:
+    """What is left of the grace period that `supportbot serve` started at the signal."""
+    deadline = getattr(app.state, "shutdown_deadline", None)
+    return DRAIN_S if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _chatwoot(settings: Settings, services: Services):  # type: ignore[no-untyped-def]

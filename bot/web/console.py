@@ -565,15 +565,17 @@ async def console_socket(websocket: WebSocket) -> None:
             event = {"type": "turn", "conversation_id": event["conversation_id"]}
         await websocket.send_json(event)
 
-    tasks = [asyncio.create_task(follow(services.store.r, [services.queue.console_channel,
-                                                           services.store.channel], forward)),
-             asyncio.create_task(_watch(websocket, ended))]
-    pings, stop = asyncio.create_task(_pings(websocket, agent.id, ended)), asyncio.create_task(ended.wait())
+    # The app owns these tasks (bot.background): they are ended at shutdown whatever happens here.
+    owner, gone = websocket.app.state.tasks, (WebSocketDisconnect, RuntimeError, OSError)
+    tasks = [owner.spawn(follow(services.store.r, [services.queue.console_channel, services.store.channel],
+                                forward), name="console-pushes", quiet=gone, endless=True),
+             owner.spawn(_watch(websocket, ended), name="console-watch", quiet=gone, endless=True)]
+    pings = owner.spawn(_pings(websocket, agent.id, ended), name="console-pings", quiet=gone, endless=True)
+    stop = owner.spawn(ended.wait(), name="console-ended", endless=True)
     try:
         await asyncio.wait({pings, stop}, return_when=asyncio.FIRST_COMPLETED)
         if ended.is_set():  # (the client may have gone at the same moment)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                 await websocket.close(code=1008, reason="session ended")
     finally:
-        for task in (*tasks, pings, stop):
-            task.cancel()
+        await owner.stop(*tasks, pings, stop)  # cancelled and awaited: the pub/sub connection is closed

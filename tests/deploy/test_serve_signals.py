@@ -1,15 +1,19 @@
 """Ctrl+C (SIGINT to the terminal's process group) and SIGTERM (what Kubernetes sends to the
 container's process) stop `supportbot serve` after real traffic, every time (issue 24).
 
-A stop used to hang in about one of five tries after this kind of traffic: a background task
-(a live pub/sub subscription) swallowed its cancellation, and asyncio's runner waited for it for
-ever. So each test starts the real CLI as a process (embedded Redis, SQLite, the demo model trained
-once per run and shared) several times; each round the widget WebSocket, the agent console's live
-connection, socket.io clients, REST turns and a hand-off are in use, misbehaving clients among
-them (a frame over the limit, closed with 1009; socket.io payloads that are not objects; clients
-that vanish without saying goodbye); then one turn is in flight when the signal comes. The server
-must exit with status 0 within the grace period, close the WebSockets with a close frame, finish
-the turn in flight, and stop its redis-server (the append-only file synced).
+A stop used to hang in about one of five tries after this kind of traffic. A widget WebSocket
+that closes while its live subscription is still subscribing (a frame over the limit, a dropped
+connection) cancels that task as Python 3.11's `asyncio.wait_for` inside redis-py completes, which
+swallows the cancellation (CPython gh-86296): the subscription ran on, and asyncio's runner, which
+cancels what is left once and then waits without a limit, could wait for ever; Ctrl+C also stopped
+the embedded Redis under the turns still running. So each test starts the real CLI as a process
+(embedded Redis, SQLite, the demo model trained once per run and shared) several times; each round
+the widget WebSocket, the agent console's live connection, socket.io clients, REST turns and a
+hand-off are in use, misbehaving clients among them (frames over the limit, closed with 1009;
+socket.io payloads that are not objects; clients that vanish without saying goodbye), and no
+subscription may outlive its WebSocket; then one turn is in flight when the signal comes. The
+server must exit with status 0 within the grace period, close the WebSockets with a close frame,
+finish the turn in flight, and stop its redis-server itself (the append-only file synced).
 """
 
 from __future__ import annotations
@@ -175,13 +179,14 @@ def serving(data_dir: Path, log: Path,
 
 
 def redis_servers(data_dir: Path) -> list[int]:
-    """The redis-server processes serving `data_dir` (from /proc: no extra dependency)."""
+    """The redis-server processes serving `data_dir`, zombies aside (from /proc: no dependency).
+    redis-server rewrites its command line to "<binary> unixsocket:<path>"."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                cmd = (entry / "cmdline").read_bytes().split(b"\0")
-                if cmd and cmd[0].endswith(b"redis-server") and str(data_dir / "redis").encode() in cmd:
+                cmd = (entry / "cmdline").read_bytes()
+                if b"redis-server" in cmd and str(data_dir / "redis").encode() in cmd:
                     found.append(int(entry.name))
     return found
 

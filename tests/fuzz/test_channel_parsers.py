@@ -341,6 +341,7 @@ def _rasa_app_once() -> tuple[Any, _Pipeline]:
 
     from fastapi import FastAPI
 
+    from bot.background import TaskSet
     from bot.channels import rasa
     from bot.config import Settings
     from bot.observability import Metrics
@@ -352,6 +353,7 @@ def _rasa_app_once() -> tuple[Any, _Pipeline]:
     pipeline = _Pipeline()
     app.state.services = SimpleNamespace(settings=Settings(), pipeline=pipeline, metrics=Metrics())
     app.state.conversation_key = b"fuzz-key"
+    app.state.tasks = TaskSet("fuzzed socket.io turn")
     return app, pipeline
 
 

@@ -111,6 +111,30 @@ def app_settings(demo_assets: Path, tmp_path: Path, redis_url: str, key_prefix: 
     return demo_settings(data_dir, redis_url=redis_url, key_prefix=key_prefix)
 
 
+PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (CI has one; elsewhere skipped when unreachable)."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        admin.connect().close()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"sbtest_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def copy_assets(src: Path, dst: Path) -> None:
     for part in ("models", "index"):
         shutil.copytree(src / part, dst / part)

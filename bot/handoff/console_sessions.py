@@ -27,16 +27,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-# Count one attempt; the first one starts the window (no key is ever left without a TTL).
-_ATTEMPT = """
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-"""
+from bot.sessions.counters import FIXED_WINDOW_HIT
 
 # Last seen, only on a record that still exists: a plain HSET after the record expired or was
 # deleted would bring back a key without a TTL.
@@ -73,7 +64,7 @@ class ConsoleSessions:
         self.max_failures = max_failures
         self.failure_window_s = failure_window_s
         self.touch_every_s = touch_every_s
-        self._attempt = client.register_script(_ATTEMPT)
+        self._attempt = client.register_script(FIXED_WINDOW_HIT)
         self._touch = client.register_script(_TOUCH)
 
     def _key(self, digest: str) -> str:

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.channels import REGISTRY
 from bot.config import RateLimitSettings
 from bot.observability import Metrics
+from bot.sessions.counters import FIXED_WINDOW_HIT
 from bot.web.errors import ApiError
 from bot.web.limits import reply
 
@@ -41,15 +42,6 @@ WINDOW_S = 60
 REDIS_TIMEOUT_S = 0.5  # a limiter that waits on a dead Redis would refuse customers by slowness
 WARN_EVERY_S = 30.0
 
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-"""
 
 MESSAGES = {
     "ip": "too many messages from your address",
@@ -78,7 +70,7 @@ class Limiter:
         self.metrics = metrics
         self.window_s = window_s
         self.trusted: list[Network] = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
-        self._hit = redis.register_script(_HIT)
+        self._hit = redis.register_script(FIXED_WINDOW_HIT)
         self._warned_at = -WARN_EVERY_S
 
     def limit(self, kind: str) -> int:

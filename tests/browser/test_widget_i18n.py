@@ -121,7 +121,9 @@ def test_with_no_strings_at_all_the_widget_still_sends(server: str, page: Page) 
 
 def test_enter_while_an_ime_composes_does_not_send(server: str, page: Page) -> None:
     sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    # messages only (opening the widget also creates its conversation: POST /api/v1/conversations)
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and r.url.endswith("/messages")
+            else None)
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
     open_widget(page, server)
     expect(page.locator("#supportbot-widget[data-live='1']")).to_be_attached(timeout=15_000)

@@ -58,7 +58,7 @@ def test_repeated_failures_offer_a_person_and_the_handoff_sticks(server: str) ->
     # No agent is logged in: the customer is told so, once, and can leave a message.
     assert "isn't available right now" in c.says(payload="/talk_to_human")[0]["text"]
     assert c.says("my kettle leaks, please call me back") == []
-    state = httpx.get(c.url, timeout=10).json()
+    state = httpx.get(c.url, headers=c.headers, timeout=10).json()
     assert state["handoff"] is True
     assert state["history"][-1]["text"] == "my kettle leaks, please call me back"
 

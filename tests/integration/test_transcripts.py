@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session as DbSession
 
 from bot.storage.db import TranscriptStore, make_engine, migrate
@@ -15,7 +11,6 @@ from bot.storage.models import Conversation
 from bot.types import Action, Hit, IntentScore, Parse, Reply, Turn
 
 pytestmark = pytest.mark.integration
-PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def turn(cid: str, mid: str, submitted: dict | None = None) -> Turn:
@@ -54,24 +49,6 @@ def test_sqlite_file(tmp_path) -> None:
     expected = {"conversations", "turns", "form_requests", "agents", "agent_messages", "alembic_version"}
     assert expected <= tables
     exercise(TranscriptStore(engine))
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        admin.connect().close()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sbtest_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_postgresql(pg_url: str) -> None:

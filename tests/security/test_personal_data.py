@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import logging
-import os
 import re
 import string
 import time
@@ -29,7 +28,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session as DbSession
 from typer.testing import CliRunner
 
@@ -57,7 +56,6 @@ AT_REST = [f"my card {CARD} was charged twice", f"please refund it to {IBAN}",
            f"my SSN is {SSN}, is my account safe?", f"我的身份证号{RESIDENT_ID}，帮我查一下订单",
            "card4111111111111111 was declined"]
 ADMIN_KEY = "privacy-admin-key-0123456789"
-PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def leaks(stored: str) -> list[str]:
@@ -303,24 +301,6 @@ def check_turn_channel_migration(url: str) -> None:
 
 def test_turn_channel_migration_sqlite(tmp_path: Path) -> None:
     check_turn_channel_migration(f"sqlite:///{tmp_path}/old.db")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        admin.connect().close()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sbtest_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_turn_channel_migration_postgresql(pg_url: str) -> None:

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.background import cancel_and_wait
 from bot.channels.base import keyed_conversation_id
+from bot.textsafety import InvalidText
 from bot.types import Message, Reply
-from bot.web.errors import ApiError
+from bot.web.errors import ApiError, as_api_error
 from bot.web.schemas import MESSAGE_ID, checked_text, clean_text, error_responses
 from bot.web.security import origin_allowed
 
@@ -189,7 +190,8 @@ def socketio_server(app: Any, widget_origins: list[str], max_bytes: int) -> sock
                 scope = (sio.get_environ(sid) or {}).get("asgi.scope") or {}
                 await limiter.message(limiter.client_address(scope), msg.conversation_id, "socketio")
             replies = await services.pipeline.handle(msg)
-        except ApiError as exc:
+        except (ApiError, InvalidText) as refused:  # InvalidText: the pipeline's payload check
+            exc = as_api_error(refused)
             services.metrics.errors.labels(exc.code).inc()
             await sio.emit("error", exc.body(), room=sid)
             return

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconn
 from pydantic import ValidationError
 
 from bot.sessions.live import follow
+from bot.textsafety import InvalidText
 from bot.types import Message
 from bot.web import ownership
-from bot.web.errors import ApiError, invalid_request
+from bot.web.errors import ApiError, as_api_error, invalid_request
 from bot.web.schemas import (
     CONVERSATION_ID,
     ConversationCreated,
@@ -172,7 +173,8 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
                 replies = await services.pipeline.handle(msg, on_delta=delta)
                 await websocket.send_json({"type": "replies", "message_id": msg.message_id,
                                            "replies": [r.model_dump() for r in replies]})
-            except ApiError as exc:
+            except (ApiError, InvalidText) as refused:  # InvalidText: the pipeline's payload check
+                exc = as_api_error(refused)
                 services.metrics.errors.labels(exc.code).inc()
                 frame = {"type": "error", **exc.body()}
                 if message_id is not None:  # the widget matches the error to the message it sent
@@ -189,8 +191,7 @@ async def _receive_text(websocket: WebSocket) -> str | None:
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
-    text = message.get("text")
-    return text if text is not None else None
+    return message.get("text")
 
 
 async def _push_conversation_events(websocket: WebSocket, services, conversation_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -42,6 +42,12 @@ class ApiError(Exception):
         return {"error": self.code, "detail": self.detail, **self.extra}
 
 
+def as_api_error(exc: ApiError | InvalidText) -> ApiError:
+    """What a client is answered: text the gate (or the pipeline's payload check) refused is a 422
+    with the gate's code, wherever it was raised."""
+    return exc if isinstance(exc, ApiError) else ApiError(422, exc.code, exc.detail)
+
+
 def invalid_request(errors: list[Any] | Any, skip: int = 0) -> ApiError:
     """A body that failed validation: `invalid_text` when a string held a lone surrogate (pydantic
     says `string_unicode`), as the text gate says it, else `invalid_request` with each problem."""
@@ -112,8 +118,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidText)
     async def _text(request: Request, exc: InvalidText) -> JSONResponse:
-        _count(request, exc.code)
-        return error_response(422, exc.code, exc.detail)
+        error = as_api_error(exc)
+        _count(request, error.code)
+        return error_response(error.status, error.code, error.detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.textsafety import InvalidText, safe_text
 from bot.types import Button, Reply
-from bot.web.errors import ApiError, ErrorOut
+from bot.web.errors import ErrorOut, as_api_error
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -80,7 +80,7 @@ def checked_text(text: str, max_chars: int) -> str:
     try:
         return safe_text(text, max_chars)
     except InvalidText as exc:
-        raise ApiError(422, exc.code, exc.detail) from exc
+        raise as_api_error(exc) from exc
 
 
 def clean_text(text: str) -> str:

@@ -38,6 +38,18 @@ def test_payloads_no_button_carries_are_refused(client: WidgetClient, payload: s
     assert r.status_code == 422 and r.json()["error"] == "invalid_payload", r.text
 
 
+def test_a_refused_payload_over_websocket_is_an_error_frame_on_an_open_socket(client: WidgetClient) -> None:
+    with client.websocket_connect("/api/v1/conversations/pl-ws/ws") as ws:
+        ws.send_text(json.dumps({"payload": "/no_such_intent", "message_id": "b1"}))
+        frames = [ws.receive_json()]
+        while frames[-1]["type"] == "typing":
+            frames.append(ws.receive_json())
+        assert frames[-1] == {**frames[-1], "type": "error", "error": "invalid_payload", "message_id": "b1"}
+        ws.send_text(json.dumps({"text": "hello", "message_id": "b2"}))
+        assert ws.receive_json()["type"] == "typing"
+        assert ws.receive_json()["type"] == "replies"
+
+
 def test_text_with_a_payload_is_refused(client: WidgetClient) -> None:
     r = post(client, "pl-both", {"text": "just text", "payload": "/talk_to_human"})
     assert r.status_code == 422 and r.json()["error"] == "text_with_payload"

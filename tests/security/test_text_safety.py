@@ -74,6 +74,8 @@ async def test_socketio_answers_an_error_event(app_settings, demo_models) -> Non
         await sio.emit("session_request", {"session_id": "sio-poison"})
         await sio.emit("user_uttered", {"message": "hey \udc80", "session_id": "sio-poison"})
         assert (await asyncio.wait_for(errors.get(), 20))["error"] == "invalid_text"
+        await sio.emit("user_uttered", {"message": "/no_such_intent", "session_id": "sio-poison"})
+        assert (await asyncio.wait_for(errors.get(), 20))["error"] == "invalid_payload"
         await sio.emit("user_uttered", {"message": "hello", "session_id": "sio-poison"})
         assert (await asyncio.wait_for(uttered.get(), 30))["text"]
     finally:

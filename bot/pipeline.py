@@ -20,7 +20,7 @@ from bot.pii import mask_sensitive
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.textsafety import InvalidText, safe_message
-from bot.types import Action, Event, Hit, Message, Parse, Reply, Session, Turn
+from bot.types import Action, ActionKind, Event, Hit, Message, Parse, Reply, Session, Turn
 
 if TYPE_CHECKING:
     from bot.generation.service import GenerationService
@@ -96,12 +96,15 @@ class Pipeline:
                 if action.kind == "handoff" and self.handoff is not None:
                     action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
             replies = action.replies
-            self._append(session, msg, parse, action)
+            # What is stored (history, redelivery cache, transcript) has card, IBAN and national ID
+            # numbers masked; the models already read the message, and the caller gets `replies`.
+            said, stored = mask_sensitive(msg.text or (msg.payload or "")), [masked(r) for r in replies]
+            self._append(session, msg, said, parse, action.kind, stored)
             t = time.perf_counter()
-            await self.store.save(session, key, [masked(r) for r in replies])  # the redelivery cache
+            await self.store.save(session, key, stored)
             self.metrics.turn_seconds.labels("redis").observe(time.perf_counter() - t)
             turn = Turn(conversation_id=msg.conversation_id, channel=msg.channel,
-                        message_id=msg.message_id, text=mask_sensitive(msg.text or (msg.payload or "")),
+                        message_id=msg.message_id, text=said,
                         parse=parse, action=action, replies=replies,
                         latency_ms=round((time.perf_counter() - started) * 1000, 2))
             await self._record(turn, session)
@@ -214,20 +217,20 @@ class Pipeline:
         return guess.language
 
     @staticmethod
-    def _append(session: Session, msg: Message, parse: Parse | None, action: Action) -> None:
-        """The turn into the session's history, as it may be stored: card, IBAN and national ID
-        numbers masked in what the customer wrote, in replies that echo it and in form slots (the
-        models already read the message; nothing later needs those numbers)."""
+    def _append(session: Session, msg: Message, said: str, parse: Parse | None, kind: ActionKind,
+                replies: list[Reply]) -> None:
+        """The turn into the session's history, as it may be stored: `said` and `replies` come
+        masked, and so are the form slots (nothing later needs those numbers)."""
         now = time.time()
         session.slots = {name: mask_sensitive(value) for name, value in session.slots.items()}
         session.history.append(Event(
-            role="user", text=mask_sensitive(msg.text or (msg.payload or "")), at=msg.received_at,
+            role="user", text=said, at=msg.received_at,
             message_id=msg.message_id, intent=parse.intent if parse else None,
             confidence=parse.confidence if parse else None,
             language=parse.language if parse else None))
-        for reply in action.replies:
-            session.history.append(Event(role="bot", text=mask_sensitive(reply.text), at=now,
-                                         action=action.kind, buttons=reply.buttons))
+        for reply in replies:
+            session.history.append(Event(role="bot", text=reply.text, at=now, action=kind,
+                                         buttons=reply.buttons))
         session.turns += 1
         session.updated_at = now
 

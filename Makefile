@@ -16,6 +16,8 @@ run: install
 
 test: install chromium
 	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=15
 
 install: $(STAMP)
@@ -34,8 +36,10 @@ chromium:
 
 lint: install
 	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
-# The quality benchmarks (README "Quality"; needs ../shared/datasets). Slow: about 2 h on 2 cores.
+# The quality benchmarks (benchmarks/README.md "Quality"; needs ../shared/datasets). Slow: about 2 h on 2 cores.
 # The load and fault benchmark is separate: `make load`.
 bench: install
 	$(BIN)/python benchmarks/intent.py
@@ -46,7 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/generation.py
 	$(BIN)/python benchmarks/turn_latency.py
 
-# Load and fault benchmark (README "Run in production"): its own Redis (AOF), a temporary PostgreSQL
+# Load and fault benchmark (docs/production.md, numbers in benchmarks/README.md): its own Redis (AOF), a temporary PostgreSQL
 # database and 2 replicas on loopback, 50 customers, 60 s + 60 s with a Redis restart and a kill -9.
 # About 5 min on 2 cores once the model is trained; run it on an otherwise quiet machine.
 load: install

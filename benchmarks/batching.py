@@ -28,14 +28,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, arg_parser, percentile  # noqa: E402
+from common import RESULTS, arg_parser  # noqa: E402
 
 from bot.assets import ensure_assets  # noqa: E402
 from bot.batching import model_calls  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.encoders.paths import offline  # noqa: E402
 from bot.inference import InferencePool  # noqa: E402
-from bot.nlu.encoders import offline  # noqa: E402
 from bot.services import load_models  # noqa: E402
+from bot.stats import percentile  # noqa: E402
 
 FAQ_K = 3  # hits per search, as the pipeline asks
 
@@ -49,7 +50,7 @@ def read_messages(datasets: Path, n: int) -> list[str]:
 async def drive(settings: Settings, models: tuple, texts: list[str], customers: int,
                 max_batch: int) -> dict:
     nlu, kb = models
-    pool = InferencePool(settings.inference_workers, settings.inference_queue)
+    pool = InferencePool(settings.inference.workers, settings.inference.queue)
     calls = model_calls(pool, nlu, kb, max_batch)
     latencies: list[float] = []
     share = [texts[i::customers] for i in range(customers)]
@@ -97,7 +98,7 @@ def main() -> None:
     Console().print(table)
     manifest = json.loads((settings.model_dir / "manifest.json").read_text())
     result = {"rows": rows, "messages": len(texts), "model": manifest["mode"],
-              "inference_workers": settings.inference_workers,
+              "inference_workers": settings.inference.workers,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "load_avg_1m": round(os.getloadavg()[0], 2)}}
     RESULTS.mkdir(exist_ok=True)

@@ -1,12 +1,11 @@
-"""What the benchmarks share: where results go, where the public data sets are, percentiles."""
+"""What the benchmarks share: where results go and where the public data sets are (percentiles:
+`bot.stats.percentile`, the one definition behind every reported latency)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -20,6 +19,3 @@ def arg_parser(doc: str | None) -> argparse.ArgumentParser:
                         default=Path(os.environ.get("SUPPORTBOT_DATASETS", DEFAULT_DATASETS)))
     return parser
 
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else 0.0

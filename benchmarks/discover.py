@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from bot.encoders.paths import display_name, offline
 from bot.knowledge.embedder import Embedder
 from bot.nlu.discover import discover, kmeans, mapped_accuracy
-from bot.nlu.encoders import display_name, offline
 
 console = Console(width=150)
 

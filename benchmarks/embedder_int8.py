@@ -24,10 +24,10 @@ from retrieval import banking_data, demo_data, evaluate
 from rich.console import Console
 from rich.table import Table
 
+from bot.encoders.paths import display_name, offline
 from bot.knowledge.embedder import Embedder, OnnxEmbedder, TextEmbedder
 from bot.knowledge.index import build_index
 from bot.knowledge.retriever import KnowledgeBase
-from bot.nlu.encoders import display_name, offline
 
 console = Console()
 

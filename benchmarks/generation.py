@@ -58,6 +58,7 @@ from bot.config import Settings  # noqa: E402
 from bot.dialogue.actions import CsvOrderBook, default_actions  # noqa: E402
 from bot.dialogue.domain import Domain  # noqa: E402
 from bot.dialogue.policy import Policy  # noqa: E402
+from bot.encoders.paths import offline  # noqa: E402
 from bot.generation import create_generator  # noqa: E402
 from bot.generation.guard import (  # noqa: E402
     content_words,
@@ -69,9 +70,9 @@ from bot.generation.prompt import SYSTEM  # noqa: E402
 from bot.inference import InferencePool  # noqa: E402
 from bot.knowledge.embedder import Embedder  # noqa: E402
 from bot.knowledge.retriever import KnowledgeBase  # noqa: E402
-from bot.nlu.encoders import offline  # noqa: E402
 from bot.observability import Metrics  # noqa: E402
 from bot.services import build_generation  # noqa: E402
+from bot.stats import percentile  # noqa: E402
 from bot.types import Session  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "generation_eval.yml"
@@ -115,10 +116,8 @@ def leaked(text: str, pii: list[str]) -> bool:
 
 
 def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(q * (len(values) - 1))))], 3)
+    """`bot.stats.percentile` of `q` in 0..1, rounded; None without values."""
+    return round(percentile(values, q * 100), 3) if values else None
 
 
 class Judge:
@@ -164,7 +163,7 @@ async def run(args: argparse.Namespace) -> dict:
         settings.generation.grounding_threshold = -1.0
         settings.generation.lexical_threshold = 0.0
     console = Console(stderr=True)
-    embedder = Embedder(settings.embedder)
+    embedder = Embedder(settings.models.embedder)
     build_faq_index(settings, console=console, embedder=embedder)
     knowledge = KnowledgeBase(settings.index_dir, embedder)
     domain = Domain.load(settings.domain_file)

@@ -34,17 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, arg_parser, percentile
+from common import RESULTS, arg_parser
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
 
 from bot.config import TrainSettings
+from bot.encoders.paths import display_name, offline, resolve
 from bot.nlu import calibration
 from bot.nlu.data import Example
-from bot.nlu.encoders import display_name, offline, resolve
 from bot.nlu.model import IntentModel
 from bot.nlu.train import OOS, train
+from bot.stats import percentile
 
 SETTINGS = ("banking77", "banking77_10shot", "clinc150")
 SYSTEMS = ("finetune", "frozen", "tfidf")

@@ -49,11 +49,12 @@ from typing import Any
 
 import aiohttp
 from cluster import REDIS_SERVER, LocalCluster, cpu_seconds
-from common import RESULTS, percentile
+from common import RESULTS
 from rich.console import Console
 from rich.table import Table
 
 from bot.config import Settings
+from bot.stats import percentile
 
 # Conversations of the demo company (Kettle & Kin). Texts are unique within a script: the history
 # check maps the server's stored user messages back to the client's by text.
@@ -695,12 +696,12 @@ def _raise_interrupt(*_: object) -> None:
 
 def main() -> None:
     args = parse_args()
-    from bot.nlu.encoders import offline
+    from bot.encoders.paths import offline
 
     offline()
     data_dir = (args.data_dir or Settings().data_dir).resolve()
     defaults = Settings()
-    args.history_limit = defaults.history_limit
+    args.history_limit = defaults.sessions.history_limit
     extra_env = {"SUPPORTBOT_GENERATION__BACKEND": "none", "SUPPORTBOT_NLU_RUNTIME": args.nlu_runtime,
                  "SUPPORTBOT_EMBEDDER_RUNTIME": args.embedder_runtime}
     if args.inference_workers is not None:
@@ -732,10 +733,10 @@ def main() -> None:
             "redis": "dedicated redis-server, appendonly yes, appendfsync everysec",
             "database": cluster.database_note, "generation": "off (SUPPORTBOT_GENERATION__BACKEND=none)",
             "rate_limits": rate_note, "torch_threads_per_replica": args.torch_threads,
-            "inference_workers_per_replica": args.inference_workers or defaults.inference_workers,
+            "inference_workers_per_replica": args.inference_workers or defaults.inference.workers,
             "nlu_runtime": args.nlu_runtime, "embedder_runtime": args.embedder_runtime,
-            "inference_max_batch": defaults.inference_max_batch,
-            "lock_lease_s": defaults.lock_lease_s, "redis_retry_s": defaults.redis_retry_s,
+            "inference_max_batch": defaults.inference.max_batch,
+            "lock_lease_s": defaults.sessions.lock_lease_s, "redis_retry_s": defaults.redis.retry_s,
             "client": "asyncio + aiohttp, round robin; a failed request is retried on the other "
                       "replica with the same message id",
             "request_timeout_s": args.request_timeout, "message_deadline_s": args.message_deadline,

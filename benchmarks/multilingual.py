@@ -36,17 +36,19 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, arg_parser, percentile  # noqa: E402
+from common import RESULTS, arg_parser  # noqa: E402
 from retrieval import evaluate  # noqa: E402
 
 from bot.config import TrainSettings  # noqa: E402
-from bot.knowledge.embedder import E5Embedder, Embedder, TextEmbedder  # noqa: E402
+from bot.encoders.e5 import E5Embedder  # noqa: E402
+from bot.encoders.paths import offline  # noqa: E402
+from bot.knowledge.embedder import Embedder, TextEmbedder  # noqa: E402
 from bot.knowledge.index import build_index  # noqa: E402
 from bot.knowledge.loader import FaqEntry, load_entries  # noqa: E402
 from bot.knowledge.ranker import Ranker  # noqa: E402
 from bot.knowledge.retriever import KnowledgeBase  # noqa: E402
 from bot.nlu.data import Example  # noqa: E402
-from bot.nlu.encoders import offline  # noqa: E402
+from bot.stats import percentile  # noqa: E402
 
 console = Console(width=150)
 ROOT = Path(__file__).resolve().parent.parent

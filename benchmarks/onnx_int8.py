@@ -1,7 +1,7 @@
 """The intent model through ONNX Runtime with int8 weights against torch, on BANKING77, in one run.
 
 Fine-tunes our model on BANKING77 exactly as benchmarks/intent.py's "finetune" system does (same
-recipe, same 10 % hold-out), exports it with `bot.nlu.onnx_encoder` (the same code as
+recipe, same 10 % hold-out), exports it with `bot.encoders.onnx` (the same code as
 `SUPPORTBOT_NLU_RUNTIME=onnx-int8`), and evaluates both runtimes on the test set:
 
 - accuracy and macro-F1, the change in points (goal: int8 loses at most 0.5 point), and how often
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, ROOT, arg_parser, percentile
+from common import RESULTS, ROOT, arg_parser
 from intent import (
     add_recipe_args,
     banking77_recipe,
@@ -47,9 +47,10 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
 
+from bot.encoders.paths import display_name, offline, resolve
 from bot.nlu import calibration
-from bot.nlu.encoders import display_name, offline, resolve
 from bot.nlu.model import IntentModel
+from bot.stats import percentile
 
 GOAL_POINTS = 0.5
 RUNTIMES = ("torch", "onnx-int8")
@@ -169,7 +170,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from bot.nlu.onnx_encoder import export_int8
+    from bot.encoders.onnx import export_int8
 
     torch.set_num_threads(args.threads)
     if not (args.datasets / "banking77").is_dir():

@@ -29,15 +29,16 @@ from pathlib import Path
 import faiss
 import numpy as np
 import yaml
-from common import RESULTS, ROOT, arg_parser, percentile
+from common import RESULTS, ROOT, arg_parser
 from rich.console import Console
 from rich.table import Table
 
+from bot.encoders.paths import display_name, offline
 from bot.knowledge.embedder import Embedder, TextEmbedder
 from bot.knowledge.index import build_index, make_index
 from bot.knowledge.loader import FaqEntry, load_entries
 from bot.knowledge.retriever import KnowledgeBase
-from bot.nlu.encoders import display_name, offline
+from bot.stats import percentile
 
 console = Console(width=150)
 

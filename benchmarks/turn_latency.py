@@ -29,7 +29,8 @@ from rich.table import Table
 
 from bot.assets import ensure_assets
 from bot.config import Settings
-from bot.nlu.encoders import offline
+from bot.encoders.paths import offline
+from bot.stats import percentile
 from bot.web.app import create_app
 
 RESULTS = Path(__file__).parent / "results"
@@ -72,11 +73,6 @@ def running_server(settings: Settings, ready_within_s: float = 300) -> Iterator[
         thread.join(timeout=10)
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
@@ -103,12 +99,12 @@ def main() -> None:
 
     result = {
         "turns": args.turns,
-        "turn_ms": {"p50": round(statistics.median(turns), 2), "p95": round(pct(turns, 0.95), 2),
+        "turn_ms": {"p50": round(percentile(turns, 50), 2), "p95": round(percentile(turns, 95), 2),
                     "mean": round(statistics.fmean(turns), 2)},
-        "healthz_ms": {"p50": round(statistics.median(floor), 2), "p95": round(pct(floor, 0.95), 2)},
-        "turn_over_healthz_p50": round(statistics.median(turns) / statistics.median(floor), 1),
+        "healthz_ms": {"p50": round(percentile(floor, 50), 2), "p95": round(percentile(floor, 95), 2)},
+        "turn_over_healthz_p50": round(percentile(turns, 50) / percentile(floor, 50), 1),
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "redis": "external" if settings.redis_url else "embedded",
+        "redis": "external" if settings.redis.dsn else "embedded",
         "model": json.loads((settings.model_dir / "manifest.json").read_text())["mode"],
     }
     table = Table(title=f"One turn through POST /api/v1/conversations/{{id}}/messages ({args.turns} turns)")

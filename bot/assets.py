@@ -20,7 +20,7 @@ def train_model(settings: Settings, data: Path | None = None, out: Path | None =
     """The default language's model; with the default data, also the multilingual one."""
     console = console or Console(stderr=True)
     manifest = _train(load_examples(data or settings.training_data), settings.train,
-                      out or settings.model_dir, settings.base_model, console)
+                      out or settings.model_dir, settings.models.base_model, console)
     export_onnx(settings, out or settings.model_dir, manifest, console)
     if data is None and out is None and settings.multilingual_model_dir is not None:
         train_multilingual_model(settings, console)
@@ -67,9 +67,9 @@ def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: s
 def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console: Console) -> None:
     """With `nlu_runtime` onnx-int8, write the int8 graph beside the weights now, at training time:
     a production model folder may be read-only when the server starts."""
-    if settings.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
+    if settings.models.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
         return
-    from bot.nlu.onnx_encoder import export_int8
+    from bot.encoders.onnx import export_int8
 
     path = export_int8(model_dir, manifest)
     console.print(f"ONNX int8 encoder written to {path} ({path.stat().st_size / 1e6:.0f} MB)")
@@ -89,10 +89,10 @@ def build_faq_index(settings: Settings, force: bool = False, console: Console | 
     """The default-language index, and the multilingual one when other languages are served."""
     console = console or Console(stderr=True)
     entries = load_entries(settings.knowledge_base)
-    result = _build(entries, embedder or load_embedder(settings.embedder), settings.index_dir,
+    result = _build(entries, embedder or load_embedder(settings.models.embedder), settings.index_dir,
                     settings, force, console)
     if settings.multilingual_index_dir is not None:
-        _build(entries, load_embedder(settings.multilingual_embedder), settings.multilingual_index_dir,
+        _build(entries, load_embedder(settings.models.multilingual_embedder), settings.multilingual_index_dir,
                settings, force, console)
     return result
 
@@ -120,13 +120,13 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
             settings.multilingual_model_dir, multilingual_examples(settings)):
         console.print("No multilingual intent model for the current training data: training one now.")
         train_multilingual_model(settings, console)
-    if settings.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
-        from bot.nlu.onnx_encoder import ensure_int8
+    if settings.models.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
+        from bot.encoders.onnx import ensure_int8
 
         ensure_int8(settings.model_dir, Manifest.load(settings.model_dir))
     build_faq_index(settings, console=console)
-    if settings.embedder_runtime == "onnx-int8" and not is_e5(settings.embedder):
-        from bot.nlu.encoders import resolve
-        from bot.nlu.onnx_encoder import ensure_sentence_int8
+    if settings.models.embedder_runtime == "onnx-int8" and not is_e5(settings.models.embedder):
+        from bot.encoders.onnx import ensure_sentence_int8
+        from bot.encoders.paths import resolve
 
-        ensure_sentence_int8(resolve(settings.embedder), settings.data_dir / "models" / "embedder")
+        ensure_sentence_int8(resolve(settings.models.embedder), settings.data_dir / "models" / "embedder")

@@ -20,6 +20,14 @@ from bot.pii import mask_sensitive, redact
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Defined in this order (the order /metrics lists them in), one group at a time.
+        self._turn_metrics()
+        self._failure_metrics()
+        self._generation_metrics()
+        self._traffic_metrics()
+
+    def _turn_metrics(self) -> None:
+        """What each message became: stages, actions, intents, FAQ hits, model batches."""
         self.turn_seconds = Histogram(
             "supportbot_turn_seconds", "Time to handle one message, by stage", ["stage"],
             registry=self.registry,
@@ -43,6 +51,9 @@ class Metrics:
         self.inference_batch = Histogram(
             "supportbot_inference_batch_size", "Messages per model call (micro-batching), by model",
             ["model"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64))
+
+    def _failure_metrics(self) -> None:
+        """Failed sends and webhooks, hand-offs, degraded dependencies, rejected requests."""
         self.channel_errors = Counter(
             "supportbot_channel_errors_total",
             "Messaging-channel failures: refused webhooks (bad signature, malformed...) and failed sends",
@@ -58,6 +69,9 @@ class Metrics:
             "supportbot_model_failures_total",
             "Messages a model call failed on alone (its batch neighbours were retried without it)",
             ["stage"], registry=self.registry)
+
+    def _generation_metrics(self) -> None:
+        """The generative fallback: outcomes, degradations, guard interventions, latency."""
         self.generation = Counter("supportbot_generation_total",
                                   "Generative answers by outcome (answered, unsure, refused, degraded)",
                                   ["status", "reason"], registry=self.registry)
@@ -72,6 +86,9 @@ class Metrics:
         self.generation_seconds = Histogram(
             "supportbot_generation_seconds", "Generative answers: time to first token and total",
             ["stage"], registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30))
+
+    def _traffic_metrics(self) -> None:
+        """Rate-limited requests and messages kept for labeling."""
         self.rate_limited = Counter(
             "supportbot_rate_limited_total",
             "Requests and socket messages refused by a rate limit (limit: ip, conversation, webhook, login)",
@@ -145,9 +162,6 @@ class PiiFilter(logging.Filter):
 
 
 MASK = "***"
-# Field names of Settings (at any depth) whose values are secrets; `key_prefix` is not one.
-SECRET_FIELD = re.compile(r"(token|secret|password|api_key|secret_key)$")
-SECRET_URL_FIELDS = ("redis_url", "database_url")
 # Secrets that may show up whatever the settings say: passwords in URLs, Telegram's token in its API
 # path, tokens in query strings (Meta's access_token and hub.verify_token, Chatwoot's ?token=),
 # Authorization headers.
@@ -170,8 +184,8 @@ def redact_url(url: object) -> str:
 
 
 def secret_values(settings: Any) -> list[str]:
-    """Every secret a Settings object holds: token/secret/password/API-key fields (SecretStr or
-    plain), at any nesting depth, and the passwords inside the Redis and database URLs."""
+    """Every secret a Settings object holds: its SecretStr fields at any depth (every token, password
+    and URL that may carry one), and the passwords inside those URLs."""
     from pydantic import BaseModel, SecretStr
 
     found: list[str] = []
@@ -182,12 +196,10 @@ def secret_values(settings: Any) -> list[str]:
             if isinstance(value, BaseModel):
                 walk(value)
             elif isinstance(value, SecretStr):
-                found.append(value.get_secret_value())
-            elif isinstance(value, str) and (SECRET_FIELD.search(name)):
-                found.append(value)
-            elif isinstance(value, str) and name in SECRET_URL_FIELDS:
-                password = urlsplit(value).password
-                if password:
+                secret = value.get_secret_value()
+                found.append(secret)
+                password = urlsplit(secret).password if "://" in secret else None
+                if password:  # a Redis or database URL: its password may be logged on its own
                     found.extend([password, unquote(password)])
 
     walk(settings)

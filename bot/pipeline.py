@@ -76,25 +76,7 @@ class Pipeline:
                 return cached
             session = stored or Session(
                 conversation_id=msg.conversation_id, channel=msg.channel)
-            parse: Parse | None = None
-            if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet
-                replies_now = (await self.handoff.while_waiting(session) if self.handoff
-                               else [self.domain.render("utter_handoff_pending", language=session.language)])
-                action = Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
-                                replies=replies_now)
-            else:
-                language = await self._detect_language(msg, session)
-                understood = await self._understand_safely(msg, language)
-                if understood is None:
-                    action = self._unreadable(session)
-                else:
-                    parse, hits = understood
-                    parse.language = language
-                    action = self.policy.decide(session, parse, hits)
-                if action.kind == "generate":
-                    action = await self._generate(session, msg, hits, on_delta)
-                if action.kind == "handoff" and self.handoff is not None:
-                    action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
+            parse, action = await self._act(msg, session, on_delta)
             replies = action.replies
             # What is stored (history, redelivery cache, transcript) has card, IBAN and national ID
             # numbers masked; the models already read the message, and the caller gets `replies`.
@@ -110,6 +92,35 @@ class Pipeline:
             await self._record(turn, session)
         self._count(turn)
         await self._review(turn)
+        await self._publish(turn)
+        return replies
+
+    async def _act(self, msg: Message, session: Session, on_delta: OnDelta | None
+                   ) -> tuple[Parse | None, Action]:
+        """Steps 3-6: what the bot does with the message (and how it read it, if a model did)."""
+        if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet
+            replies_now = (await self.handoff.while_waiting(session) if self.handoff
+                           else [self.domain.render("utter_handoff_pending", language=session.language)])
+            return None, Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
+                                replies=replies_now)
+        parse: Parse | None = None
+        hits: list[Hit] = []
+        language = await self._detect_language(msg, session)
+        understood = await self._understand_safely(msg, language)
+        if understood is None:
+            action = self._unreadable(session)
+        else:
+            parse, hits = understood
+            parse.language = language
+            action = self.policy.decide(session, parse, hits)
+        if action.kind == "generate":
+            action = await self._generate(session, msg, hits, on_delta)
+        if action.kind == "handoff" and self.handoff is not None:
+            action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
+        return parse, action
+
+    async def _publish(self, turn: Turn) -> None:
+        """Step 8: the finished turn, live, to the console and whoever listens."""
         try:
             event = turn.model_dump(mode="json")
             if event.get("parse"):  # the live event carries what is stored, not what was typed
@@ -118,7 +129,6 @@ class Pipeline:
         except Exception:  # the turn is saved; live listeners catch up from the transcript
             self.metrics.degraded.labels("pubsub").inc()
             log.warning("publishing a turn failed", exc_info=True)
-        return replies
 
     def _check_payload(self, msg: Message) -> None:
         """A payload is a button press: only one this domain (or an FAQ entry) can offer, never

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.background import cancel_and_wait
 from bot.config import Settings
@@ -23,8 +23,9 @@ from bot.generation.base import Generator
 from bot.generation.guard import GroundingChecker, PiiMasker
 from bot.generation.service import GenerationService
 from bot.handoff.agents import AgentStore
+from bot.handoff.console_sessions import ConsoleSessions, RedisConsoleSessions
 from bot.handoff.hours import BusinessHours
-from bot.handoff.queue import HandoffQueue
+from bot.handoff.queue import HandoffQueue, RedisHandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.embedder import Embedder, load_embedder
@@ -33,10 +34,17 @@ from bot.nlu.language import LanguageDetector
 from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
 from bot.observability import Metrics
 from bot.pipeline import Pipeline
+from bot.sessions.counters import RedisWindowCounter
 from bot.sessions.embedded import EmbeddedRedis
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import RedisSessionStore, connect
+from bot.storage.agents import AgentRecords
 from bot.storage.db import TranscriptStore, make_engine, migrate
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from bot.storage.db import Engine  # SQLAlchemy's, named through storage (the one SQL owner)
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +69,29 @@ class Services:
     queue: HandoffQueue
     handoff: HandoffService
     agents: AgentStore
+    review: ReviewLog
+    console_sessions: ConsoleSessions  # the console's log-ins (bot/handoff/console_sessions.py)
+    counters: RedisWindowCounter  # the rate limits' fixed windows (bot/web/ratelimit.py's Limiter)
     generation: GenerationService | None = None
 
 
 def load_models(settings: Settings) -> Models:
-    if settings.torch_threads:
+    if settings.inference.torch_threads:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.inference.torch_threads)
     nlu: Nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
-                                runtime=settings.nlu_runtime, threads=settings.torch_threads)
+                                runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads)
     if settings.multilingual_model_dir is not None:
         multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
         nlu = LanguageRoutedIntentModel(nlu, multilingual_nlu, settings.default_language)
     knowledge = KnowledgeBase(settings.index_dir, load_embedder(
-        settings.embedder, settings.embedder_runtime, settings.data_dir / "models" / "embedder",
-        settings.torch_threads))
+        settings.models.embedder, settings.models.embedder_runtime, settings.data_dir / "models" / "embedder",
+        settings.inference.torch_threads))
     multilingual_dir = settings.multilingual_index_dir
     if multilingual_dir is None:
         return nlu, knowledge
-    multilingual = KnowledgeBase(multilingual_dir, load_embedder(settings.multilingual_embedder))
+    multilingual = KnowledgeBase(multilingual_dir, load_embedder(settings.models.multilingual_embedder))
     return nlu, LanguageRoutedKnowledgeBase(knowledge, multilingual, settings.default_language)
 
 
@@ -88,7 +99,7 @@ async def purge_expired(settings: Settings, transcripts: TranscriptStore, review
                         days: int | None = None) -> dict[str, int]:
     """Delete what is older than the retention period (`days`, else the setting): transcript rows
     in SQL and review entries in Redis; rows and entries per kind ({} when kept forever)."""
-    days = settings.transcript_retention_days if days is None else days
+    days = settings.storage.transcript_retention_days if days is None else days
     if not days:
         return {}
     before = datetime.now(UTC) - timedelta(days=days)
@@ -106,7 +117,7 @@ async def purge_periodically(settings: Settings, transcripts: TranscriptStore, r
             await purge_expired(settings, transcripts, review)
         except Exception:
             log.warning("purging expired transcripts failed", exc_info=True)
-        await asyncio.sleep(settings.transcript_purge_every_s)
+        await asyncio.sleep(settings.storage.transcript_purge_every_s)
 
 
 GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection", "utter_generation_sources")
@@ -126,7 +137,7 @@ def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, p
     # embedder (SUPPORTBOT_EMBEDDER_RUNTIME) speeds retrieval up, the guard keeps torch's.
     encoder = knowledge.embedder
     if not isinstance(encoder, Embedder) and not encoder.multilingual:
-        encoder = Embedder(settings.embedder)
+        encoder = Embedder(settings.models.embedder)
     checker = GroundingChecker(encoder.encode, g.grounding_threshold, g.lexical_threshold)
     masker = PiiMasker.from_texts(e.answer for e in knowledge.entries)
     return GenerationService(generator, knowledge, checker, masker, g, domain.company,
@@ -137,54 +148,104 @@ def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, p
 async def build_services(settings: Settings, models: Models | None = None,
                          generator: Generator | None = FROM_SETTINGS) -> AsyncIterator[Services]:
     """Start (or connect to) Redis, migrate the database, load the models, wire the pipeline.
-    `generator` replaces the one `settings.generation` describes (None: no generator)."""
+    `generator` replaces the one `settings.generation` describes (None: no generator). Everything
+    is closed again in reverse order when the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        url, client = await stack.enter_async_context(redis_client(settings))
+        pool = InferencePool(settings.inference.workers, settings.inference.queue)
+        stack.callback(pool.close)
+        engine = make_engine(settings.resolved_database_url)
+        stack.callback(engine.dispose)
+        migrate(engine)
+        domain = Domain.load(settings.domain_file, languages=settings.languages)  # + their overlays
+        nlu, knowledge = models or load_models(settings)
+        metrics = Metrics()
+        gen = create_generator(settings) if generator is FROM_SETTINGS else generator
+        if gen is not None:
+            stack.push_async_callback(gen.aclose)
+        generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
+        services = _wire(settings, client, url, engine, pool, domain, (nlu, knowledge), metrics, generation)
+        purger = asyncio.create_task(purge_periodically(settings, services.transcripts, services.review),
+                                     name="purge")
+        # Cancelled again if a wait_for inside swallows it (bot.background).
+        stack.push_async_callback(cancel_and_wait, {purger})
+        yield services
+
+
+@contextlib.asynccontextmanager
+async def redis_client(settings: Settings) -> AsyncIterator[tuple[str, aioredis.Redis]]:
+    """(URL, client) of the configured Redis, or of an embedded redis-server started for the
+    block; the client is closed (and the embedded server stopped) when it ends."""
     embedded: EmbeddedRedis | None = None
-    if settings.redis_url:
-        url = settings.redis_url
+    if settings.redis.dsn:
+        url = settings.redis.dsn
     else:
         embedded = EmbeddedRedis(settings.redis_dir).start()
         url = embedded.url
         log.info("started embedded redis-server", extra={"action": url})
-    client = connect(url, settings.redis_retry_s)
-    pool = InferencePool(settings.inference_workers, settings.inference_queue)
-    engine = make_engine(settings.resolved_database_url)
-    gen: Generator | None = None
-    purger: asyncio.Task[None] | None = None
+    client = connect(url, settings.redis.retry_s)
     try:
-        migrate(engine)
-        domain = Domain.load(settings.domain_file, languages=settings.languages)  # + their overlays
-        nlu, knowledge = models or load_models(settings)
-        store = RedisSessionStore(
-            client, prefix=settings.key_prefix, ttl_s=settings.session_ttl_s,
-            reply_ttl_s=settings.reply_cache_ttl_s, lease_s=settings.lock_lease_s,
-            wait_s=settings.lock_wait_s, history_limit=settings.history_limit)
-        transcripts = TranscriptStore(engine)
-        orders = CsvOrderBook(settings.training_data / "demo_orders.csv")
-        metrics = Metrics()
-        gen = create_generator(settings) if generator is FROM_SETTINGS else generator
-        generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
-        policy = Policy(domain, settings.thresholds, default_actions(orders),
-                        generative=generation is not None, languages=settings.languages,
-                        default_language=settings.default_language)
-        queue = HandoffQueue(client, settings.key_prefix)
-        handoff = HandoffService(store, queue, domain,
-                                 BusinessHours(settings.business_hours, settings.timezone))
-        review = ReviewLog(client, settings.key_prefix, settings.thresholds.intent,
-                           settings.review_max_items, domain.entities.get("order_number"))
-        pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
-                            handoff=handoff, review=review, generation=generation,
-                            language=LanguageDetector(settings.languages, settings.default_language),
-                            max_batch=settings.inference_max_batch)
-        purger = asyncio.create_task(purge_periodically(settings, transcripts, review), name="purge")
-        yield Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics,
-                       pool, url, queue, handoff, AgentStore(engine), generation)
+        yield url, client
     finally:
-        if purger is not None:  # cancelled again if a wait_for inside swallows it (bot.background)
-            await cancel_and_wait({purger})
-        if gen is not None:
-            await gen.aclose()
-        pool.close()
         await client.aclose()
-        engine.dispose()
         if embedded is not None:
             embedded.stop()
+
+
+@dataclass
+class Records:
+    """What holds conversation content, without the models (`supportbot purge` and `forget`)."""
+
+    store: RedisSessionStore
+    review: ReviewLog
+    transcripts: TranscriptStore
+    queue: RedisHandoffQueue
+
+
+@contextlib.asynccontextmanager
+async def open_records(settings: Settings) -> AsyncIterator[Records]:
+    """The records over the configured (or embedded) Redis and the (migrated) database."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        async with redis_client(settings) as (_, client):
+            prefix = settings.sessions.key_prefix
+            yield Records(session_store(settings, client),
+                          ReviewLog(client, prefix, settings.thresholds.intent),
+                          TranscriptStore(engine), RedisHandoffQueue(client, prefix))
+    finally:
+        engine.dispose()
+
+
+def session_store(settings: Settings, client: aioredis.Redis) -> RedisSessionStore:
+    s = settings.sessions
+    return RedisSessionStore(client, prefix=s.key_prefix, ttl_s=s.session_ttl_s,
+                             reply_ttl_s=s.reply_cache_ttl_s, lease_s=s.lock_lease_s,
+                             wait_s=s.lock_wait_s, history_limit=s.history_limit)
+
+
+def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, pool: InferencePool,
+          domain: Domain, models: Models, metrics: Metrics, generation: GenerationService | None
+          ) -> Services:
+    """Every part over one Redis client and one database engine."""
+    nlu, knowledge = models
+    prefix = settings.sessions.key_prefix
+    store = session_store(settings, client)
+    transcripts = TranscriptStore(engine)
+    policy = Policy(domain, settings.thresholds, default_actions(CsvOrderBook(settings.training_data /
+                                                                               "demo_orders.csv")),
+                    generative=generation is not None, languages=settings.languages,
+                    default_language=settings.default_language)
+    queue = RedisHandoffQueue(client, prefix)
+    handoff = HandoffService(store, queue, domain,
+                             BusinessHours(settings.handoff.business_hours, settings.handoff.timezone))
+    review = ReviewLog(client, prefix, settings.thresholds.intent, settings.storage.review_max_items,
+                       domain.entities.get("order_number"))
+    pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
+                        handoff=handoff, review=review, generation=generation,
+                        language=LanguageDetector(settings.languages, settings.default_language),
+                        max_batch=settings.inference.max_batch)
+    return Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics, pool, url,
+                    queue, handoff, AgentStore(AgentRecords(engine)), review=review,
+                    console_sessions=RedisConsoleSessions(client, prefix, settings.console.console_session_s),
+                    counters=RedisWindowCounter(client), generation=generation)

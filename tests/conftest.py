@@ -81,6 +81,7 @@ def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_settings(data_dir: Path, **overrides: object) -> Settings:
     # No generator unless a test asks for one: the shared apps stay fast and deterministic
     # (tests/generation/ covers the generators; tests pass a generator to create_app).
+    # Overrides name nested fields with `__` (redis__url=...), as the environment does.
     overrides.setdefault("generation", GenerationSettings(backend="none"))
     settings = Settings(
         data_dir=data_dir,
@@ -88,9 +89,8 @@ def demo_settings(data_dir: Path, **overrides: object) -> Settings:
         knowledge_base=ROOT / "knowledge_base",
         domain_file=ROOT / "training_data" / "domain.yml",
         train=TEST_TRAIN,
-        **overrides,
     )
-    return settings
+    return settings.updated({name.replace("__", "."): value for name, value in overrides.items()})
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +108,7 @@ def app_settings(demo_assets: Path, tmp_path: Path, redis_url: str, key_prefix: 
     data_dir.mkdir()
     for part in ("models", "index"):
         (data_dir / part).symlink_to(demo_assets / part)
-    return demo_settings(data_dir, redis_url=redis_url, key_prefix=key_prefix)
+    return demo_settings(data_dir, redis__url=redis_url, sessions__key_prefix=key_prefix)
 
 
 PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

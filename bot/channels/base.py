@@ -1,46 +1,97 @@
 """The Channel seam: a platform's input side (verify, parse) and output side (send), nothing else.
 
-A channel never touches the pipeline or the web framework's routing: `bot.channels.webhook` does
-that for every channel alike (dedupe of outbound sends, background handling, error shapes).
+A channel never touches the pipeline or a web framework: it reads an `InboundRequest` (plain data
+the web layer builds from the HTTP request) and answers with messages, a `ChannelError` or a
+`Handshake`; the web layer's webhook hub does the rest for every channel alike (routing, dedupe of
+outbound sends, background handling, error shapes). Outbound calls retry under
+`bot.outbound.RetryPolicy`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
-import logging
-import math
-import random
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
-import httpx
-from starlette.requests import Request
-from starlette.responses import Response
-
-from bot.observability import redact_url
+from bot.payloads import MAX_JSON_DEPTH as MAX_JSON_DEPTH  # re-exported: the channels' helpers
+from bot.payloads import keyed_conversation_id as keyed_conversation_id
+from bot.payloads import load_json as load_json
+from bot.payloads import platform_id as platform_id
 from bot.types import Message, Reply
 
-log = logging.getLogger(__name__)
+
+class Headers(Mapping[str, str]):
+    """Request headers, looked up case-insensitively; of a repeated header the first one counts."""
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else items
+        self._items: dict[str, str] = {}
+        for name, value in pairs:
+            self._items.setdefault(name.lower(), value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({sorted(self._items)})"  # names only: values may be secrets
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """One HTTP request to a channel, free of any web framework. `path` and `url` are the ones the
+    request was received on, `raw_query` the query string as sent (Twilio signs it), `query` its
+    parameters (of a repeated one the last counts), `client` the caller's address."""
+
+    method: str = "POST"
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=Headers)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    url: str = ""
+    raw_query: str = ""
+    client: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, Headers):
+            object.__setattr__(self, "headers", Headers(self.headers))
+        object.__setattr__(self, "query", MappingProxyType(dict(self.query)))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the platform is answered instead of the usual acknowledgement: a JSON object, or text of
+    `media_type` (Meta's echoed challenge, Twilio's empty TwiML)."""
+
+    content: str | dict[str, Any]
+    media_type: str = "application/json"
 
 
 class ChannelError(Exception):
-    """A request the channel refuses: becomes `{"error": code, "detail": ...}` with this status."""
+    """A request the channel refuses: becomes `{"error": code, "detail": ...}` with this status (and
+    these headers, e.g. WWW-Authenticate)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, status: int, code: str, detail: object,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(str(detail))
         self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers) if headers else None
 
 
 class Handshake(Exception):  # noqa: N818 - it is a control-flow signal, not an error
     """The platform is verifying the webhook (Meta's hub.challenge, Slack's url_verification):
-    answer with this response and handle no message."""
+    answer with `answer` and handle no message."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, answer: Answer) -> None:
         super().__init__("handshake")
-        self.response = response
+        self.answer = answer
 
 
 @dataclass
@@ -53,9 +104,12 @@ class Conversation:
 
 
 class Channel(Protocol):
+    """A platform. It may also have `ack() -> Answer`: what a delivery is answered with instead of
+    the hub's JSON acknowledgement (Twilio wants TwiML)."""
+
     name: str
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         """Verify the request exactly as the platform documents it, then normalise it. Raises
         ChannelError (401/403 for bad signatures, 400 for malformed bodies) or Handshake."""
         ...
@@ -69,50 +123,7 @@ class Channel(Protocol):
         ...
 
 
-def keyed_conversation_id(key: bytes, channel: str, platform_id: str) -> str:
-    """`<channel>-<HMAC of the platform's id>`: stable per sender, yet no phone number or sender id
-    appears in a key, a URL or a log, and nobody without the server's secret can compute it."""
-    mac = hmac.new(key, f"{channel}\x00{platform_id}".encode("utf-8", "surrogatepass"), hashlib.sha256)
-    return f"{channel}-{mac.hexdigest()[:40]}"
-
-
 UNSUPPORTED = "unsupported"  # Message.metadata key: the media kind we do not understand yet
-MAX_JSON_DEPTH = 32  # platform payloads nest about 6 deep
-
-
-def load_json(body: bytes | str) -> Any:
-    """json.loads for a body from the network: ValueError (never RecursionError or OverflowError
-    later on) for anything but plain JSON: invalid UTF-8, NaN/Infinity/1e999, integers past
-    Python's digit limit, nesting deeper than MAX_JSON_DEPTH."""
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        data = json.loads(body, parse_constant=constant)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("number out of range")
-        if isinstance(value, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError("JSON nested too deeply")
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-    return data
-
-
-def platform_id(value: Any, what: str, max_len: int = 256) -> str:
-    """A platform's id (chat, user, message...) as text: a non-empty string or an integer, nothing
-    else (no objects, lists, booleans or floats whose str() would be a different id)."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"{what} is not an id")
-    text = str(value).strip()
-    if not text or len(text) > max_len:
-        raise ValueError(f"{what} is empty or too long")
-    return text
 
 
 def buttons_as_text(reply: Reply) -> str:
@@ -154,34 +165,3 @@ class RateLimiter:
             self._next = max(now, self._next) + self.interval
         if delay > 0:
             await asyncio.sleep(delay)
-
-
-async def send_with_retry(client: httpx.AsyncClient, method: str, url: str, *,
-                          limiter: RateLimiter | None = None, attempts: int = 4, base_delay: float = 0.5,
-                          **kwargs: Any) -> httpx.Response:
-    """Retry 429 (honouring Retry-After) and 5xx and connection errors with jittered backoff;
-    any other 4xx is final and raised."""
-    for attempt in range(attempts):
-        if limiter is not None:
-            await limiter.wait()
-        last = attempt == attempts - 1
-        delay = base_delay * 2**attempt * (0.5 + random.random())
-        try:
-            resp = await client.request(method, url, **kwargs)
-        except httpx.TransportError:
-            if last:
-                raise
-            await asyncio.sleep(delay)
-            continue
-        if resp.status_code == 429 or resp.status_code >= 500:
-            if last:
-                resp.raise_for_status()
-            retry_after = resp.headers.get("retry-after", "")
-            if retry_after.isdigit():
-                delay = min(float(retry_after), 30.0)
-            log.warning("%s %s answered %s; retrying", method, redact_url(url), resp.status_code)
-            await asyncio.sleep(delay)
-            continue
-        resp.raise_for_status()
-        return resp
-    raise AssertionError("unreachable")

@@ -18,18 +18,18 @@ import logging
 from typing import Any
 
 import httpx
-from starlette.requests import Request
 
 from bot.channels import meta
 from bot.channels.base import (
     UNSUPPORTED,
     ChannelError,
     Conversation,
+    InboundRequest,
     RateLimiter,
     buttons_as_text,
     split_text,
 )
-from bot.config import Settings
+from bot.config import Settings, reveal
 from bot.types import Button, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,15 @@ class MessengerChannel:
         self.verify_token = verify_token
         self.url = f"{graph_url.rstrip('/')}/me/messages"
         self.http = http
-        self.base_delay = base_delay
+        self.retry = meta.retry_policy(base_delay)
         self.limiter = RateLimiter(RATE_PER_S)
 
     # inbound
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         if request.method == "GET":
             meta.check_handshake(request, self.verify_token)
-        body = await meta.verified_body(request, self.app_secret)
+        body = meta.verified_body(request, self.app_secret)
         messages: list[Message] = []
         try:
             for entry in meta.entries(body, OBJECT):
@@ -126,8 +126,8 @@ class MessengerChannel:
                 if native and i == len(parts) - 1:
                     message["quick_replies"] = quick_replies(reply.buttons)
                 body = {"recipient": recipient, "messaging_type": "RESPONSE", "message": message}
-                await meta.graph_post(self.http, self.url, body, limiter=self.limiter,
-                                      params={"access_token": self.page_token}, base_delay=self.base_delay)
+                await meta.graph_post(self.http, self.url, body, limiter=self.limiter, retry=self.retry,
+                                      params={"access_token": self.page_token})
 
 
 def sender(event: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -160,14 +160,14 @@ def quick_replies(buttons: list[Button]) -> list[dict[str, str]]:
 
 def from_settings(settings: Settings, http: httpx.AsyncClient) -> MessengerChannel | None:
     """None when the channel's secrets are not configured."""
-    token, secret = settings.messenger_page_token, settings.meta_app_secret
+    token, secret = reveal(settings.messenger.page_token), reveal(settings.meta.app_secret)
     if not token:
         return None
     if not secret:
         log.error("messenger_page_token is set but meta_app_secret is not: Messenger webhooks could not "
                   "be verified, so the channel stays off")
         return None
-    if not settings.meta_verify_token:
+    if not settings.meta.verify_token:
         log.warning("meta_verify_token is not set: Meta cannot subscribe the Messenger webhook URL")
-    return MessengerChannel(token, secret, http, verify_token=settings.meta_verify_token,
-                            graph_url=settings.meta_graph_url)
+    return MessengerChannel(token, secret, http, verify_token=reveal(settings.meta.verify_token) or "",
+                            graph_url=settings.meta.graph_url)

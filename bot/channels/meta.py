@@ -8,24 +8,22 @@ over the received bytes, never over re-encoded JSON. Notifications carry no time
 part, so there is no replay window: a replay is a redelivery, and redeliveries dedupe by message id.
 
 Graph API errors come back as JSON `{"error": {"code", "message", "is_transient"...}}`, throttling
-often as a plain 400: those codes are retried here on top of `send_with_retry`'s 429/5xx handling.
+often as a plain 400: the retry hook `throttled` gives those codes a budget of their own beside the
+usual 429/5xx one (`bot.outbound.RetryPolicy`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
-import random
 import re
 from typing import Any
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 
-from bot.channels.base import ChannelError, Handshake, RateLimiter, load_json, send_with_retry
+from bot.channels.base import Answer, ChannelError, Handshake, InboundRequest, RateLimiter, load_json
+from bot.outbound import Again, Backoff, RetryPolicy, status_hint
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +47,9 @@ class GraphApiError(RuntimeError):
         self.status, self.code, self.message = status, code, message
 
 
-def check_handshake(request: Request, verify_token: str | None) -> None:
+def check_handshake(request: InboundRequest, verify_token: str | None) -> None:
     """Answer a subscription GET: always raises (Handshake when the verify token matches)."""
-    params = request.query_params
+    params = request.query
     mode, token = params.get("hub.mode"), params.get("hub.verify_token")
     challenge = params.get("hub.challenge")
     if mode != "subscribe" or not challenge:
@@ -61,19 +59,19 @@ def check_handshake(request: Request, verify_token: str | None) -> None:
         raise ChannelError(403, "bad_verify_token", "meta_verify_token is not configured")
     if token is None or not hmac.compare_digest(token.encode(), verify_token.encode()):
         raise ChannelError(403, "bad_verify_token", "hub.verify_token does not match")
-    raise Handshake(PlainTextResponse(challenge))
+    raise Handshake(Answer(challenge, "text/plain"))
 
 
 def signature(body: bytes, app_secret: str) -> str:
     return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def verified_body(request: Request, app_secret: str) -> bytes:
-    """The raw body, read once, after its X-Hub-Signature-256 matched."""
+def verified_body(request: InboundRequest, app_secret: str) -> bytes:
+    """The raw body, once its X-Hub-Signature-256 matched."""
     given = request.headers.get(SIGNATURE_HEADER)
     if not given:
         raise ChannelError(401, "bad_signature", f"missing {SIGNATURE_HEADER} header")
-    body = await request.body()
+    body = request.body
     expected = signature(body, app_secret)
     if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "surrogateescape")):
         raise ChannelError(403, "bad_signature", "signature does not match")
@@ -140,27 +138,32 @@ def transient(resp: httpx.Response, error: GraphApiError) -> bool:
         return False
 
 
+def throttled(resp: httpx.Response) -> Again | None:
+    """The retry hook: 429 and 5xx as usual; throttling and transient errors, which Meta answers
+    with a 400, on a budget of their own."""
+    again = status_hint(resp)
+    if again is not None or resp.is_success:
+        return again
+    error = graph_error(resp)
+    return Again("throttled", why=f"throttled, code {error.code}") if transient(resp, error) else None
+
+
+def retry_policy(base_delay: float = 0.5) -> RetryPolicy:
+    return RetryPolicy.of(throttled, log, http=Backoff(base_s=base_delay),
+                          throttled=Backoff(THROTTLED_ATTEMPTS, THROTTLED_BASE_DELAY_S))
+
+
 async def graph_post(http: httpx.AsyncClient, url: str, body: dict[str, Any], *, limiter: RateLimiter,
-                     params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-                     base_delay: float = 0.5) -> dict[str, Any]:
-    """POST to the Graph API: 429/5xx/connection errors retried by send_with_retry, throttling and
-    transient errors (which Meta answers with a 400) retried here; anything else is a GraphApiError."""
-    for attempt in range(THROTTLED_ATTEMPTS):
-        try:
-            resp = await send_with_retry(http, "POST", url, limiter=limiter, params=params, headers=headers,
-                                         json=body, base_delay=base_delay)
-        except httpx.HTTPStatusError as exc:
-            error = graph_error(exc.response)
-            retryable = exc.response.status_code < 500 and exc.response.status_code != 429
-            if retryable and attempt < THROTTLED_ATTEMPTS - 1 and transient(exc.response, error):
-                delay = THROTTLED_BASE_DELAY_S * 2**attempt * (0.5 + random.random())
-                log.warning("Graph API throttled a send (%s); retrying in %.1fs", error.code, delay)
-                await asyncio.sleep(delay)
-                continue
-            raise error from None  # the original names the URL, and Messenger's holds the page token
-        try:
-            answer = resp.json()
-        except ValueError:
-            return {}
-        return answer if isinstance(answer, dict) else {}
-    raise AssertionError("unreachable")
+                     retry: RetryPolicy, params: dict[str, str] | None = None,
+                     headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """POST to the Graph API under `retry` (see `retry_policy`); a final failure is a GraphApiError."""
+    try:
+        resp = await retry.request(http, "POST", url, limiter=limiter, params=params, headers=headers,
+                                   json=body)
+    except httpx.HTTPStatusError as exc:
+        raise graph_error(exc.response) from None  # the original names the URL (Messenger's: the token)
+    try:
+        answer = resp.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}

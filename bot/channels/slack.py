@@ -15,7 +15,6 @@ errors come back as HTTP 200 with `{"ok": false, "error": ...}`, so the body is 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -27,21 +26,21 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from bot.channels.base import (
     UNSUPPORTED,
+    Answer,
     ChannelError,
     Conversation,
     Handshake,
+    InboundRequest,
     RateLimiter,
     buttons_as_text,
     load_json,
-    send_with_retry,
     split_text,
 )
-from bot.config import Settings
+from bot.config import Settings, reveal
+from bot.outbound import Again, Backoff, RetryPolicy, retry_after, status_hint
 from bot.types import Button, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ BUTTON_VALUE_LIMIT = 2000  # button `value`
 ACTIONS_LIMIT = 25  # elements in one actions block
 RATE_PER_S = 1.0  # chat.postMessage: about one message per second per channel
 RATELIMITED_ATTEMPTS = 4
-MAX_RETRY_AFTER_S = 30.0
+RATELIMITED_WAIT_S = 1.0  # when a `ratelimited` answer has no Retry-After
 MAX_LIMITERS = 1024  # per-channel limiters kept (least recently used dropped first)
 CONVERSATION_ID_LIMIT = 64
 # Message subtypes that are a person writing; every other subtype (bot_message, message_changed,
@@ -89,10 +88,11 @@ class SlackChannel:
         self.bot_user_ids = {bot_user_id} if bot_user_id else set()
         self.clock = clock
         self._limiters: OrderedDict[str, RateLimiter] = OrderedDict()
+        self.retry = RetryPolicy.of(ratelimited, log, ratelimited=Backoff(RATELIMITED_ATTEMPTS))
 
     # inbound
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         signature = request.headers.get(SIGNATURE_HEADER)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if not signature or not timestamp:
@@ -102,7 +102,7 @@ class SlackChannel:
         sent_at = int(timestamp)
         if abs(self.clock() - sent_at) > REPLAY_WINDOW_S:
             raise ChannelError(401, "stale_timestamp", "request timestamp is outside the 5 minute window")
-        body = await request.body()
+        body = request.body
         if not self._signed(timestamp, body, signature):
             raise ChannelError(403, "bad_signature", "signature does not match")
         data = self._decode(request, body)
@@ -111,7 +111,7 @@ class SlackChannel:
             challenge = data.get("challenge")
             if not isinstance(challenge, str):
                 raise ChannelError(400, "invalid_payload", "url_verification without a challenge")
-            raise Handshake(JSONResponse({"challenge": challenge}))
+            raise Handshake(Answer({"challenge": challenge}))
         try:
             if kind == "event_callback":
                 msg = self._event(data)
@@ -129,7 +129,7 @@ class SlackChannel:
         return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape"))
 
     @staticmethod
-    def _decode(request: Request, body: bytes) -> dict[str, Any]:
+    def _decode(request: InboundRequest, body: bytes) -> dict[str, Any]:
         """Events are JSON; interactivity is a form whose single `payload` field is JSON."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
@@ -214,27 +214,15 @@ class SlackChannel:
                                            "blocks": [actions_block(reply.buttons)]})
 
     async def _post(self, channel: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.api_url}/chat.postMessage"
-        headers = {"Authorization": f"Bearer {self.bot_token}"}
-        limiter = self._limiter(channel)
-        for attempt in range(RATELIMITED_ATTEMPTS):
-            resp = await send_with_retry(self.http, "POST", url, limiter=limiter, headers=headers, json=body)
-            try:
-                answer = resp.json()
-            except ValueError as exc:
-                raise SlackApiError("chat.postMessage", "invalid_response") from exc
-            if not isinstance(answer, dict):
-                raise SlackApiError("chat.postMessage", "invalid_response")
-            if answer.get("ok") is True:
-                return answer
-            error = str(answer.get("error") or "unknown_error")
-            if error != "ratelimited" or attempt == RATELIMITED_ATTEMPTS - 1:
-                raise SlackApiError("chat.postMessage", error)
-            retry_after = resp.headers.get("retry-after", "")
-            wait = min(float(retry_after), MAX_RETRY_AFTER_S) if retry_after.isdigit() else 1.0
-            log.warning("Slack chat.postMessage ratelimited in %s; waiting %ss", channel, wait)
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+        resp = await self.retry.request(self.http, "POST", f"{self.api_url}/chat.postMessage",
+                                        limiter=self._limiter(channel), json=body,
+                                        headers={"Authorization": f"Bearer {self.bot_token}"})
+        answer = web_api_answer(resp)
+        if not isinstance(answer, dict):
+            raise SlackApiError("chat.postMessage", "invalid_response")
+        if answer.get("ok") is not True:  # `ratelimited` too, once its retries are spent
+            raise SlackApiError("chat.postMessage", str(answer.get("error") or "unknown_error"))
+        return answer
 
     def _limiter(self, channel: str) -> RateLimiter:
         limiter = self._limiters.pop(channel, None) or RateLimiter(RATE_PER_S)
@@ -242,6 +230,27 @@ class SlackChannel:
         while len(self._limiters) > MAX_LIMITERS:
             self._limiters.popitem(last=False)
         return limiter
+
+
+def web_api_answer(resp: httpx.Response) -> Any:
+    """The Web API's JSON answer, None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def ratelimited(resp: httpx.Response) -> Again | None:
+    """The retry hook: 429 and 5xx as usual, and `ok: false, error: ratelimited` (answered with
+    HTTP 200) after its Retry-After, else a second."""
+    again = status_hint(resp)
+    if again is not None or not resp.is_success:
+        return again
+    answer = web_api_answer(resp)
+    if isinstance(answer, dict) and answer.get("ok") is False and answer.get("error") == "ratelimited":
+        wait = retry_after(resp)
+        return Again("ratelimited", RATELIMITED_WAIT_S if wait is None else wait, "ratelimited")
+    return None
 
 
 def conversation_id(channel: str, thread_ts: str) -> str:
@@ -304,11 +313,15 @@ def actions_block(buttons: list[Button]) -> dict[str, Any]:
 
 def from_settings(settings: Settings, http: httpx.AsyncClient) -> SlackChannel | None:
     """None when the channel's secrets are not configured."""
-    if not settings.slack_bot_token:
+    if not settings.slack.bot_token:
         return None
-    if not settings.slack_signing_secret:
+    if not settings.slack.signing_secret:
         log.error("slack_bot_token is set but slack_signing_secret is not: Slack requests could not be "
                   "verified, so the channel stays off")
         return None
-    return SlackChannel(settings.slack_bot_token, settings.slack_signing_secret, http,
-                        api_url=settings.slack_api_url)
+    return SlackChannel(
+        reveal(settings.slack.bot_token) or "",
+        reveal(settings.slack.signing_secret) or "",
+        http,
+        api_url=settings.slack.api_url,
+    )

@@ -15,20 +15,20 @@ import re
 from typing import Any
 
 import httpx
-from starlette.requests import Request
 
 from bot.channels.base import (
     UNSUPPORTED,
     ChannelError,
     Conversation,
+    InboundRequest,
     RateLimiter,
     buttons_as_text,
     load_json,
     platform_id,
-    send_with_retry,
     split_text,
 )
-from bot.config import Settings
+from bot.config import Settings, reveal
+from bot.outbound import Again, Backoff, RetryPolicy, status_hint
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as 
 TEXT_LIMIT = 4096  # sendMessage: 1-4096 characters
 CALLBACK_DATA_LIMIT = 64  # InlineKeyboardButton.callback_data: 1-64 bytes
 RATE_PER_S = 25.0  # the Bot FAQ: about 30 messages per second overall; stay under it
-MAX_RETRY_AFTER_S = 30.0
+FLOOD_ATTEMPTS = 8  # tries of a message Telegram's flood control keeps refusing, each after its wait
 # Message fields that carry content we cannot read yet; other text-less messages (members
 # joining, pinned messages...) are service messages and ignored.
 MEDIA_KINDS = ("photo", "voice", "sticker", "document", "video", "video_note", "animation", "audio",
@@ -54,17 +54,18 @@ class TelegramChannel:
         self.base = f"{api_url.rstrip('/')}/bot{token}"
         self.http = http
         self.limiter = RateLimiter(RATE_PER_S)
+        self.retry = RetryPolicy.of(flood_control, log, flood=Backoff(FLOOD_ATTEMPTS))
+        self._answer_retry = RetryPolicy.of(logger=log, http=Backoff(attempts=2))
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         given = request.headers.get(SECRET_HEADER)
         if not given:
             raise ChannelError(401, "bad_signature", f"missing {SECRET_HEADER} header")
         if not hmac.compare_digest(given.encode(), self.secret_token.encode()):
             raise ChannelError(403, "bad_signature", "secret token does not match")
-        body = await request.body()
         try:
-            update = load_json(body)
+            update = load_json(request.body)
         except ValueError as exc:  # also bad UTF-8, NaN, too deep
             raise ChannelError(400, "invalid_payload", "body is not JSON") from exc
         if not isinstance(update, dict) or not _is_id(update.get("update_id")):
@@ -120,8 +121,8 @@ class TelegramChannel:
 
     async def _answer(self, query_id: str) -> None:
         try:
-            await send_with_retry(self.http, "POST", f"{self.base}/answerCallbackQuery", attempts=2,
-                                  json={"callback_query_id": query_id})
+            await self._answer_retry.request(self.http, "POST", f"{self.base}/answerCallbackQuery",
+                                             json={"callback_query_id": query_id})
         except httpx.HTTPError as exc:  # e.g. a redelivery whose query was answered already
             status = (exc.response.status_code if isinstance(exc, httpx.HTTPStatusError)
                       else type(exc).__name__)
@@ -149,21 +150,8 @@ class TelegramChannel:
                 if native and i == len(parts) - 1:
                     body["reply_markup"] = {"inline_keyboard": [
                         [{"text": b.title, "callback_data": b.payload}] for b in reply.buttons]}
-                await self._call("sendMessage", body)
-
-    async def _call(self, method: str, body: dict[str, Any]) -> httpx.Response:
-        """send_with_retry, plus Telegram's own flood-control hint: a 429 says how long to wait in
-        the body's `parameters.retry_after`, not (always) in a Retry-After header."""
-        url = f"{self.base}/{method}"
-        try:
-            return await send_with_retry(self.http, "POST", url, limiter=self.limiter, json=body)
-        except httpx.HTTPStatusError as exc:
-            wait = retry_after(exc.response)
-            if exc.response.status_code != 429 or wait is None:
-                raise
-        log.warning("Telegram flood control: waiting %ss before %s", wait, method)
-        await asyncio.sleep(min(wait, MAX_RETRY_AFTER_S))
-        return await send_with_retry(self.http, "POST", url, limiter=self.limiter, json=body)
+                await self.retry.request(self.http, "POST", f"{self.base}/sendMessage", limiter=self.limiter,
+                                         json=body)
 
 
 def _is_id(value: Any) -> bool:
@@ -183,6 +171,8 @@ def conversation_id(chat_id: int) -> str:
 
 
 def retry_after(resp: httpx.Response) -> float | None:
+    """Flood control's wait: a 429 says it in the body's `parameters.retry_after`, not (always) in a
+    Retry-After header."""
     try:
         value = resp.json().get("parameters", {}).get("retry_after")
     except (ValueError, AttributeError):
@@ -190,13 +180,22 @@ def retry_after(resp: httpx.Response) -> float | None:
     return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
+def flood_control(resp: httpx.Response) -> Again | None:
+    """The retry hook: a 429 with Telegram's own wait is flood control (its own, longer budget);
+    other 429s and 5xx as usual."""
+    wait = retry_after(resp) if resp.status_code == 429 else None
+    return Again("flood", wait, "flood control") if wait is not None else status_hint(resp)
+
+
 def from_settings(settings: Settings, http: httpx.AsyncClient) -> TelegramChannel | None:
     """None when the channel's secrets are not configured."""
-    if not settings.telegram_token:
+    if not settings.telegram.token:
         return None
-    secret = settings.telegram_secret_token
+    secret = reveal(settings.telegram.secret_token)
     if not secret or not SECRET_RE.match(secret):
         log.error("telegram_token is set but telegram_secret_token is missing or not 1-256 of "
                   "[A-Za-z0-9_-]: Telegram webhooks could not be verified, so the channel stays off")
         return None
-    return TelegramChannel(settings.telegram_token, secret, http, api_url=settings.telegram_api_url)
+    return TelegramChannel(
+        reveal(settings.telegram.token) or "", secret, http, api_url=settings.telegram.api_url
+    )

@@ -15,19 +15,19 @@ import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import Response
 
 from bot.channels.base import (
     UNSUPPORTED,
+    Answer,
     ChannelError,
     Conversation,
+    InboundRequest,
     RateLimiter,
     buttons_as_text,
-    send_with_retry,
     split_text,
 )
-from bot.config import Settings
+from bot.config import Settings, reveal
+from bot.outbound import RetryPolicy
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
@@ -75,21 +75,21 @@ class TwilioChannel:
         self.messages_url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.http = http
         self._limiters: dict[str, RateLimiter] = {}  # per sending number: the limit is the number's
+        self.retry = RetryPolicy.of(logger=log)
 
-    def signed_url(self, request: Request) -> str:
+    def signed_url(self, request: InboundRequest) -> str:
         """The URL Twilio called: our public base + the path and raw query, else what we received."""
         if not self.public_base_url:
-            return str(request.url)
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        return self.public_base_url + request.url.path + (f"?{query}" if query else "")
+            return request.url
+        query = request.raw_query
+        return self.public_base_url + request.path + (f"?{query}" if query else "")
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         given = request.headers.get(SIGNATURE_HEADER)
         if not given:
             raise ChannelError(401, "bad_signature", f"missing {SIGNATURE_HEADER} header")
-        body = await request.body()
         try:
-            params = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+            params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ChannelError(400, "invalid_payload", "body is not form-encoded UTF-8") from exc
         url = self.signed_url(request)
@@ -116,9 +116,9 @@ class TwilioChannel:
         return [Message(channel=self.name, conversation_id=conversation_id(sender), message_id=message_sid,
                         text=text, sender_id=sender, metadata=metadata)]
 
-    def ack(self) -> Response:
+    def ack(self) -> Answer:
         """Empty TwiML: Twilio expects XML back, and our replies go out through the REST API."""
-        return Response(EMPTY_TWIML, media_type="text/xml")
+        return Answer(EMPTY_TWIML, "text/xml")
 
     def conversation(self, message: Message) -> Conversation:
         return Conversation(message.conversation_id,
@@ -133,9 +133,9 @@ class TwilioChannel:
         origin = {"MessagingServiceSid" if sender.startswith("MG") else "From": sender}
         for reply in replies:
             for part in split_text(buttons_as_text(reply), BODY_LIMIT):
-                await send_with_retry(self.http, "POST", self.messages_url, limiter=limiter,
-                                      auth=(self.account_sid, self.auth_token),
-                                      data={"To": conversation.address["phone"], **origin, "Body": part})
+                await self.retry.request(self.http, "POST", self.messages_url, limiter=limiter,
+                                         auth=(self.account_sid, self.auth_token),
+                                         data={"To": conversation.address["phone"], **origin, "Body": part})
 
 
 def conversation_id(number: str) -> str:
@@ -148,11 +148,16 @@ def conversation_id(number: str) -> str:
 
 def from_settings(settings: Settings, http: httpx.AsyncClient) -> TwilioChannel | None:
     """None when the channel's secrets are not configured."""
-    if not settings.twilio_account_sid or not settings.twilio_auth_token:
+    if not settings.twilio.account_sid or not settings.twilio.auth_token:
         return None
-    if not settings.public_base_url:
+    if not settings.web.public_base_url:
         log.warning("twilio: public_base_url is not set; signatures are checked against the URL we "
                     "receive, which fails behind a proxy that rewrites scheme, host or port")
-    return TwilioChannel(settings.twilio_account_sid, settings.twilio_auth_token, http,
-                         from_number=settings.twilio_from_number, public_base_url=settings.public_base_url,
-                         api_url=settings.twilio_api_url)
+    return TwilioChannel(
+        settings.twilio.account_sid,
+        reveal(settings.twilio.auth_token) or "",
+        http,
+        from_number=settings.twilio.from_number,
+        public_base_url=settings.web.public_base_url,
+        api_url=settings.twilio.api_url,
+    )

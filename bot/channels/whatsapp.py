@@ -17,18 +17,18 @@ import logging
 from typing import Any
 
 import httpx
-from starlette.requests import Request
 
 from bot.channels import meta
 from bot.channels.base import (
     UNSUPPORTED,
     ChannelError,
     Conversation,
+    InboundRequest,
     RateLimiter,
     buttons_as_text,
     split_text,
 )
-from bot.config import Settings
+from bot.config import Settings, reveal
 from bot.types import Button, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,15 @@ class WhatsAppChannel:
         self.url = f"{graph_url.rstrip('/')}/{phone_number_id}/messages"
         self.http = http
         self.list_button = meta.truncate(list_button, LIST_BUTTON_LIMIT)
-        self.base_delay = base_delay
+        self.retry = meta.retry_policy(base_delay)
         self.limiter = RateLimiter(RATE_PER_S)
 
     # inbound
 
-    async def parse(self, request: Request) -> list[Message]:
+    async def parse(self, request: InboundRequest) -> list[Message]:
         if request.method == "GET":
             meta.check_handshake(request, self.verify_token)
-        body = await meta.verified_body(request, self.app_secret)
+        body = meta.verified_body(request, self.app_secret)
         messages: list[Message] = []
         try:
             for entry in meta.entries(body, OBJECT):
@@ -151,7 +151,7 @@ class WhatsAppChannel:
     async def _post(self, to: str, kind: str, content: dict[str, Any]) -> None:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind,
                 kind: content}
-        await meta.graph_post(self.http, self.url, body, limiter=self.limiter, base_delay=self.base_delay,
+        await meta.graph_post(self.http, self.url, body, limiter=self.limiter, retry=self.retry,
                               headers={"Authorization": f"Bearer {self.token}"})
 
 
@@ -214,8 +214,8 @@ def list_rows(buttons: list[Button]) -> list[dict[str, Any]]:
 
 def from_settings(settings: Settings, http: httpx.AsyncClient) -> WhatsAppChannel | None:
     """None when the channel's secrets are not configured."""
-    token, secret, number = (settings.whatsapp_token, settings.meta_app_secret,
-                             settings.whatsapp_phone_number_id)
+    token, secret, number = (reveal(settings.whatsapp.token), reveal(settings.meta.app_secret),
+                             settings.whatsapp.phone_number_id)
     if not token:
         return None
     if not secret or not number:
@@ -224,7 +224,7 @@ def from_settings(settings: Settings, http: httpx.AsyncClient) -> WhatsAppChanne
         log.error("whatsapp_token is set but %s is not: WhatsApp webhooks could not be verified or "
                   "answered, so the channel stays off", missing)
         return None
-    if not settings.meta_verify_token:
+    if not settings.meta.verify_token:
         log.warning("meta_verify_token is not set: Meta cannot subscribe the WhatsApp webhook URL")
-    return WhatsAppChannel(token, number, secret, http, verify_token=settings.meta_verify_token,
-                           graph_url=settings.meta_graph_url)
+    return WhatsAppChannel(token, number, secret, http, verify_token=reveal(settings.meta.verify_token) or "",
+                           graph_url=settings.meta.graph_url)

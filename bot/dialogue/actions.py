@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.dialogue.domain import Domain, FormSpec
+from bot.dialogue.domain import Domain
+from bot.dialogue.forms import FormSpec
 from bot.types import Reply
 
 

@@ -2,7 +2,8 @@
 
 Loaded from YAML so that every string a customer reads lives in data, never in code. A domain is
 written in one language (`language`, "en" by default); translations of what a customer reads are
-overlays beside it, one file per language (see `Domain`).
+overlays beside it, one file per language (see `Domain`). Forms and their slots are in forms.py,
+response variants, widget strings and the overlays' checks in texts.py.
 """
 
 from __future__ import annotations
@@ -10,37 +11,22 @@ from __future__ import annotations
 import logging
 import random
 import re
-import string
-import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from bot.dialogue.forms import FormSpec, normalize
+from bot.dialogue.forms import SlotSpec as SlotSpec  # re-exported: part of the domain's model
+from bot.dialogue.texts import OVERLAY_FILE, ResponseVariant, Translation, WidgetStrings, overlay_problems
 from bot.types import Button, Reply
 
 log = logging.getLogger(__name__)
 
-OVERLAY_FILE = "domain_responses.yml"
-# Trailing punctuation a free-text slot value loses, Latin and CJK (after NFKC full-width
-# punctuation is already ASCII; the ideographic full stop and comma are not).
-_STRIP = " .,!?;:\"'。、"
-
-
-def normalize(text: str) -> str:
-    """What slot extraction sees: NFKC (full-width letters, digits and punctuation become their
-    ASCII forms, the ideographic space a space) and single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
-
 
 class DomainError(ValueError):
     """A domain or translation overlay that cannot be used; the message names file and key."""
-
-
-class ResponseVariant(BaseModel):
-    text: str
-    buttons: list[Button] = Field(default_factory=list)
 
 
 class IntentSpec(BaseModel):
@@ -49,60 +35,6 @@ class IntentSpec(BaseModel):
     form: str | None = None
     reason: str | None = None
     title: str | None = None
-
-
-class SlotSpec(BaseModel):
-    name: str
-    ask: str
-    invalid: str
-    pattern: str | None = Field(None, description=(
-        "Regex found anywhere in the message; match is the value. Python's `\\b` sees no boundary "
-        "between a CJK character and a Latin letter or digit (all are word characters): start the "
-        "pattern with `(?a)` so that 'KK123456' is found in '订单号KK123456'."))
-    min_length: int = 1
-    must_contain: str | None = Field(None, description="Regex a free-text value must contain.")
-    upper: bool = False
-    template: str | None = Field(None, description="Canonical form, e.g. 'KK-{digits}'.")
-
-    def extract(self, text: str) -> str | None:
-        """The slot's value in this message, or None when the message does not give a valid one.
-        The message is NFKC-normalized first: 'ＫＫ１２３４５６' is KK123456, '８８号' is 88号."""
-        text = normalize(text)
-        if self.pattern:
-            m = re.search(self.pattern, text)
-            if not m:
-                return None
-            value = m.group(0)
-        else:
-            value = text.strip(_STRIP)
-            if len(value) < self.min_length:
-                return None
-            if self.must_contain and not re.search(self.must_contain, value):
-                return None
-        if self.template:
-            value = self.template.format(digits="".join(ch for ch in value if ch.isdigit()))
-        return value.upper() if self.upper else value
-
-
-class FormSpec(BaseModel):
-    slots: list[SlotSpec]
-    submit: str = Field(description="Name of the form action run when every slot is filled.")
-    done: str | None = None
-
-    def slot(self, name: str | None) -> SlotSpec | None:
-        return next((s for s in self.slots if s.name == name), None)
-
-
-class WidgetStrings(BaseModel):
-    title: str
-    subtitle: str = ""
-    placeholder: str
-    send: str
-    greeting: str
-    typing: str
-    error: str
-    open_label: str
-    close_label: str
 
 
 class HandoffRules(BaseModel):
@@ -127,16 +59,6 @@ class Persona(BaseModel):
 
     name: str = "the assistant"
     tone: str = ""
-
-
-class Translation(BaseModel):
-    """One language's overlay: the widget strings, intent titles and responses it translates."""
-
-    language: str
-    source: str = ""
-    widget: dict[str, str] = Field(default_factory=dict)
-    titles: dict[str, str] = Field(default_factory=dict)
-    responses: dict[str, list[ResponseVariant]] = Field(default_factory=dict)
 
 
 class Domain(BaseModel):
@@ -218,7 +140,7 @@ class Domain(BaseModel):
         where = source or f"the {language} overlay"
         if language == self.language:
             raise DomainError(f"{where}: an overlay for {language}, the language the domain is written in")
-        problems = _overlay_problems(self, doc)
+        problems = overlay_problems(self.intents, self.responses, doc)
         if problems:
             raise DomainError(f"{where}: " + "; ".join(problems))
         translation = Translation(
@@ -335,70 +257,3 @@ REQUIRED_RESPONSES = (
 class _Keep(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
-
-
-_OVERLAY_PARTS = ("widget", "intents", "responses")
-
-
-def _placeholders(text: str) -> set[str]:
-    """The `{names}` a text fills in; ValueError for unbalanced braces."""
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-
-
-def _overlay_problems(domain: Domain, doc: Any) -> list[str]:
-    """Every way an overlay does not fit the domain, each naming its key."""
-    if not isinstance(doc, dict):
-        return ["an overlay is a mapping of " + ", ".join(_OVERLAY_PARTS)]
-    problems = [f"{key}: not part of an overlay (only {', '.join(_OVERLAY_PARTS)})"
-                for key in doc if key not in _OVERLAY_PARTS]
-    parts = {part: doc.get(part) or {} for part in _OVERLAY_PARTS}
-    problems += [f"{part}: not a mapping" for part, value in parts.items() if not isinstance(value, dict)]
-    if problems:
-        return problems
-    for key, text in parts["widget"].items():
-        if key not in WidgetStrings.model_fields:
-            problems.append(f"widget.{key}: no such widget string")
-        elif not isinstance(text, str):
-            problems.append(f"widget.{key}: not text")
-    for name, spec in parts["intents"].items():
-        if name not in domain.intents:
-            problems.append(f"intents.{name}: no such intent in the domain")
-        elif not (isinstance(spec, dict) and set(spec) == {"title"} and isinstance(spec["title"], str)):
-            problems.append(f"intents.{name}: an overlay gives an intent's title only")
-    for name, variants in parts["responses"].items():
-        problems += _response_problems(f"responses.{name}", domain.responses.get(name), variants)
-    return problems
-
-
-def _response_problems(key: str, base: list[ResponseVariant] | None, variants: Any) -> list[str]:
-    if base is None:
-        return [f"{key}: no such response in the domain"]
-    if not isinstance(variants, list):
-        return [f"{key}: not a list of variants"]
-    if len(variants) != len(base):
-        return [f"{key}: {len(variants)} variant(s), the domain has {len(base)}"]
-    problems = []
-    for i, (raw, original) in enumerate(zip(variants, base, strict=True)):
-        where = key if len(base) == 1 else f"{key}[{i}]"
-        try:
-            variant = ResponseVariant.model_validate(raw)
-        except ValidationError as exc:
-            problems.append(f"{where}: " + "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'variant'} {e['msg'].lower()}" for e in exc.errors()))
-            continue
-        payloads = [b.payload for b in variant.buttons]
-        expected = [b.payload for b in original.buttons]
-        if payloads != expected:
-            problems.append(f"{where}: button payloads {payloads}, the domain has {expected}")
-        try:
-            found = _placeholders(variant.text)
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        try:
-            wanted = _placeholders(original.text)
-        except ValueError:
-            continue  # the domain's own text is broken; rendering it says so
-        if found != wanted:
-            problems.append(f"{where}: placeholders {sorted(found)}, the domain has {sorted(wanted)}")
-    return problems

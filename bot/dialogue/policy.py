@@ -9,13 +9,14 @@ the same language; only the unsupported-language reply is said in the default la
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from bot.config import Thresholds
 from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
-from bot.generation.guard import detect_injection
-from bot.generation.prompt import question_parts
+from bot.injection import detect_injection
+from bot.questions import question_parts
 from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
 OOS = "out_of_scope"
@@ -24,6 +25,32 @@ FAQ_PAYLOAD_INTENT = "faq"
 # new topic, and short answers (a city: "北京", "上海") look like greetings to the intent model.
 _FORM_NEUTRAL = {"affirm", "deny", "stop", "greet", OOS}
 _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
+
+
+class AnswerSource(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+
+
+class GeneratedAnswer(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def sources(self) -> Sequence[AnswerSource]: ...
+
+
+class GenerationOutcome(Protocol):
+    """What the policy reads of a finished generation (bot.generation's `GenerationResult`
+    implements it): the dialogue never imports the generator."""
+
+    @property
+    def status(self) -> str: ...  # answered | unsure | refused | degraded
+    @property
+    def reason(self) -> str: ...
+    @property
+    def answer(self) -> GeneratedAnswer | None: ...
 
 
 class Policy:
@@ -151,8 +178,8 @@ class Policy:
     def _generate(hits: list[Hit]) -> Action:
         return Action(kind="generate", name="pending", faq_hit=hits[0] if hits else None)
 
-    def after_generation(self, session: Session, result: Any, hits: list[Hit]) -> Action:
-        """The action for a finished generation (`GenerationResult`): the grounded answer with its
+    def after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
+        """The action for a finished generation (a `GenerationOutcome`): the grounded answer with its
         sources line; the safe "not sure" offer of a person; a refusal; or, when the generator is
         missing, slow or failing, the best FAQ hit or a hand-off offer."""
         answer = getattr(result, "answer", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bot.config import Settings
 from bot.generation import extractive, local, openai_compat
 from bot.generation.base import Generator
 
@@ -18,10 +19,10 @@ REGISTRY: dict[str, Callable[..., Generator]] = {
 }
 
 
-def resolve_backend(settings) -> str:  # type: ignore[no-untyped-def]
+def resolve_backend(settings: Settings) -> str:
     """`auto` is the OpenAI-compatible server when one is configured (`base_url` set), else the
     extractive composer: on our evaluation set it answers two-entry questions correctly far more
-    often than the local SmolLM2-135M, in milliseconds (README, benchmarks/generation.py).
+    often than the local SmolLM2-135M, in milliseconds (benchmarks/README.md, benchmarks/generation.py).
     `local` stays available by name."""
     g = settings.generation
     if g.backend != "auto":
@@ -29,7 +30,7 @@ def resolve_backend(settings) -> str:  # type: ignore[no-untyped-def]
     return "openai" if "base_url" in g.model_fields_set else "extractive"
 
 
-def create_generator(settings) -> Generator | None:  # type: ignore[no-untyped-def]
+def create_generator(settings: Settings) -> Generator | None:
     backend = resolve_backend(settings)
     if backend == "none":
         return None

@@ -10,7 +10,7 @@ customer sees, whichever backend wrote the text.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -81,7 +81,7 @@ class Generator(Protocol):
     def state(self) -> GeneratorState: ...
 
     def stream(self, messages: list[ChatMessage], max_tokens: int,
-               temperature: float = 0.0) -> AsyncIterator[str]:
+               temperature: float = 0.0) -> AsyncGenerator[str, None]:
         """Text deltas as the model writes them. Closing the iterator early (aclose) stops the
         model, so a caller that has seen enough, or ran out of time, frees the worker."""
         ...

@@ -27,12 +27,13 @@ import asyncio
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from bot.config import Settings
 from bot.generation.base import (
     Answer,
     ChatMessage,
@@ -43,7 +44,8 @@ from bot.generation.base import (
     Passage,
     collect,
 )
-from bot.generation.guard import content_words, numbers, split_sentences
+from bot.generation.guard.lexical import content_words, numbers
+from bot.generation.guard.sentences import split_sentences
 from bot.inference import Busy
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -127,7 +129,7 @@ class ExtractiveComposer:
 
     # --- the Generator protocol ---------------------------------------------------------------
     async def stream(self, messages: list[ChatMessage], max_tokens: int,
-                     temperature: float = 0.0) -> AsyncIterator[str]:
+                     temperature: float = 0.0) -> AsyncGenerator[str, None]:
         """The chosen sentences, cited, one delta each. `max_tokens` and `temperature` do not
         apply: the length is capped by `max_words`, and nothing is sampled."""
         grounding = next((m.grounding for m in reversed(messages) if m.grounding is not None), None)
@@ -331,7 +333,7 @@ def _cite(sentence: str, label: int) -> str:
     return f"{sentence[: m.start()]} [{label}]{sentence[m.start():]}"
 
 
-def from_settings(settings) -> ExtractiveComposer:  # type: ignore[no-untyped-def]
+def from_settings(settings: Settings) -> ExtractiveComposer:
     g = settings.generation
-    return ExtractiveComposer(embedder=settings.embedder, per_part=g.compose_sentences,
+    return ExtractiveComposer(embedder=settings.models.embedder, per_part=g.compose_sentences,
                               max_words=g.compose_max_words, min_relevance=g.compose_min_relevance)

@@ -23,10 +23,12 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from bot.config import Settings
 from bot.generation.base import (
     Answer,
     ChatMessage,
@@ -80,8 +82,8 @@ class LocalGenerator:
         self.load_seconds: float | None = None
         self.loaded_from: str | None = None
         self.error: str | None = None
-        self._tokenizer = None
-        self._model = None
+        self._tokenizer: Any = None  # transformers objects, loaded in the background
+        self._model: Any = None
 
     # --- loading ----------------------------------------------------------------------------
     @property
@@ -111,12 +113,12 @@ class LocalGenerator:
         finally:
             self._loaded.set()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from bot.nlu.encoders import offline
+        from bot.encoders.paths import offline
 
         offline()
         hf_logging.disable_progress_bar()
@@ -148,7 +150,7 @@ class LocalGenerator:
         return self.cache_dir / f"{Path(self.gguf_file).stem}-{key}"
 
     @staticmethod
-    def _save_cache(tokenizer, model, target: Path) -> None:  # type: ignore[no-untyped-def]
+    def _save_cache(tokenizer, model, target: Path) -> None:
         """Write the de-quantized weights once (atomically: a temp folder renamed into place)."""
         tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
         try:
@@ -182,7 +184,7 @@ class LocalGenerator:
             self._pending -= 1
 
     async def stream(self, messages: list[ChatMessage], max_tokens: int,
-                     temperature: float = 0.0) -> AsyncIterator[str]:
+                     temperature: float = 0.0) -> AsyncGenerator[str, None]:
         if self._state != "ready":
             raise GeneratorUnavailable(f"local generator is {self._state}"
                                        + (f": {self.error}" if self.error else ""))
@@ -213,14 +215,14 @@ class LocalGenerator:
                 future.add_done_callback(_consume_exception)
 
     def _generate(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
-                  streamer, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+                  streamer, stop: threading.Event) -> None:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         deadline = time.monotonic() + self.deadline_s
 
         class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):  # type: ignore[no-untyped-def]
+            def __call__(self, input_ids, scores, **kwargs):
                 done = stop.is_set() or time.monotonic() > deadline
                 return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
 
@@ -258,7 +260,7 @@ def _consume_exception(future: asyncio.Future) -> None:
         future.exception()
 
 
-def from_settings(settings) -> LocalGenerator:  # type: ignore[no-untyped-def]
+def from_settings(settings: Settings) -> LocalGenerator:
     g = settings.generation
     return LocalGenerator(
         model=g.model, gguf_file=g.gguf_file,

@@ -14,11 +14,12 @@ customer never sees an answer twice. Switch to it with settings alone:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bot.config import Settings
 from bot.generation.base import Answer, ChatMessage, GenerationError, GeneratorState, collect
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -53,7 +54,7 @@ class OpenAICompatGenerator:
         return headers
 
     async def stream(self, messages: list[ChatMessage], max_tokens: int,
-                     temperature: float = 0.0) -> AsyncIterator[str]:
+                     temperature: float = 0.0) -> AsyncGenerator[str, None]:
         body = {
             "model": self.model, "stream": True, "max_tokens": max_tokens, "temperature": temperature,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -79,7 +80,7 @@ class OpenAICompatGenerator:
                 delta = _parse_event(line)
                 if delta is _DONE:
                     return
-                if delta:
+                if isinstance(delta, str) and delta:
                     yield delta
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"{self.url}: the stream stalled") from exc
@@ -139,7 +140,7 @@ def _parse_event(line: str) -> object:
     return text if isinstance(text, str) else ""
 
 
-def from_settings(settings) -> OpenAICompatGenerator:  # type: ignore[no-untyped-def]
+def from_settings(settings: Settings) -> OpenAICompatGenerator:
     g = settings.generation
     return OpenAICompatGenerator(
         base_url=g.base_url, model=g.model,

@@ -9,11 +9,11 @@ good answer (short, copied facts, citations).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from bot.generation.base import ChatMessage, Grounding, Passage
-from bot.generation.guard import strip_control
+from bot.injection import strip_control
+from bot.questions import question_parts as question_parts  # re-exported: the parts the prompt answers
 
 SYSTEM = (
     "You are {assistant}, the customer service assistant of {company}. {tone}\n"
@@ -33,26 +33,6 @@ EXAMPLE_QUESTION = (
 )
 EXAMPLE_ANSWER = ("Gift cards are valid for 3 years from the date of purchase [1]. "
                   "You can use up to 5 gift cards on one order [2].")
-
-# Where a clause of a compound question starts: "... free and how long ...", "... gift, can I ...".
-_CLAUSE = re.compile(
-    r"\s*(?:,\s*|;\s*)?\b(?:and also|and then|and|also|plus|but|or)\b\s+"
-    r"(?=(?:can|could|do|does|did|is|are|was|how|what|what's|when|where|which|why|who|will|would|should"
-    r"|shall|may|i|i'm|my|if|there)\b)"
-    r"|\s*[;,]\s+(?=(?:can|could|do|does|is|are|how|what|when|where|which|why|will|would|should)\b)",
-    re.IGNORECASE)
-
-
-def question_parts(text: str) -> list[str]:
-    """The sub-questions of a compound question ("Is delivery free and how long does it take?" ->
-    2); a simple question is one part."""
-    parts: list[str] = []
-    for segment in re.split(r"[?]+|\n+", text):
-        for clause in _CLAUSE.split(segment):
-            clause = clause.strip(" .,;!")
-            if len(clause.split()) >= 2:
-                parts.append(clause)
-    return parts or [text.strip()]
 
 
 @dataclass

@@ -39,26 +39,24 @@ from bot.generation.base import (
     Passage,
 )
 from bot.generation.guard import (
-    SENTENCE_END,
     GroundingChecker,
     PiiMasker,
     SentenceCheck,
-    detect_injection,
     leaks_prompt,
     off_topic,
     split_sentences,
     strip_citations,
 )
-from bot.generation.prompt import Prompt, build_prompt, question_parts
+from bot.generation.prompt import Prompt, build_prompt
+from bot.generation.streaming import SentenceStream
+from bot.injection import detect_injection
+from bot.questions import question_parts
 
 log = logging.getLogger(__name__)
 
 Status = Literal["answered", "unsure", "refused", "degraded"]
 OnDelta = Callable[[str], Awaitable[None]]
 
-# Where a small model starts a new "document" instead of ending its answer.
-_RUNAWAY = re.compile(r"\n\s*\n|(?:^|\n)\s*(?:Passages?|Question|Customer|Earlier in this conversation)\s*:"
-                      r"|\n\s*\[\d+\]\s|<\|", re.IGNORECASE)
 _PREAMBLE = re.compile(r"^\s*(?:here is |here's )?(?:the |my )?answer(?: to (?:the|your) question)?"
                        r"(?: is)?\s*:\s*", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -78,6 +76,19 @@ class GenerationResult:
     pii: list[str] = field(default_factory=list)
     ttft_s: float | None = None
     total_s: float = 0.0
+
+
+@dataclass
+class _Turn:
+    """One answer in progress: what its sentences are checked against, and what the customer saw."""
+
+    result: GenerationResult
+    grounding: list[Passage]  # the passages in full
+    instructions: str  # the prompt's own text (leak check)
+    corpus: str  # the passages' text (leak check)
+    on_delta: OnDelta | None
+    shown: list[str] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
 
 
 class GenerationService:
@@ -122,8 +133,7 @@ class GenerationService:
             turns = []
         for kind in pii:
             self._guard(f"pii_{kind}")
-        kind = detect_injection(masked)
-        if kind is not None:
+        if detect_injection(masked) is not None:
             self._guard("injection")
             return GenerationResult("refused", "injection", pii=pii)
         if _CJK.search(masked):  # the local model and the grounding embedder are English-only
@@ -211,51 +221,34 @@ class GenerationService:
                         on_delta: OnDelta | None) -> None:
         assert self.generator is not None
         started = time.perf_counter()
-        corpus = " ".join(p.text for p in grounding)
-        instructions = prompt.instructions
-        shown: list[str] = []
-        cited: list[str] = []
-        seen: set[str] = set()
-        openings: set[str] = set()
-        buffer = ""
-        deltas = 0
-        finish: Literal["stop", "length", "cut"] = "stop"
+        turn = _Turn(result, grounding, prompt.instructions, " ".join(p.text for p in grounding), on_delta)
+        sentences = SentenceStream()
+        if not await self._stream(prompt, turn, sentences, started):
+            return
+        if not sentences.cut and sentences.buffer.strip():
+            tail = sentences.buffer.strip()
+            if not re.search(r"[.!?)\"']$", tail) and sentences.deltas >= 0.8 * self.s.max_tokens:
+                sentences.finish = "length"  # cut off mid-sentence by max_tokens: drop the fragment
+            elif not await self._accept(turn, [tail]):
+                return
+        if not any(c.reason == "ok" for c in result.checks):  # pleasantries only: no answer
+            result.status, result.reason = "unsure", "empty"
+            return
+        text = " ".join(turn.shown)
+        text, leaked = self.masker.mask(text)  # nothing personal leaves, even by accident
+        if leaked:
+            self._guard("pii_output")
+        sources = _sources(result.checks, grounding)
+        resolved = [p.id for p in (prompt.map.resolve(turn.cited) if turn.cited else [])]
+        result.answer = Answer(text=text, sources=sources, cited=resolved, tokens=sentences.deltas,
+                               ttft_s=result.ttft_s, total_s=round(time.perf_counter() - started, 4),
+                               finish=sentences.finish)
 
-        async def accept(sentences: list[str]) -> bool:
-            """Check, then show, complete sentences; False once one is unsupported."""
-            sentences = [s for s in sentences if s.strip()]
-            if not sentences:
-                return True
-            cleaned = []
-            for s in sentences:
-                if not shown and not cleaned:
-                    s = _PREAMBLE.sub("", s)
-                text, labels = strip_citations(s)
-                cited.extend(label for label in labels if label not in cited)
-                if text:
-                    cleaned.append(text)
-            if not cleaned:
-                return True
-            for text in cleaned:
-                if leaks_prompt(text, instructions, corpus):
-                    self._guard("prompt_leak")
-                    result.status, result.reason = "unsure", "prompt_leak"
-                    return False
-            checks = await self._run(self.checker.check, cleaned, grounding)
-            for check in checks:
-                result.checks.append(check)
-                if not check.supported:
-                    self._guard("ungrounded")
-                    result.status, result.reason = "unsure", "ungrounded"
-                    return False
-                delta = (" " if shown else "") + check.text
-                shown.append(check.text)
-                if on_delta is not None:
-                    with contextlib.suppress(Exception):  # a closed socket must not fail the turn
-                        await on_delta(delta)
-                result.streamed += delta
-            return True
-
+    async def _stream(self, prompt: Prompt, turn: _Turn, sentences: SentenceStream, started: float) -> bool:
+        """Run the model within its time budgets and pass each complete sentence through
+        `_accept`; False once one was refused (the model is stopped there)."""
+        assert self.generator is not None
+        result = turn.result
         stream = self.generator.stream(prompt.messages, self.s.max_tokens, self.s.temperature)
         async with contextlib.aclosing(stream) as tokens:
             async with asyncio.timeout(self.s.timeout_s):
@@ -268,42 +261,48 @@ class GenerationService:
                             delta = await anext(tokens)
                     except StopAsyncIteration:
                         break
-                    deltas += 1
                     result.raw_text += delta
-                    buffer += delta
-                    runaway = _RUNAWAY.search(buffer.lstrip())
-                    if runaway:
-                        buffer = buffer.lstrip()[: runaway.start()]
-                        finish = "cut"
-                    complete, buffer = _pop_sentences(buffer, final=bool(runaway))
-                    repeated = [s for s in complete if _norm(s) in seen or _opening(s) in openings]
-                    if repeated:  # a small model looping: keep what came before, stop there
-                        complete = complete[: complete.index(repeated[0])]
-                        finish, buffer = "cut", ""
-                    seen.update(_norm(s) for s in complete)
-                    openings.update(_opening(s) for s in complete if _opening(s))
-                    if not await accept(complete):
-                        return
-                    if finish == "cut":
+                    if not await self._accept(turn, sentences.feed(delta)):
+                        return False
+                    if sentences.cut:
                         break
-        if finish != "cut" and buffer.strip():
-            tail = buffer.strip()
-            if not re.search(r"[.!?)\"']$", tail) and deltas >= 0.8 * self.s.max_tokens:
-                finish = "length"  # cut off mid-sentence by max_tokens: drop the fragment
-            elif not await accept([tail]):
-                return
-        if not any(c.reason == "ok" for c in result.checks):  # pleasantries only: no answer
-            result.status, result.reason = "unsure", "empty"
-            return
-        text = " ".join(shown)
-        text, leaked = self.masker.mask(text)  # nothing personal leaves, even by accident
-        if leaked:
-            self._guard("pii_output")
-        sources = _sources(result.checks, grounding)
-        resolved = [p.id for p in (prompt.map.resolve(cited) if cited else [])]
-        result.answer = Answer(text=text, sources=sources, cited=resolved, tokens=deltas,
-                               ttft_s=result.ttft_s, total_s=round(time.perf_counter() - started, 4),
-                               finish=finish)
+        return True
+
+    async def _accept(self, turn: _Turn, sentences: list[str]) -> bool:
+        """Check, then show, complete sentences; False once one is unsupported."""
+        result, shown = turn.result, turn.shown
+        sentences = [s for s in sentences if s.strip()]
+        if not sentences:
+            return True
+        cleaned: list[str] = []
+        for s in sentences:
+            if not shown and not cleaned:
+                s = _PREAMBLE.sub("", s)
+            text, labels = strip_citations(s)
+            turn.cited.extend(label for label in labels if label not in turn.cited)
+            if text:
+                cleaned.append(text)
+        if not cleaned:
+            return True
+        for text in cleaned:
+            if leaks_prompt(text, turn.instructions, turn.corpus):
+                self._guard("prompt_leak")
+                result.status, result.reason = "unsure", "prompt_leak"
+                return False
+        checks = await self._run(self.checker.check, cleaned, turn.grounding)
+        for check in checks:
+            result.checks.append(check)
+            if not check.supported:
+                self._guard("ungrounded")
+                result.status, result.reason = "unsure", "ungrounded"
+                return False
+            delta = (" " if shown else "") + check.text
+            shown.append(check.text)
+            if turn.on_delta is not None:
+                with contextlib.suppress(Exception):  # a closed socket must not fail the turn
+                    await turn.on_delta(delta)
+            result.streamed += delta
+        return True
 
     # --- metrics -----------------------------------------------------------------------------
     def _guard(self, name: str) -> None:
@@ -331,30 +330,6 @@ def _sources(checks: list[SentenceCheck], passages: list[Passage]) -> list[Passa
         if p is not None and p not in out:
             out.append(p)
     return out
-
-
-def _pop_sentences(buffer: str, final: bool = False) -> tuple[list[str], str]:
-    """Complete sentences at the front of `buffer` and the unfinished rest (kept as it is, spaces
-    included, since the next delta continues it). A sentence counts as complete once the next one
-    has begun (or the text ended)."""
-    if final:
-        return split_sentences(buffer), ""
-    ends = list(SENTENCE_END.finditer(buffer))
-    if not ends:
-        return [], buffer
-    last = ends[-1]
-    return split_sentences(buffer[: last.start()]), buffer[last.end():]
-
-
-def _opening(sentence: str) -> str:
-    """The first five words: a small model looping on a template ("You can return items
-    within 30 days. You can return items within 5 days.") starts each sentence the same."""
-    words = _norm(sentence).split()
-    return " ".join(words[:5]) if len(words) >= 7 else ""
-
-
-def _norm(sentence: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", strip_citations(sentence)[0].lower()))
 
 
 def _search_all(knowledge: Any, queries: list[str], k: int) -> list[list[Any]]:

@@ -3,27 +3,26 @@
 Chatwoot keeps a conversation `pending` while a bot owns it and `open` once humans do, so supportbot
 answers incoming messages on pending conversations only, opens the conversation (with a private note
 saying why) when the pipeline hands off, and takes the conversation back when an agent sets it to
-pending again. Chatwoot gives a webhook 5 seconds, so the route only acknowledges and the work runs in
-a background task.
+pending again. Chatwoot gives a webhook 5 seconds, so the webhook only acknowledges and the work runs in
+a background task. The route itself is the web layer's (`bot.web.webhooks.chatwoot_router`);
+`ChatwootBridge.webhook` is what it answers, framework-free.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
 
 from bot.background import TaskSet
-from bot.channels.base import keyed_conversation_id, load_json, platform_id
 from bot.handoff.service import HandoffError
+from bot.outbound import Backoff, RetryPolicy
+from bot.payloads import keyed_conversation_id, load_json, platform_id
 from bot.textsafety import safe_message
 from bot.types import Message, Reply, Session
 
@@ -40,6 +39,13 @@ class Pipeline(Protocol):
 
 class SessionReader(Protocol):
     async def get(self, conversation_id: str) -> Session | None: ...
+
+
+class OnceClaims(Protocol):
+    """Claims that make a post happen once (bot/sessions/store.py keeps them in Redis)."""
+
+    async def claim_once(self, name: str, ttl_s: int) -> bool: ...
+    async def release_once(self, name: str) -> None: ...
 
 
 class HandBack(Protocol):
@@ -128,50 +134,43 @@ class ChatwootBridge:
     attempts = 3
 
     def __init__(self, config: ChatwootConfig, pipeline: Pipeline, store: SessionReader, handoff: HandBack,
-                 redis_client: Redis, prefix: str = "sb", http: httpx.AsyncClient | None = None,
+                 once: OnceClaims | None = None, http: httpx.AsyncClient | None = None,
                  id_key: bytes = b"") -> None:
+        """`once` keeps the send-once and handed-off claims (default: `store`, the session store,
+        under its key prefix)."""
         self.config = config
         self.id_key = id_key
         self.pipeline = pipeline
         self.store = store
         self.handoff = handoff
-        self.r = redis_client
-        self.prefix = prefix
+        self.once: OnceClaims = once if once is not None else store  # type: ignore[assignment]
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=10.0)
         self._tasks = TaskSet("chatwoot event", log)  # handled in the background
 
     # -- webhook ---------------------------------------------------------------------------------
 
-    def router(self) -> APIRouter:
-        router = APIRouter()
-
-        @router.post("/integrations/chatwoot/webhook")
-        async def webhook(request: Request) -> JSONResponse:
-            secret = self.config.webhook_token
-            if secret:
-                token = request.query_params.get("token") or ""
-                if not hmac.compare_digest(token.encode(), secret.encode()):
-                    return JSONResponse({"error": "bad_token", "detail": "missing or wrong ?token="},
-                                        status_code=401)
+    async def webhook(self, token: str | None, read_body: Callable[[], Awaitable[bytes]]
+                      ) -> tuple[int, dict[str, Any]]:
+        """One webhook call: the status and JSON body to answer (the token is checked before the body
+        is read); a wanted event is queued for the background."""
+        secret = self.config.webhook_token
+        if secret and not hmac.compare_digest((token or "").encode(), secret.encode()):
+            return 401, {"error": "bad_token", "detail": "missing or wrong ?token="}
+        try:
+            event = parse_event(await read_body())
+        except ValueError:  # bad UTF-8, not JSON, too deep, not an object
+            return 400, {"error": "invalid_json", "detail": "the body is not a JSON object"}
+        if not wanted(event):
+            return 200, {"ok": True, "queued": False}
+        ids = _ids(event)
+        if event["event"] == "message_created" and ids is not None:
             try:
-                event = parse_event(await request.body())
-            except ValueError:  # bad UTF-8, not JSON, too deep, not an object
-                return JSONResponse({"error": "invalid_json", "detail": "the body is not a JSON object"},
-                                    status_code=400)
-            if not wanted(event):
-                return JSONResponse({"ok": True, "queued": False})
-            ids = _ids(event)
-            if event["event"] == "message_created" and ids is not None:
-                try:
-                    inbound_message(event, *ids)  # refuse a malformed message now, not in the background
-                except (KeyError, TypeError, ValueError) as exc:
-                    return JSONResponse({"error": "invalid_payload", "detail": f"malformed message: {exc!r}"},
-                                        status_code=400)
-            self._spawn(event)
-            return JSONResponse({"ok": True, "queued": True})
-
-        return router
+                inbound_message(event, *ids)  # refuse a malformed message now, not in the background
+            except (KeyError, TypeError, ValueError) as exc:
+                return 400, {"error": "invalid_payload", "detail": f"malformed message: {exc!r}"}
+        self._spawn(event)
+        return 200, {"ok": True, "queued": True}
 
     def _spawn(self, event: dict[str, Any]) -> None:
         self._tasks.spawn(self.handle_event(event), name="chatwoot-event")
@@ -220,8 +219,8 @@ class ChatwootBridge:
         texts = [t for t in map(render, replies) if t]
         if not texts:
             return
-        key = f"{self.prefix}:chatwoot:sent:{account}:{message_id}"
-        if not await self.r.set(key, "1", nx=True, ex=SENT_TTL_S):
+        key = f"chatwoot:sent:{account}:{message_id}"
+        if not await self.once.claim_once(key, SENT_TTL_S):
             return
         posted = 0
         try:
@@ -230,18 +229,18 @@ class ChatwootBridge:
                 posted += 1
         except Exception:
             if not posted:  # nothing reached the customer: let a redelivery try again
-                await self.r.delete(key)
+                await self.once.release_once(key)
             raise
 
     async def _open(self, account: str, conv: str, reason: str | None) -> None:
         """Give the conversation to Chatwoot's agents, once per hand-off."""
         key = self._handed_off_key(account, conv)
-        if not await self.r.set(key, "1", nx=True, ex=HANDED_OFF_TTL_S):
+        if not await self.once.claim_once(key, HANDED_OFF_TTL_S):
             return
         try:
             await self._request(f"/conversations/{conv}/toggle_status", account, {"status": "open"})
         except Exception:
-            await self.r.delete(key)  # still pending in Chatwoot: the next message retries
+            await self.once.release_once(key)  # still pending in Chatwoot: the next message retries
             raise
         await self._message(account, conv, f"Handed off by supportbot: {reason or 'unspecified'}",
                             private=True)
@@ -255,10 +254,10 @@ class ChatwootBridge:
                 await self.handoff.hand_back(cid)
             except HandoffError as exc:
                 log.info("chatwoot hand-back of %s ignored: %s", cid, exc)
-        await self.r.delete(self._handed_off_key(account, conv))
+        await self.once.release_once(self._handed_off_key(account, conv))
 
     def _handed_off_key(self, account: str, conv: str) -> str:
-        return f"{self.prefix}:chatwoot:handed_off:{account}:{conv}"
+        return f"chatwoot:handed_off:{account}:{conv}"
 
     # -- Chatwoot API ----------------------------------------------------------------------------
 
@@ -267,21 +266,9 @@ class ChatwootBridge:
         await self._request(f"/conversations/{conv}/messages", account, body)
 
     async def _request(self, path: str, account: str, body: dict[str, Any]) -> httpx.Response:
-        """POST with up to 3 attempts on 429, 5xx and connection errors, backing off exponentially."""
+        """POST under the outbound retry policy: up to `attempts` tries on 429, 5xx and connection
+        errors, backing off exponentially from `retry_base_s` (or after Retry-After)."""
         url = f"{self.config.base_url.rstrip('/')}/api/v1/accounts/{account}{path}"
-        headers = {"api_access_token": self.config.api_token}
-        for attempt in range(self.attempts):
-            last = attempt == self.attempts - 1
-            try:
-                resp = await self.http.post(url, json=body, headers=headers, timeout=10.0)
-            except httpx.TransportError as exc:
-                if last:
-                    raise
-                log.warning("chatwoot %s failed (%s); retrying", path, exc)
-            else:
-                if not (resp.status_code == 429 or resp.status_code >= 500) or last:
-                    resp.raise_for_status()
-                    return resp
-                log.warning("chatwoot %s answered %s; retrying", path, resp.status_code)
-            await asyncio.sleep(self.retry_base_s * 2**attempt)
-        raise AssertionError("unreachable")
+        retry = RetryPolicy.of(logger=log, http=Backoff(self.attempts, self.retry_base_s, jitter=False))
+        return await retry.request(self.http, "POST", url, json=body, timeout=10.0, what=f"chatwoot {path}",
+                                   headers={"api_access_token": self.config.api_token})

@@ -15,6 +15,9 @@ Log-in throttle: `<prefix>:console:login-fail:<sha256(username)>` counts attempt
 account in a fixed window from its first failure; past `max_failures`, attempts are refused until
 the window ends, whatever the password and the client's address (the per-address limit is
 bot/web/ratelimit.py's). A successful log-in clears the count.
+
+Callers depend on `ConsoleSessions`, the protocol; `RedisConsoleSessions` keeps them in Redis (and
+raises `StoreUnavailable` where Redis did not answer).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
 from bot.sessions.counters import FIXED_WINDOW_HIT
+from bot.sessions.errors import raises_unavailable
 
 # Last seen, only on a record that still exists: a plain HSET after the record expired or was
 # deleted would bring back a key without a TTL.
@@ -55,10 +60,20 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-class ConsoleSessions:
+class ConsoleSessions(Protocol):
+    async def create(self, agent_id: int, stamp: str = "") -> tuple[str, str]: ...
+    async def get(self, sid: str) -> ConsoleSession | None: ...
+    async def delete(self, sid: str) -> None: ...
+    async def end_all_for(self, agent_id: int, keep: str | None = None) -> int: ...
+    async def login_attempt(self, username: str) -> int: ...
+    async def login_succeeded(self, username: str) -> None: ...
+
+
+@raises_unavailable
+class RedisConsoleSessions:
     def __init__(self, client: aioredis.Redis, prefix: str = "sb", ttl_s: int = 12 * 3600,
                  max_failures: int = 5, failure_window_s: int = 15 * 60, touch_every_s: int = 60) -> None:
-        self.r = client
+        self.redis = client
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.max_failures = max_failures
@@ -77,20 +92,20 @@ class ConsoleSessions:
         """A new session for a logged-in agent: (session id for the cookie, CSRF token)."""
         sid, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
         digest = _digest(sid)
-        async with self.r.pipeline(transaction=True) as pipe:  # one key: one slot
+        async with self.redis.pipeline(transaction=True) as pipe:  # one key: one slot
             pipe.hset(self._key(digest), mapping={"agent": agent_id, "csrf": csrf, "stamp": stamp,
                                                   "created": now, "seen": now})
             pipe.expire(self._key(digest), self.ttl_s)
             await pipe.execute()
         # The index outlives every session in it (each log-in pushes its expiry out).
-        await self.r.sadd(self._agent_key(agent_id), digest)
-        await self.r.expire(self._agent_key(agent_id), self.ttl_s)
+        await self.redis.sadd(self._agent_key(agent_id), digest)
+        await self.redis.expire(self._agent_key(agent_id), self.ttl_s)
         return sid, csrf
 
     async def get(self, sid: str) -> ConsoleSession | None:
         """The live session behind `sid`, or None (never existed, expired, logged out, ended)."""
         key = self._key(_digest(sid))
-        record = await self.r.hgetall(key)
+        record = await self.redis.hgetall(key)
         try:
             session = ConsoleSession(int(record["agent"]), record["csrf"], record.get("stamp", ""),
                                      float(record["created"]), float(record["seen"]))
@@ -104,20 +119,20 @@ class ConsoleSessions:
     async def delete(self, sid: str) -> None:
         """Log out: the record goes at once, so the cookie is worthless even if it was copied."""
         digest = _digest(sid)
-        agent = await self.r.hget(self._key(digest), "agent")
-        await self.r.delete(self._key(digest))
+        agent = await self.redis.hget(self._key(digest), "agent")
+        await self.redis.delete(self._key(digest))
         if agent is not None:
-            await self.r.srem(self._agent_key(int(agent)), digest)
+            await self.redis.srem(self._agent_key(int(agent)), digest)
 
     async def end_all_for(self, agent_id: int, keep: str | None = None) -> int:
         """End every session of one agent (but `keep`'s); returns how many were live."""
         kept = _digest(keep) if keep is not None else None
         ended = 0
-        for digest in await self.r.smembers(self._agent_key(agent_id)):
+        for digest in await self.redis.smembers(self._agent_key(agent_id)):
             if digest == kept:
                 continue
-            ended += int(await self.r.delete(self._key(digest)))  # one key a command: cluster-safe
-            await self.r.srem(self._agent_key(agent_id), digest)
+            ended += int(await self.redis.delete(self._key(digest)))  # one key a command: cluster-safe
+            await self.redis.srem(self._agent_key(agent_id), digest)
         return ended
 
     # -- log-in throttle per account -----------------------------------------------------------
@@ -135,4 +150,4 @@ class ConsoleSessions:
         return 0
 
     async def login_succeeded(self, username: str) -> None:
-        await self.r.delete(self._failures_key(username))
+        await self.redis.delete(self._failures_key(username))

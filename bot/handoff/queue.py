@@ -6,16 +6,21 @@ the conversation's hash tag, so they sit in the slot of its session and lock. Th
 (the waiting queue, agents online, each agent's conversations) are one key each, and no command or
 script touches two slots: the conversation's hash is the truth (only a `waiting` one can be claimed,
 `waiting()` lists only those), and the indexes are updated after it, each with a command that can be
-repeated safely."""
+repeated safely.
+
+Callers depend on `HandoffQueue`, the protocol; `RedisHandoffQueue` is the one class that keeps it in
+Redis (and raises `StoreUnavailable` where Redis did not answer)."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from bot.sessions.errors import raises_unavailable
 from bot.sessions.store import conversation_tag
 
 # One winner among concurrent claims: only a waiting conversation can be claimed. A claim that is
@@ -30,9 +35,32 @@ return 1
 """
 
 
-class HandoffQueue:
+class HandoffQueue(Protocol):
+    """Waiting conversations, claims, agent presence and typing, and the hand-off's live events:
+    `announce` on `console_channel` (every console), `to_customer` on `conversation_channel(cid)`."""
+
+    console_channel: str
+
+    def conversation_channel(self, cid: str) -> str: ...
+    async def enqueue(self, cid: str, reason: str, priority: int = 0, channel: str = "web") -> None: ...
+    async def claim(self, cid: str, agent: str) -> bool: ...
+    async def finish(self, cid: str, status: str) -> None: ...
+    async def state(self, cid: str) -> dict[str, str]: ...
+    async def waiting(self) -> list[dict]: ...
+    async def assigned_to(self, agent: str) -> list[str]: ...
+    async def heartbeat(self, agent: str) -> None: ...
+    async def offline(self, agent: str) -> None: ...
+    async def agents_online(self) -> list[str]: ...
+    async def set_typing(self, cid: str, agent: str, seconds: int = 6) -> None: ...
+    async def agent_typing(self, cid: str) -> bool: ...
+    async def announce(self, event: dict) -> None: ...
+    async def to_customer(self, cid: str, event: dict) -> None: ...
+
+
+@raises_unavailable
+class RedisHandoffQueue:
     def __init__(self, client: aioredis.Redis, prefix: str = "sb", presence_s: int = 45) -> None:
-        self.r = client
+        self.redis = client
         self.prefix = prefix
         self.presence_s = presence_s
         self.queue_key = f"{prefix}:handoff:queue"
@@ -49,8 +77,8 @@ class HandoffQueue:
     async def enqueue(self, cid: str, reason: str, priority: int = 0, channel: str = "web") -> None:
         now = time.time()
         # Queue entry first: until the hash says `waiting` it is neither listed nor claimable.
-        await self.r.zadd(self.queue_key, {cid: now - priority * 3600})
-        await self.r.hset(self._conv(cid), mapping={"status": "waiting", "reason": reason, "agent": "",
+        await self.redis.zadd(self.queue_key, {cid: now - priority * 3600})
+        await self.redis.hset(self._conv(cid), mapping={"status": "waiting", "reason": reason, "agent": "",
                                                     "priority": priority, "enqueued_at": now,
                                                     "channel": channel})
         await self.announce({"type": "queue_changed", "conversation_id": cid})
@@ -58,28 +86,28 @@ class HandoffQueue:
     async def claim(self, cid: str, agent: str) -> bool:
         won = await self._claim(keys=[self._conv(cid)], args=[agent, time.time(), uuid.uuid4().hex])
         if won:
-            await self.r.zrem(self.queue_key, cid)
-            await self.r.sadd(self._mine(agent), cid)
+            await self.redis.zrem(self.queue_key, cid)
+            await self.redis.sadd(self._mine(agent), cid)
             await self.announce({"type": "queue_changed", "conversation_id": cid, "agent": agent})
         return bool(won)
 
     async def finish(self, cid: str, status: str) -> None:
         """Hand back to the bot or close: the conversation leaves the queue either way."""
-        agent = await self.r.hget(self._conv(cid), "agent")
-        async with self.r.pipeline(transaction=True) as pipe:  # one key: one slot
+        agent = await self.redis.hget(self._conv(cid), "agent")
+        async with self.redis.pipeline(transaction=True) as pipe:  # one key: one slot
             pipe.hset(self._conv(cid), mapping={"status": status, "agent": ""})
             pipe.expire(self._conv(cid), 7 * 86400)
             await pipe.execute()
-        await self.r.zrem(self.queue_key, cid)
+        await self.redis.zrem(self.queue_key, cid)
         if agent:
-            await self.r.srem(self._mine(agent), cid)
+            await self.redis.srem(self._mine(agent), cid)
         await self.announce({"type": "queue_changed", "conversation_id": cid})
 
     async def state(self, cid: str) -> dict[str, str]:
-        return await self.r.hgetall(self._conv(cid))
+        return await self.redis.hgetall(self._conv(cid))
 
     async def waiting(self) -> list[dict]:
-        ids = await self.r.zrange(self.queue_key, 0, 199)
+        ids = await self.redis.zrange(self.queue_key, 0, 199)
         now = time.time()
         items = []
         for cid in ids:
@@ -95,25 +123,25 @@ class HandoffQueue:
         return f"{self.prefix}:agent:{agent}:conversations"
 
     async def assigned_to(self, agent: str) -> list[str]:
-        return sorted(await self.r.smembers(self._mine(agent)))
+        return sorted(await self.redis.smembers(self._mine(agent)))
 
     async def heartbeat(self, agent: str) -> None:
-        await self.r.zadd(self.agents_key, {agent: time.time()})
+        await self.redis.zadd(self.agents_key, {agent: time.time()})
 
     async def offline(self, agent: str) -> None:
-        await self.r.zrem(self.agents_key, agent)
+        await self.redis.zrem(self.agents_key, agent)
 
     async def agents_online(self) -> list[str]:
-        return await self.r.zrangebyscore(self.agents_key, time.time() - self.presence_s, "+inf")
+        return await self.redis.zrangebyscore(self.agents_key, time.time() - self.presence_s, "+inf")
 
     async def set_typing(self, cid: str, agent: str, seconds: int = 6) -> None:
-        await self.r.set(f"{self.prefix}:typing:{conversation_tag(cid)}", agent, ex=seconds)
+        await self.redis.set(f"{self.prefix}:typing:{conversation_tag(cid)}", agent, ex=seconds)
 
     async def agent_typing(self, cid: str) -> bool:
-        return bool(await self.r.exists(f"{self.prefix}:typing:{conversation_tag(cid)}"))
+        return bool(await self.redis.exists(f"{self.prefix}:typing:{conversation_tag(cid)}"))
 
     async def announce(self, event: dict) -> None:
-        await self.r.publish(self.console_channel, json.dumps(event))
+        await self.redis.publish(self.console_channel, json.dumps(event))
 
     async def to_customer(self, cid: str, event: dict) -> None:
-        await self.r.publish(self.conversation_channel(cid), json.dumps(event))
+        await self.redis.publish(self.conversation_channel(cid), json.dumps(event))

@@ -10,7 +10,7 @@ from typing import Literal
 from bot.dialogue.domain import Domain
 from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue
-from bot.sessions.store import RedisSessionStore
+from bot.sessions.store import SessionStore
 from bot.types import Event, Reply, Session
 
 
@@ -47,7 +47,7 @@ def authorize(cid: str, session: Session | None, status: str | None, agent: str,
 
 
 class HandoffService:
-    def __init__(self, store: RedisSessionStore, queue: HandoffQueue, domain: Domain,
+    def __init__(self, store: SessionStore, queue: HandoffQueue, domain: Domain,
                  hours: BusinessHours) -> None:
         self.store = store
         self.queue = queue

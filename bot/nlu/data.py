@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from bot.nlu.errors import DataError
+from bot.nlu.support_logs import read_support_logs
 
 _ENTITY_ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]+\)|\[([^\]]+)\]\{[^}]+\}")
 
@@ -21,35 +23,23 @@ class Example:
     intent: str
 
 
-class DataError(ValueError):
-    """Training data that cannot be used as it is; the message says where."""
-
-
-def read_support_logs(path: Path) -> list[Example]:
-    """Customer messages with the intent the agent tagged.
+def examples_from_logs(path: Path) -> list[Example]:
+    """Customer messages of a support-log file with the intent the agent tagged.
 
     A customer message without its own `intent` takes the conversation's first tag when it is the
     conversation's first customer message (how most help desks tag), and is skipped otherwise.
     """
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    for log in read_support_logs(path):
+        first = True
+        for msg in log.messages:
+            if msg.author != "customer":
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            tags = record.get("tags") or []
-            first = True
-            for msg in record.get("messages", []):
-                if msg.get("author") != "customer":
-                    continue
-                intent = msg.get("intent") or (tags[0] if first and tags else None)
-                first = False
-                text = (msg.get("text") or "").strip()
-                if intent and text:
-                    examples.append(Example(text, intent))
+            intent = msg.intent or (log.tags[0] if first and log.tags else None)
+            first = False
+            text = msg.text.strip()
+            if intent and text:
+                examples.append(Example(text, intent))
     return examples
 
 
@@ -83,7 +73,7 @@ def load_examples(path: Path) -> list[Example]:
     if path.is_dir():
         logs = sorted(path.glob("*.jsonl"))
         if logs:
-            return [ex for p in logs for ex in read_support_logs(p)]
+            return [ex for p in logs for ex in examples_from_logs(p)]
         nlu = path / "nlu.yml"
         if nlu.exists():
             return read_rasa_nlu(nlu)
@@ -92,7 +82,7 @@ def load_examples(path: Path) -> list[Example]:
         raise DataError(f"{path}: not found")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return read_support_logs(path)
+        return examples_from_logs(path)
     if suffix in {".yml", ".yaml"}:
         return read_rasa_nlu(path)
     if suffix == ".csv":

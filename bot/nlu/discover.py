@@ -9,13 +9,14 @@ messages first, and a cohesion score so that the reviewer starts with the clean 
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bot.nlu.support_logs import read_support_logs
 
 Embed = Callable[[list[str]], np.ndarray]
 _STOP = {"please", "pls", "hi", "hello", "hey", "thanks", "thank", "thx", "just", "can", "could",
@@ -39,12 +40,8 @@ def read_messages(path: Path) -> list[str]:
     if suffix == ".txt":
         texts = path.read_text(encoding="utf-8").splitlines()
     elif suffix == ".jsonl":
-        texts = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                msgs = json.loads(line).get("messages", [])
-                first = next((m.get("text", "") for m in msgs if m.get("author") == "customer"), "")
-                texts.append(first)
+        firsts = (log.first_customer_message() for log in read_support_logs(path))
+        texts = [first.text if first else "" for first in firsts]
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             texts = [row.get("text", "") for row in csv.DictReader(fh)]

@@ -7,12 +7,15 @@ import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bot.encoders.manifest import Manifest
+from bot.encoders.paths import offline
 from bot.nlu import calibration
-from bot.nlu.encoders import offline
-from bot.nlu.train import OOS, Manifest, MultilingualFeatures
+from bot.nlu.train import OOS
+from bot.nlu.trainers.multilingual import MultilingualFeatures
 from bot.types import IntentScore, Parse
 
 _PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z_][\w-]*)(?P<slots>\{.*\})?$", re.S)
@@ -47,7 +50,7 @@ class IntentModel:
     def __init__(self, directory: Path, threshold: float | None = None, ranking: int = 5,
                  runtime: str = "torch", threads: int | None = None) -> None:
         """`runtime` "onnx-int8" runs the torch encoder of a finetune or frozen model through ONNX
-        Runtime with int8 weights (`bot.nlu.onnx_encoder`; `threads` are its intra-op threads);
+        Runtime with int8 weights (`bot.encoders.onnx`; `threads` are its intra-op threads);
         the multilingual model has no torch encoder and keeps its own."""
         if runtime not in ("torch", "onnx-int8"):
             raise ValueError(f"unknown intent runtime {runtime!r} (torch or onnx-int8)")
@@ -59,7 +62,7 @@ class IntentModel:
         self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
         self._onnx: Callable[[list[str]], np.ndarray] | None = None
         if self.runtime == "onnx-int8":
-            from bot.nlu.onnx_encoder import load_int8
+            from bot.encoders.onnx import load_int8
 
             self._onnx = load_int8(directory, self.manifest, threads)
         if self.manifest.mode == "finetune":
@@ -71,7 +74,7 @@ class IntentModel:
             self._torch = torch
             self._tokenizer = AutoTokenizer.from_pretrained(directory / "model")
             if self.manifest.pooling == "mean":
-                from bot.nlu.network import MeanPoolClassifier
+                from bot.encoders.network import MeanPoolClassifier
 
                 self._model = MeanPoolClassifier.load(directory / "model", len(self.labels))
             else:
@@ -80,6 +83,7 @@ class IntentModel:
         else:
             head = np.load(directory / "head.npz")
             self._coef, self._intercept = head["coef"], head["intercept"]
+            self._features: Callable[[list[str]], Any]
             if self._onnx is not None:
                 self._features = self._onnx
             elif self.manifest.mode == "multilingual":

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from bot.config import Settings
 from bot.nlu.data import DataError, Example, load_examples
 from bot.nlu.model import IntentModel
+from bot.nlu.support_logs import LogMessage, SupportLog, write_support_logs
 from bot.nlu.train import Progress, train
 
 REVIEWED = "reviewed.jsonl"
@@ -75,11 +76,10 @@ def read_validation(model_dir: Path) -> list[Example]:
 def append_reviewed(path: Path, examples: list[Example]) -> None:
     """Labelled messages as support-log records, so every loader and the data hash see them."""
     stamp = int(time.time())
-    with path.open("a", encoding="utf-8") as fh:
-        for i, ex in enumerate(examples):
-            fh.write(json.dumps({"id": f"review-{stamp}-{i}", "channel": "review", "tags": [ex.intent],
-                                 "messages": [{"author": "customer", "text": ex.text,
-                                               "intent": ex.intent}]}, ensure_ascii=False) + "\n")
+    write_support_logs(path, [
+        SupportLog(id=f"review-{stamp}-{i}", channel="review", tags=[ex.intent],
+                   messages=[LogMessage(author="customer", text=ex.text, intent=ex.intent)])
+        for i, ex in enumerate(examples)], append=True)
 
 
 def retrain(settings: Settings, labelled: list[Example], progress: Progress | None = None) -> Decision:
@@ -89,7 +89,7 @@ def retrain(settings: Settings, labelled: list[Example], progress: Progress | No
     candidate = current.with_name(current.name + ".candidate")
     shutil.rmtree(candidate, ignore_errors=True)
     examples = load_examples(settings.training_data) + labelled
-    manifest = train(examples, settings.train, candidate, settings.base_model, progress)
+    manifest = train(examples, settings.train, candidate, settings.models.base_model, progress)
     val = read_validation(candidate)
     if not val:
         raise DataError("no validation messages: too little data to compare models")
@@ -104,8 +104,8 @@ def retrain(settings: Settings, labelled: list[Example], progress: Progress | No
         "current": None if cur_f1 is None else {"accuracy": cur_acc, "macro_f1": cur_f1},
     }
     manifest.save(candidate)
-    if settings.nlu_runtime == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
-        from bot.nlu.onnx_encoder import export_int8
+    if settings.models.nlu_runtime == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
+        from bot.encoders.onnx import export_int8
 
         export_int8(candidate, manifest)
     decision = Decision(promoted, len(labelled), len(val), cand_acc, cand_f1, cur_acc, cur_f1,

@@ -3,9 +3,9 @@
 A pub/sub subscription lives on one connection. redis-py reconnects and resubscribes by itself
 within its retry budget (the server confirms each channel again), and raises once that is spent,
 which used to end the push task: a customer's widget or an agent's console silently stopped
-receiving agent messages. `follow` subscribes again (with backoff) when redis-py gives up, and in
-both cases sends `{"type": "resync"}`: whatever was published while Redis was away is gone from
-pub/sub (it is in the stored conversation, which the client reloads).
+receiving agent messages. `events` (and `follow` over it) subscribes again (with backoff) when
+redis-py gives up, and in both cases sends `{"type": "resync"}`: whatever was published while Redis
+was away is gone from pub/sub (it is in the stored conversation, which the client reloads).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 RESYNC = {"type": "resync"}
 
 
-async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awaitable[None]],
-                 first_delay_s: float = 0.25, max_delay_s: float = 5.0) -> None:
-    """Call `on_event` with each JSON event published on `channels`, until cancelled."""
+async def events(redis: Any, channels: list[str], first_delay_s: float = 0.25,
+                 max_delay_s: float = 5.0) -> AsyncIterator[dict]:
+    """Each JSON event published on `channels`, and RESYNC after a lost connection, for as long as
+    the caller iterates (the subscription is closed with the iterator: `contextlib.aclosing`)."""
     delay, lost = first_delay_s, False
     while True:
         _raise_if_cancelled()
@@ -35,18 +36,18 @@ async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awa
             await pubsub.subscribe(*channels)
             if lost:
                 log.info("live events: subscribed again after a lost Redis connection")
-                await on_event(dict(RESYNC))
+                yield dict(RESYNC)
             delay, lost = first_delay_s, False
             confirmed: set[str] = set()
             async for msg in pubsub.listen():
                 _raise_if_cancelled()
                 if msg.get("type") == "message":
-                    await on_event(json.loads(msg["data"]))
+                    yield json.loads(msg["data"])
                 elif msg.get("type") == "subscribe":
                     channel = _text(msg.get("channel"))
                     if channel in confirmed and channel == channels[0]:  # redis-py resubscribed
                         log.info("live events: Redis connection restored; resubscribed")
-                        await on_event(dict(RESYNC))
+                        yield dict(RESYNC)
                     confirmed.add(channel)
             lost = True  # listen() only ends when the connection went away quietly
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -59,6 +60,14 @@ async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awa
                 await pubsub.aclose()
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay_s)
+
+
+async def follow(redis: Any, channels: list[str], on_event: Callable[[dict], Awaitable[None]],
+                 first_delay_s: float = 0.25, max_delay_s: float = 5.0) -> None:
+    """Call `on_event` with each of `events(...)`, until cancelled (or `on_event` raises)."""
+    async with contextlib.aclosing(events(redis, channels, first_delay_s, max_delay_s)) as stream:
+        async for event in stream:
+            await on_event(event)
 
 
 def _raise_if_cancelled() -> None:

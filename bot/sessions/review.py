@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bot.pii import Scrubber
+from bot.sessions.errors import raises_unavailable
 from bot.types import Turn
 
 REASONS = ("low_confidence", "out_of_scope", "handoff")
@@ -32,6 +33,7 @@ class ReviewItem:
     conversation_id: str = ""
 
 
+@raises_unavailable
 class ReviewLog:
     def __init__(self, client: aioredis.Redis, prefix: str, low_confidence: float,
                  max_len: int = 50_000, order_pattern: str | None = None) -> None:

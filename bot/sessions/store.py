@@ -1,5 +1,9 @@
 """Hot conversation state in Redis: session JSON with TTL, a fair per-conversation lock, the reply
-cache that makes redelivered messages idempotent, and pub/sub of finished turns.
+cache that makes redelivered messages idempotent, send-once claims of outbound messages, the web
+conversations' owners, and live events over pub/sub.
+
+This is the one module that talks to Redis about conversations; the layers above see
+`SessionStore`, and `StoreUnavailable` (503) where Redis did not answer, never a redis-py error.
 
 Every key of one conversation carries the same hash tag (`{<conversation id>}`, see
 `conversation_tag`), so all of them land in one Redis Cluster slot and every Lua script and
@@ -12,23 +16,22 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.sessions import live
+from bot.sessions.connection import connect, parse_cluster_url, parse_sentinel_url, retry_policy
+from bot.sessions.errors import REDIS_DOWN, LockTimeout, StoreUnavailable, raises_unavailable, unavailable
 from bot.types import Reply, Session
 
+# connect & co. are re-exported: callers have always found the client's constructor here.
+__all__ = ["LockTimeout", "RedisSessionStore", "SessionStore", "StoreUnavailable", "connect",
+           "conversation_tag", "parse_cluster_url", "parse_sentinel_url", "retry_policy"]
 
-class LockTimeout(RuntimeError):
-    """The conversation stayed busy longer than the configured wait."""
+SEND_ONCE_TTL_S = 24 * 3600  # far longer than a platform keeps redelivering one message
+OnEvent = Callable[[dict], Awaitable[None]]
 
 
 class SessionStore(Protocol):
@@ -39,7 +42,18 @@ class SessionStore(Protocol):
     async def seen(self, conversation_id: str, message_key: str) -> list[Reply] | None: ...
     async def load(self, conversation_id: str,
                    message_key: str) -> tuple[list[Reply] | None, Session | None]: ...
+    async def claim_owner(self, conversation_id: str, digest: str) -> bool: ...
+    async def disown(self, conversation_id: str) -> None: ...
+    async def owner(self, conversation_id: str) -> str | None: ...
+    async def erase(self, conversation_id: str) -> int: ...
+    async def claim_send_once(self, conversation_id: str, message_key: str,
+                              ttl_s: int = SEND_ONCE_TTL_S) -> bool: ...
+    async def release_send_once(self, conversation_id: str, message_key: str) -> None: ...
+    async def claim_once(self, name: str, ttl_s: int) -> bool: ...
+    async def release_once(self, name: str) -> None: ...
     async def publish(self, event: dict) -> None: ...
+    def events(self, channels: Sequence[str] | None = None) -> AsyncIterator[dict]: ...
+    async def follow(self, channels: Sequence[str], on_event: OnEvent) -> None: ...
     def subscribe(self) -> AsyncIterator[dict]: ...
     async def ping(self) -> bool: ...
 
@@ -71,9 +85,6 @@ return 0
 """
 
 
-CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-
-
 def conversation_tag(conversation_id: str) -> str:
     """The hash tag every key of one conversation carries: `{<conversation id>}`, so a Redis Cluster
     keeps all of them in one slot. An id that would make an empty tag (empty, or starting with `}`)
@@ -81,135 +92,6 @@ def conversation_tag(conversation_id: str) -> str:
     if not conversation_id or conversation_id.startswith("}"):
         return "{~" + conversation_id + "}"
     return "{" + conversation_id + "}"
-
-
-def retry_policy(budget_s: float) -> Retry:
-    """Exponential backoff (0.1 s, 0.2 s, ... capped at 1 s) for about `budget_s` seconds in all:
-    long enough to ride over a restart or a Sentinel/Cluster failover, then the error surfaces
-    (a turn answers 503 and the client resends with the same message id)."""
-    backoff = ExponentialBackoff(cap=1.0, base=0.05)
-    retries, total = 0, 0.0
-    while total < budget_s:
-        retries += 1
-        total += backoff.compute(retries)
-    return Retry(backoff, retries)
-
-
-def connect(url: str, retry_s: float = 10.0) -> aioredis.Redis:
-    """A client that rides over short outages (a restart, a failover) with backed-off retries for
-    about `retry_s` seconds.
-
-    `redis://`, `rediss://` and `unix://` URLs connect directly; a `redis+sentinel://` URL asks
-    Redis Sentinel for the current master and follows a failover (see `parse_sentinel_url`); a
-    `redis+cluster://` (TLS: `rediss+cluster://`) URL talks to a Redis Cluster (see
-    `parse_cluster_url`) and returns a `RedisCluster`, which has the same command methods."""
-    options: dict = dict(
-        decode_responses=True,
-        retry=retry_policy(retry_s),
-        # A master demoted to replica under a plain URL answers READONLY: reconnect and retry
-        # (through Sentinel, redis-py turns that into a ConnectionError and asks again).
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, ReadOnlyError],
-        health_check_interval=15,
-        socket_connect_timeout=2,
-    )
-    if url.startswith("redis+sentinel://"):
-        return _sentinel_master(url, options)
-    if url.startswith(CLUSTER_SCHEMES):
-        # The cluster client handles MOVED/ASK and retries a lost connection itself, re-reading the
-        # slot map each time; redis-py 8 does that without backoff, so `retry_s` is an attempt
-        # count here, not a time budget, and a cluster failover may outlast it (the turn is 503).
-        nodes, auth = parse_cluster_url(url)
-        del options["retry_on_error"]
-        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-                            **auth, **options)  # type: ignore[return-value]
-    return aioredis.Redis.from_url(url, **options)
-
-
-def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, object]]:
-    """`redis+cluster://[[user]:password@]host[:6379][,host2[:port]...][/0][?option=value...]`
-    -> (startup nodes, client options). `rediss+cluster://` connects with TLS. Any node of the
-    cluster will do (the client reads the slot map from it); list several in case one is down.
-    Query options are redis-py's URL options (`ssl_cert_reqs`, `ssl_ca_certs`, ...)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from redis.asyncio.connection import SSLConnection, parse_url
-
-    parts = urlsplit(url)
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    nodes = _host_list(hostlist, 6379)
-    if not nodes:
-        raise ValueError("expected redis+cluster://[:password@]host:port[,host:port...]")
-    # Credentials, TLS and query options as redis-py reads any URL (one placeholder host in it).
-    scheme = "rediss" if parts.scheme == "rediss+cluster" else "redis"
-    netloc = (userinfo + "@" if userinfo else "") + "cluster"
-    options = parse_url(urlunsplit((scheme, netloc, parts.path, parts.query, "")))
-    for key in ("host", "port"):
-        options.pop(key, None)
-    if options.pop("connection_class", None) is SSLConnection:
-        options["ssl"] = True
-    if options.pop("db", 0):
-        raise ValueError("a Redis Cluster has only database 0")
-    return nodes, options
-
-
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, object]]:
-    """`redis+sentinel://[[user]:password@]host[:26379][,host2[:port]...]/<master name>[/<db>]
-    [?sentinel_password=...]` -> (sentinels, master name, master connection options).
-
-    The user and password authenticate to the master; `sentinel_password` to the sentinels
-    (omit it where they have no `requirepass`). Percent-escapes are decoded."""
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    parts = urlsplit(url)
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    sentinels = _host_list(hostlist, 26379)
-    path = [unquote(p) for p in parts.path.split("/") if p]
-    if not sentinels or not path or len(path) > 2:
-        raise ValueError("expected redis+sentinel://[:password@]host:port[,host:port]/<master>[/<db>]")
-    options: dict[str, object] = {"db": int(path[1]) if len(path) > 1 else 0}
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        options.update({k: unquote(v) for k, v in (("username", user), ("password", password)) if v})
-    query = parse_qs(parts.query)
-    if query.get("sentinel_password"):
-        options["sentinel_password"] = query["sentinel_password"][0]
-    return sentinels, path[0], options
-
-
-def _host_list(hostlist: str, default_port: int) -> list[tuple[str, int]]:
-    """`host[:port][,host[:port]...]`, IPv6 addresses in brackets."""
-    hosts = []
-    for item in filter(None, hostlist.split(",")):
-        if item.startswith("["):  # [IPv6]:port
-            host, _, rest = item[1:].partition("]")
-            port = rest.removeprefix(":")
-        else:
-            host, _, port = item.partition(":")
-        hosts.append((host, int(port or default_port)))
-    return hosts
-
-
-class _SentinelBackedRedis(aioredis.Redis):
-    """The master's client; closing it also closes the connections to the sentinels."""
-
-    sentinel: Sentinel | None = None
-
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        await super().aclose(close_connection_pool)
-        if self.sentinel is not None:
-            for client in self.sentinel.sentinels:
-                await client.aclose()
-
-
-def _sentinel_master(url: str, options: dict) -> aioredis.Redis:
-    sentinels, master, auth = parse_sentinel_url(url)
-    sentinel_password = auth.pop("sentinel_password", None)
-    sentinel = Sentinel(sentinels, sentinel_kwargs={
-        "password": sentinel_password, "socket_connect_timeout": 2, "socket_timeout": 2,
-        "decode_responses": True})
-    client = sentinel.master_for(master, redis_class=_SentinelBackedRedis, **auth, **options)
-    client.sentinel = sentinel
-    return client
 
 
 def _glob_escape(text: str) -> str:
@@ -236,6 +118,7 @@ def _replies(raw: str | None) -> list[Reply] | None:
     return [Reply.model_validate(r) for r in json.loads(raw)] if raw is not None else None
 
 
+@raises_unavailable
 class RedisSessionStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "sb", ttl_s: int = 7 * 86400,
                  reply_ttl_s: int = 86400, lease_s: float = 30.0, wait_s: float = 60.0,
@@ -336,55 +219,92 @@ class RedisSessionStore:
         lease_prefix = self._key(conversation_id, "lease:")
         token = uuid.uuid4().hex
         lease = lease_prefix + token
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_s
-        delay = 0.002
-        waited = False
         try:
-            head = await self._enqueue(keys=[queue, lease], args=[token, self.lease_ms])
-            while head != token:
-                waited = True
-                if head is None:  # queue expired under us (very long wait): queue again
-                    await self.r.rpush(queue, token)
-                else:
-                    await self._reap(keys=[queue], args=[token, lease_prefix])
-                if loop.time() > deadline:
-                    raise LockTimeout(f"conversation {conversation_id} is busy")
-                await self.r.set(lease, "1", px=self.lease_ms)
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 0.05)
-                head = await self.r.lindex(queue, 0)
+            with unavailable():
+                waited = await self._wait_turn(conversation_id, queue, lease_prefix, token)
         except BaseException:
             await self._safe_release(queue, token, lease)
             raise
         try:
             if waited:  # the lease runs from now, not from when we queued
-                await self.r.set(lease, "1", px=self.lease_ms)
+                with unavailable():
+                    await self.r.set(lease, "1", px=self.lease_ms)
             yield
         finally:
             await self._safe_release(queue, token, lease)
 
+    async def _wait_turn(self, conversation_id: str, queue: str, lease_prefix: str, token: str) -> bool:
+        """Queue `token` and wait until it is first in line; whether it had to wait."""
+        lease = lease_prefix + token
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_s
+        delay = 0.002
+        waited = False
+        head = await self._enqueue(keys=[queue, lease], args=[token, self.lease_ms])
+        while head != token:
+            waited = True
+            if head is None:  # queue expired under us (very long wait): queue again
+                await self.r.rpush(queue, token)
+            else:
+                await self._reap(keys=[queue], args=[token, lease_prefix])
+            if loop.time() > deadline:
+                raise LockTimeout(f"conversation {conversation_id} is busy")
+            await self.r.set(lease, "1", px=self.lease_ms)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+            head = await self.r.lindex(queue, 0)
+        return waited
+
     async def _safe_release(self, queue: str, token: str, lease: str) -> None:
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+        with contextlib.suppress(*REDIS_DOWN):
             await self._release(keys=[queue, lease], args=[token])
+
+    # -- send-once claims -------------------------------------------------------------------------
+
+    async def claim_send_once(self, conversation_id: str, message_key: str,
+                              ttl_s: int = SEND_ONCE_TTL_S) -> bool:
+        """Claim the right to send the answer to one inbound message (`<prefix>:{<id>}:sent:<key>`):
+        True for the first caller within `ttl_s`, False for a redelivery (already sent, or being
+        sent). A send that fails gives the claim back (`release_send_once`) so a redelivery retries."""
+        return await self._claim(self._key(conversation_id, f"sent:{message_key}"), ttl_s)
+
+    async def release_send_once(self, conversation_id: str, message_key: str) -> None:
+        await self.r.delete(self._key(conversation_id, f"sent:{message_key}"))
+
+    async def claim_once(self, name: str, ttl_s: int) -> bool:
+        """The same for a claim that is not one conversation's (`<prefix>:<name>`, e.g. an
+        integration's `chatwoot:sent:<account>:<message id>`): True for the first caller only."""
+        return await self._claim(f"{self.prefix}:{name}", ttl_s)
+
+    async def release_once(self, name: str) -> None:
+        await self.r.delete(f"{self.prefix}:{name}")
+
+    async def _claim(self, key: str, ttl_s: int) -> bool:
+        return bool(await self.r.set(key, "1", nx=True, ex=ttl_s))
+
+    # -- live events -------------------------------------------------------------------------------
 
     async def publish(self, event: dict) -> None:
         await self.r.publish(self.channel, json.dumps(event, default=str))
 
-    async def subscribe(self) -> AsyncIterator[dict]:
-        pubsub = self.r.pubsub()
-        await pubsub.subscribe(self.channel)
-        try:
-            async for msg in pubsub.listen():
-                if msg.get("type") == "message":
-                    yield json.loads(msg["data"])
-        finally:
-            await pubsub.unsubscribe(self.channel)
-            await pubsub.aclose()
+    def events(self, channels: Sequence[str] | None = None) -> AsyncIterator[dict]:
+        """The JSON events published on `channels` (default: the finished turns, `channel`), for as
+        long as the caller iterates; the subscription outlives a Redis restart or failover, and then
+        yields `{"type": "resync"}` (what was published meanwhile is lost: reload the conversation).
+        Close it (`contextlib.aclosing`) or cancel its task to unsubscribe."""
+        return live.events(self.r, list(channels or [self.channel]))
+
+    async def follow(self, channels: Sequence[str], on_event: OnEvent) -> None:
+        """`on_event` for each event of `events(channels)`, until cancelled (a push task's body)."""
+        await live.follow(self.r, list(channels), on_event)
+
+    def subscribe(self) -> AsyncIterator[dict]:
+        """The finished turns, live (`events()` on the store's own channel)."""
+        return self.events()
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         """For readiness: answers within `timeout_s` rather than riding out the retry budget."""
         try:
             return bool(await asyncio.wait_for(self.r.ping(), timeout_s))
-        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError):
+        except (*REDIS_DOWN, OSError, TimeoutError):
             return False

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from bot.sessions.live import follow
 from bot.textsafety import InvalidText
 from bot.types import Message
 from bot.web import ownership
@@ -52,7 +52,7 @@ def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: s
 async def post_message(request: Request, body: MessageIn,
                        conversation_id: str = ConversationId) -> MessageOut:
     services = request.app.state.services
-    msg = to_message(conversation_id, body, services.settings.max_message_chars)
+    msg = to_message(conversation_id, body, services.settings.limits.max_message_chars)
     limiter = getattr(request.app.state, "limiter", None)
     if limiter is not None:  # the address's limit ran in the middleware, before the body was read
         await limiter.check("conversation", conversation_id, "web")
@@ -117,19 +117,8 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     open (`rate_limited` ones carry `retry_after` seconds). Browsers may open it from this site and
     from `Settings.widget_origins` only."""
     services = websocket.app.state.services
-    settings = services.settings
-    if not valid_conversation_id(conversation_id):
-        await websocket.close(code=1008, reason="invalid conversation id")
-        return
-    if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"),
-                          settings.widget_origins):
-        await websocket.close(code=1008, reason="origin not allowed")
-        return
-    try:
-        token = await ownership.open_or_authorize(services.store, conversation_id,
-                                                  ownership.presented_token(websocket))
-    except ApiError:
-        await websocket.close(code=1008, reason="unknown conversation")
+    admitted, token = await _admit(websocket, services, conversation_id)
+    if not admitted:
         return
     limiter = getattr(websocket.app.state, "limiter", None)
     client = limiter.client_address(websocket.scope) if limiter is not None else ""
@@ -146,44 +135,74 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     try:
         while True:
             raw = await _receive_text(websocket)
-            message_id = None
-            try:
-                if raw is None:
-                    raise ApiError(400, "binary_frame", "send JSON in text frames")
-                if len(raw.encode()) > settings.max_body_bytes:
-                    raise ApiError(413, "body_too_large",
-                                   f"frames are limited to {settings.max_body_bytes} bytes")
-                try:
-                    data = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ApiError(400, "invalid_json", "the frame is not valid JSON") from exc
-                try:
-                    body = MessageIn.model_validate(data)
-                except ValidationError as exc:
-                    raise invalid_request(exc.errors()) from exc
-                message_id = body.message_id
-                if limiter is not None:
-                    await limiter.message(client, conversation_id, "web")
-                msg = to_message(conversation_id, body, settings.max_message_chars)
-                await websocket.send_json({"type": "typing", "message_id": msg.message_id})
-
-                async def delta(text: str, message_id: str = msg.message_id) -> None:
-                    await websocket.send_json({"type": "delta", "message_id": message_id, "text": text})
-
-                replies = await services.pipeline.handle(msg, on_delta=delta)
-                await websocket.send_json({"type": "replies", "message_id": msg.message_id,
-                                           "replies": [r.model_dump() for r in replies]})
-            except (ApiError, InvalidText) as refused:  # InvalidText: the pipeline's payload check
-                exc = as_api_error(refused)
-                services.metrics.errors.labels(exc.code).inc()
-                frame = {"type": "error", **exc.body()}
-                if message_id is not None:  # the widget matches the error to the message it sent
-                    frame["message_id"] = message_id
-                await websocket.send_json(frame)
+            await _answer_frame(websocket, services, conversation_id, raw, limiter, client)
     except WebSocketDisconnect:
         return
     finally:
         await tasks.stop(pushes)  # cancelled and awaited: its pub/sub connection is closed now
+
+
+async def _admit(websocket: WebSocket, services: Any, conversation_id: str) -> tuple[bool, str | None]:
+    """Whether the socket may open (else it is closed with 1008), and the new conversation's
+    token when the socket creates one."""
+    reason = None
+    if not valid_conversation_id(conversation_id):
+        reason = "invalid conversation id"
+    elif not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"),
+                            services.settings.web.widget_origins):
+        reason = "origin not allowed"
+    else:
+        try:
+            return True, await ownership.open_or_authorize(services.store, conversation_id,
+                                                           ownership.presented_token(websocket))
+        except ApiError:
+            reason = "unknown conversation"
+    await websocket.close(code=1008, reason=reason)
+    return False, None
+
+
+async def _answer_frame(websocket: WebSocket, services: Any, conversation_id: str, raw: str | None,
+                        limiter: Any, client: str) -> None:
+    """One frame in: typing, deltas and the replies out, or an error frame."""
+    settings = services.settings
+    message_id = None
+    try:
+        body = _parse_frame(raw, settings.limits.max_body_bytes)
+        message_id = body.message_id
+        if limiter is not None:
+            await limiter.message(client, conversation_id, "web")
+        msg = to_message(conversation_id, body, settings.limits.max_message_chars)
+        await websocket.send_json({"type": "typing", "message_id": msg.message_id})
+
+        async def delta(text: str, message_id: str = msg.message_id) -> None:
+            await websocket.send_json({"type": "delta", "message_id": message_id, "text": text})
+
+        replies = await services.pipeline.handle(msg, on_delta=delta)
+        await websocket.send_json({"type": "replies", "message_id": msg.message_id,
+                                   "replies": [r.model_dump() for r in replies]})
+    except (ApiError, InvalidText) as refused:  # InvalidText: the pipeline's payload check
+        exc = as_api_error(refused)
+        services.metrics.errors.labels(exc.code).inc()
+        frame = {"type": "error", **exc.body()}
+        if message_id is not None:  # the widget matches the error to the message it sent
+            frame["message_id"] = message_id
+        await websocket.send_json(frame)
+
+
+def _parse_frame(raw: str | None, max_bytes: int) -> MessageIn:
+    """A text frame as a message, checked like a REST body (ApiError otherwise)."""
+    if raw is None:
+        raise ApiError(400, "binary_frame", "send JSON in text frames")
+    if len(raw.encode()) > max_bytes:
+        raise ApiError(413, "body_too_large", f"frames are limited to {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", "the frame is not valid JSON") from exc
+    try:
+        return MessageIn.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request(exc.errors()) from exc
 
 
 async def _receive_text(websocket: WebSocket) -> str | None:
@@ -194,7 +213,6 @@ async def _receive_text(websocket: WebSocket) -> str | None:
     return message.get("text")
 
 
-async def _push_conversation_events(websocket: WebSocket, services, conversation_id: str) -> None:  # type: ignore[no-untyped-def]
+async def _push_conversation_events(websocket: WebSocket, services: Any, conversation_id: str) -> None:
     """Agent joined / agent message / typing / back to the bot, live, from any replica."""
-    await follow(services.store.r, [services.queue.conversation_channel(conversation_id)],
-                 websocket.send_json)
+    await services.store.follow([services.queue.conversation_channel(conversation_id)], websocket.send_json)

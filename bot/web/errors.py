@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.inference import Busy
-from bot.sessions.store import LockTimeout
+from bot.sessions.errors import LockTimeout, StoreUnavailable
 from bot.textsafety import InvalidText
 
 log = logging.getLogger(__name__)
@@ -98,61 +97,75 @@ def _document_error_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def _api(request: Request, exc: ApiError) -> JSONResponse:
+    _count(request, exc.code)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        _count(request, "invalid_json")
+        return error_response(400, "invalid_json", "the body is not valid JSON")
+    error = invalid_request(errors, skip=1)
+    _count(request, error.code)
+    return error_response(error.status, error.code, error.detail)
+
+
+async def _text(request: Request, exc: InvalidText) -> JSONResponse:
+    error = as_api_error(exc)
+    _count(request, error.code)
+    return error_response(error.status, error.code, error.detail)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # not UTF-8: not JSON either
+        _count(request, "invalid_json")
+        return error_response(400, "invalid_json", "the body is not valid JSON (nor UTF-8 text)")
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    _count(request, code)
+    return error_response(exc.status_code, code, exc.detail)
+
+
+async def _busy(request: Request, exc: Busy) -> JSONResponse:
+    _count(request, "busy")
+    return error_response(503, "busy", "the bot is at capacity; retry with the same message_id",
+                          {"Retry-After": "1"})
+
+
+async def _locked(request: Request, exc: LockTimeout) -> JSONResponse:
+    _count(request, "conversation_busy")
+    return error_response(503, "conversation_busy", str(exc), {"Retry-After": "1"})
+
+
+async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    _count(request, "session_store_unavailable")
+    log.error("redis unavailable: %s", exc)
+    return error_response(503, "session_store_unavailable",
+                          "conversation storage is briefly unavailable; retry with the same message_id",
+                          {"Retry-After": "2"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _count(request, "internal_error")
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "something went wrong on our side")
+
+
+HANDLERS: list[tuple[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]]] = [
+    (ApiError, _api),
+    (RequestValidationError, _invalid),
+    (InvalidText, _text),
+    (StarletteHTTPException, _http),
+    (Busy, _busy),
+    (LockTimeout, _locked),
+    (StoreUnavailable, _store_down),  # Redis did not answer (bot/sessions/errors.py)
+    (Exception, _unexpected),
+]
+
+
 def install(app: FastAPI) -> None:
+    """Every error as ErrorOut: the handlers above, and the 422s documented as ErrorOut."""
     _document_error_bodies(app)
-
-    @app.exception_handler(ApiError)
-    async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        _count(request, exc.code)
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            _count(request, "invalid_json")
-            return error_response(400, "invalid_json", "the body is not valid JSON")
-        error = invalid_request(errors, skip=1)
-        _count(request, error.code)
-        return error_response(error.status, error.code, error.detail)
-
-    @app.exception_handler(InvalidText)
-    async def _text(request: Request, exc: InvalidText) -> JSONResponse:
-        error = as_api_error(exc)
-        _count(request, error.code)
-        return error_response(error.status, error.code, error.detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # not UTF-8: not JSON either
-            _count(request, "invalid_json")
-            return error_response(400, "invalid_json", "the body is not valid JSON (nor UTF-8 text)")
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        _count(request, code)
-        return error_response(exc.status_code, code, exc.detail)
-
-    @app.exception_handler(Busy)
-    async def _busy(request: Request, exc: Busy) -> JSONResponse:
-        _count(request, "busy")
-        return error_response(503, "busy", "the bot is at capacity; retry with the same message_id",
-                              {"Retry-After": "1"})
-
-    @app.exception_handler(LockTimeout)
-    async def _locked(request: Request, exc: LockTimeout) -> JSONResponse:
-        _count(request, "conversation_busy")
-        return error_response(503, "conversation_busy", str(exc), {"Retry-After": "1"})
-
-    @app.exception_handler(RedisConnectionError)
-    @app.exception_handler(RedisTimeoutError)
-    async def _redis(request: Request, exc: Exception) -> JSONResponse:
-        _count(request, "session_store_unavailable")
-        log.error("redis unavailable: %s", exc)
-        return error_response(503, "session_store_unavailable",
-                              "conversation storage is briefly unavailable; retry with the same message_id",
-                              {"Retry-After": "2"})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _count(request, "internal_error")
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "something went wrong on our side")
+    for exc_class, handler in HANDLERS:
+        app.add_exception_handler(exc_class, handler)

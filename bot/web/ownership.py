@@ -16,7 +16,7 @@ import secrets
 
 from starlette.requests import HTTPConnection
 
-from bot.sessions.store import RedisSessionStore
+from bot.sessions.store import SessionStore
 from bot.web.errors import ApiError
 
 TOKEN_HEADER = "x-conversation-token"
@@ -44,14 +44,14 @@ def presented_token(conn: HTTPConnection) -> str | None:
     return None
 
 
-async def authorize(store: RedisSessionStore, conversation_id: str, token: str | None) -> None:
+async def authorize(store: SessionStore, conversation_id: str, token: str | None) -> None:
     """Pass only with the token this conversation was created with."""
     expected = await store.owner(conversation_id)
     if token is None or expected is None or not hmac.compare_digest(digest(token), expected):
         raise unknown(conversation_id)
 
 
-async def create(store: RedisSessionStore, conversation_id: str) -> str:
+async def create(store: SessionStore, conversation_id: str) -> str:
     """Bind a new conversation to a fresh token and return the token (shown to its owner once)."""
     token = secrets.token_urlsafe(32)
     if not await store.claim_owner(conversation_id, digest(token)):
@@ -59,7 +59,7 @@ async def create(store: RedisSessionStore, conversation_id: str) -> str:
     return token
 
 
-async def open_or_authorize(store: RedisSessionStore, conversation_id: str,
+async def open_or_authorize(store: SessionStore, conversation_id: str,
                             token: str | None) -> str | None:
     """With a token: check it. Without: create the conversation, returning its new token (an id
     that exists already, of any channel, is a 404)."""

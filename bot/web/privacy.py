@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from bot.handoff.agents import AgentInfo
 from bot.handoff.queue import HandoffQueue
 from bot.sessions.review import ReviewLog
-from bot.sessions.store import RedisSessionStore
+from bot.sessions.store import SessionStore
 from bot.storage.db import TranscriptStore
-from bot.web.console import admin_caller
+from bot.web.console.auth import admin_caller
 from bot.web.errors import ApiError
 from bot.web.schemas import error_responses
 
@@ -36,7 +36,7 @@ class ErasedOut(BaseModel):
                                                "conversations).")
 
 
-async def erase_conversation(conversation_id: str, store: RedisSessionStore, review: ReviewLog,
+async def erase_conversation(conversation_id: str, store: SessionStore, review: ReviewLog,
                              transcripts: TranscriptStore, queue: HandoffQueue | None = None
                              ) -> dict[str, int]:
     """Erase one conversation everywhere; what was deleted, by kind (Redis keys, review entries,
@@ -58,10 +58,8 @@ async def forget_conversation(conversation_id: str, request: Request,
     if not CONVERSATION_ID.fullmatch(conversation_id):
         raise ApiError(422, "invalid_conversation_id", "not a conversation id")
     services = request.app.state.services
-    settings = services.settings
-    # A pipeline built without a review log: the stream may still hold entries from before.
-    review = services.pipeline.review or ReviewLog(services.store.r, settings.key_prefix,
-                                                   settings.thresholds.intent)
-    erased = await erase_conversation(conversation_id, services.store, review, services.transcripts,
-                                      services.queue)
+    # The services' review log, also where the pipeline runs without one (the stream may still hold
+    # entries from before).
+    erased = await erase_conversation(conversation_id, services.store, services.review,
+                                      services.transcripts, services.queue)
     return ErasedOut(conversation_id=conversation_id, erased=erased)

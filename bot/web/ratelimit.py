@@ -11,7 +11,8 @@ platform webhook address (`webhook`), per console log-in address (`login`) and p
 of `Settings.trusted_proxies`, the right-most address in X-Forwarded-For that is not a trusted proxy.
 IPv6 clients are counted per /64 (one subscriber's network), not per address.
 
-If Redis does not answer, the limiter fails open: the request goes through, and the failure is
+The counting itself is a `WindowCounter`'s (bot/sessions/counters.py keeps them in Redis). If Redis
+does not answer, the limiter fails open: the request goes through, and the failure is
 logged (at most every 30 s) and counted in `supportbot_degraded_total{dependency="rate_limiter"}`.
 """
 
@@ -24,15 +25,15 @@ import math
 import re
 import time
 from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.channels import REGISTRY
 from bot.config import RateLimitSettings
 from bot.observability import Metrics
-from bot.sessions.counters import FIXED_WINDOW_HIT
+from bot.sessions.counters import RedisWindowCounter
+from bot.sessions.errors import StoreUnavailable
 from bot.web.errors import ApiError
 from bot.web.limits import reply
 
@@ -62,15 +63,26 @@ class RateLimited(ApiError):
         self.limit, self.retry_after = limit, retry_after
 
 
+@runtime_checkable
+class WindowCounter(Protocol):
+    async def hit(self, key: str, window_s: float) -> tuple[int, int]:
+        """Count one hit on `key`: (hits in the current window, ms until it ends); raises
+        StoreUnavailable when the counts cannot be reached."""
+        ...
+
+
 class Limiter:
-    def __init__(self, redis: Redis, prefix: str, settings: RateLimitSettings, metrics: Metrics,
-                 trusted_proxies: list[str] | tuple[str, ...] = (), window_s: int = WINDOW_S) -> None:
+    def __init__(self, counter: WindowCounter | Any, prefix: str, settings: RateLimitSettings,
+                 metrics: Metrics, trusted_proxies: list[str] | tuple[str, ...] = (),
+                 window_s: int = WINDOW_S) -> None:
         self.prefix = prefix
         self.settings = settings
         self.metrics = metrics
         self.window_s = window_s
         self.trusted: list[Network] = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
-        self._hit = redis.register_script(FIXED_WINDOW_HIT)
+        # Transitional: a bare Redis client (what create_app passed before `services.counters`
+        # existed) is wrapped here; remove once every caller passes a WindowCounter.
+        self.counter = counter if isinstance(counter, WindowCounter) else RedisWindowCounter(counter)
         self._warned_at = -WARN_EVERY_S
 
     def limit(self, kind: str) -> int:
@@ -86,13 +98,13 @@ class Limiter:
         key = f"{self.prefix}:rl:{kind}:{_UNSAFE.sub('_', ident)[:128]}"
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
-                count, ttl_ms = await self._hit(keys=[key], args=[self.window_s * 1000])
-        except (RedisError, OSError, TimeoutError) as exc:
+                count, ttl_ms = await self.counter.hit(key, self.window_s)
+        except (StoreUnavailable, OSError, TimeoutError) as exc:
             self._failed_open(exc)
             return
-        if int(count) > limit:
+        if count > limit:
             self.metrics.rate_limited.labels(kind, channel).inc()
-            raise RateLimited(kind, max(1, math.ceil(int(ttl_ms) / 1000)))
+            raise RateLimited(kind, max(1, math.ceil(ttl_ms / 1000)))
 
     async def message(self, client: str, conversation_id: str, channel: str) -> None:
         """A customer message: its address's limit, then its conversation's."""
@@ -105,7 +117,7 @@ class Limiter:
         if now - self._warned_at >= WARN_EVERY_S:
             self._warned_at = now
             log.warning("rate limiter cannot reach Redis (%s); letting requests through",
-                        type(exc).__name__)
+                        type(exc.__cause__ or exc).__name__)
 
     # -- who is calling -----------------------------------------------------------------------
 

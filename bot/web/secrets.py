@@ -12,8 +12,8 @@ from bot.config import Settings
 
 
 def secret_key(settings: Settings) -> str:
-    if settings.secret_key:
-        return settings.secret_key
+    if settings.console.secret_key:
+        return settings.console.secret_key.get_secret_value()
     path = settings.data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()

@@ -39,7 +39,7 @@ def locate(path: str) -> str:
 
 
 def websocket_paths(tmp_path: Path) -> list[str]:
-    app = create_app(Settings(data_dir=tmp_path, secret_key="test"))
+    app = create_app(Settings(data_dir=tmp_path, console={"secret_key": "test"}))
     paths = []
 
     def walk(routes: list) -> None:

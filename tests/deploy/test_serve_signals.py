@@ -55,6 +55,7 @@ def data_dir(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """One data folder for every round (the model and index shared with the other tests, read only;
     the database, with an agent, and Redis's append-only file carry over from round to round)."""
     from bot.handoff.agents import AgentStore
+    from bot.storage.agents import AgentRecords
     from bot.storage.db import make_engine, migrate
 
     data = tmp_path_factory.mktemp("signals")
@@ -62,7 +63,7 @@ def data_dir(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         (data / part).symlink_to(demo_assets / part)
     engine = make_engine(f"sqlite:///{data / 'supportbot.db'}")
     migrate(engine)
-    AgentStore(engine).create("maria", "Maria Lopez", PASSWORD, "agent")
+    AgentStore(AgentRecords(engine)).create("maria", "Maria Lopez", PASSWORD, "agent")
     engine.dispose()
     return data
 

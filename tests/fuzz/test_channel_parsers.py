@@ -24,16 +24,15 @@ import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.requests import Request
 
 from bot.channels import meta, twilio
-from bot.channels.base import ChannelError, Handshake
+from bot.channels.base import ChannelError, Handshake, Headers, InboundRequest
 from bot.channels.messenger import MessengerChannel
 from bot.channels.slack import SlackChannel
 from bot.channels.telegram import TelegramChannel
@@ -136,20 +135,14 @@ RANDOM_HEADERS = st.lists(st.tuples(
 # -- the harness --------------------------------------------------------------------------------
 
 def make_request(body: bytes, headers: list[tuple[bytes, bytes]], method: str = "POST",
-                 path: str = "/webhooks/x", query: bytes = b"") -> Request:
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": query, "headers": headers, "scheme": "https", "http_version": "1.1",
-             "server": ("bot.example.com", 443), "client": ("203.0.113.9", 40000)}
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(scope, receive)
+                 path: str = "/webhooks/x", query: bytes = b"") -> InboundRequest:
+    """What the web layer (bot.web.inbound) hands a channel: header bytes decoded as latin-1, the
+    last of a repeated query parameter."""
+    raw_query = query.decode("latin-1")
+    return InboundRequest(method=method, path=path, body=body, raw_query=raw_query,
+                          headers=Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
+                          query=dict(parse_qsl(raw_query, keep_blank_values=True)),
+                          url=f"{BASE}{path}" + (f"?{raw_query}" if raw_query else ""), client="203.0.113.9")
 
 
 def check_message(channel: Any, msg: Message) -> None:
@@ -163,7 +156,7 @@ def check_message(channel: Any, msg: Message) -> None:
     channel.conversation(msg)  # the address `send` will need
 
 
-def parse(channel: Any, request: Request) -> list[Message] | ChannelError | Handshake:
+def parse(channel: Any, request: InboundRequest) -> list[Message] | ChannelError | Handshake:
     """Run channel.parse on a fresh loop; only messages, ChannelError (4xx) or Handshake may come out."""
 
     async def go() -> list[Message] | ChannelError | Handshake:
@@ -342,14 +335,13 @@ def _rasa_app_once() -> tuple[Any, _Pipeline]:
     from fastapi import FastAPI
 
     from bot.background import TaskSet
-    from bot.channels import rasa
     from bot.config import Settings
     from bot.observability import Metrics
-    from bot.web import errors
+    from bot.web import errors, rasa_routes
 
     app = FastAPI()
     errors.install(app)
-    app.include_router(rasa.router)
+    app.include_router(rasa_routes.router)
     pipeline = _Pipeline()
     app.state.services = SimpleNamespace(settings=Settings(), pipeline=pipeline, metrics=Metrics())
     app.state.conversation_key = b"fuzz-key"
@@ -400,10 +392,10 @@ def test_rasa_rest_webhook(body: bytes, ctype: bytes) -> None:
 def test_rasa_socketio_events(event: str, data: Any) -> None:
     """The socket.io handlers answer anything with an event (never an exception, which would only
     be logged by python-socketio and leave the client waiting)."""
-    from bot.channels import rasa
+    from bot.web import rasa_socketio
 
     app, pipeline = _rasa_app()
-    sio = rasa.socketio_server(app, [], 16_384)
+    sio = rasa_socketio.socketio_server(app, [], 16_384)
     emitted: list[tuple[str, Any]] = []
 
     async def emit(name: str, payload: Any = None, **_: Any) -> None:
@@ -436,13 +428,14 @@ def _chatwoot_app() -> tuple[Any, list[dict[str, Any]]]:
     from fastapi import FastAPI
 
     from bot.handoff import chatwoot
+    from bot.web.webhooks import chatwoot_router
 
     bridge = chatwoot.ChatwootBridge(chatwoot.ChatwootConfig("https://chatwoot.test", "token"),
                                      _Pipeline(), None, None, None, http=http())  # type: ignore[arg-type]
     queued: list[dict[str, Any]] = []
     bridge._spawn = queued.append  # type: ignore[method-assign]  # the background work is not under test
     app = FastAPI()
-    app.include_router(bridge.router())
+    app.include_router(chatwoot_router(bridge))
     return app, queued
 
 

@@ -31,7 +31,9 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 # The schema is read at collection time from an app that is never started (the routes, and so the
 # schema, do not depend on the settings); the requests go to `served_app`, a started one. (Schemathesis'
 # lazy `from_fixture` loader does not work with pytest 9.)
-_UNSTARTED = create_app(Settings(data_dir=Path(tempfile.mkdtemp(prefix="sb-schema-")), secret_key="schema"))
+_UNSTARTED = create_app(
+    Settings(data_dir=Path(tempfile.mkdtemp(prefix="sb-schema-")), console={"secret_key": "schema"})
+)
 schema = schemathesis.openapi.from_dict(_UNSTARTED.openapi())
 schema.app = _UNSTARTED  # calls go in-process over ASGI (each test passes the started app)
 
@@ -44,8 +46,15 @@ def served_app(demo_assets, demo_models, redis_url, tmp_path_factory) -> Iterato
     for part in ("models", "index"):
         (data_dir / part).symlink_to(demo_assets / part)
     prefix = f"sbfuzz-{os.getpid()}"
-    app = create_app(demo_settings(data_dir, redis_url=redis_url, key_prefix=prefix,
-                                   admin_api_key="fuzz-admin-key"), demo_models)
+    app = create_app(
+        demo_settings(
+            data_dir,
+            redis__url=redis_url,
+            sessions__key_prefix=prefix,
+            console__admin_api_key="fuzz-admin-key",
+        ),
+        demo_models,
+    )
     yield app
     asgi.shutdown_lifespans()  # schemathesis started the app's lifespan on its first request
     import redis

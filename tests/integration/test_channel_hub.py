@@ -25,8 +25,8 @@ def update(update_id: int, text: str) -> dict:
 
 
 def test_telegram_turns_through_the_hub(app_settings: Settings, demo_models: tuple) -> None:
-    settings = app_settings.model_copy(update={"telegram_token": "123:abc", "telegram_secret_token": SECRET,
-                                               "telegram_api_url": "https://telegram.test"})
+    settings = app_settings.updated({"telegram.token": "123:abc", "telegram.secret_token": SECRET,
+                                               "telegram.api_url": "https://telegram.test"})
     app = create_app(settings, demo_models)
 
     async def run() -> list[dict]:
@@ -63,8 +63,8 @@ def test_meta_verification_handshake_and_signature_through_the_hub(app_settings:
                                                                    demo_models: tuple) -> None:
     from fastapi.testclient import TestClient
 
-    settings = app_settings.model_copy(update={"whatsapp_token": "wa", "whatsapp_phone_number_id": "1055",
-                                               "meta_app_secret": "app-secret", "meta_verify_token": "vt"})
+    settings = app_settings.updated({"whatsapp.token": "wa", "whatsapp.phone_number_id": "1055",
+                                               "meta.app_secret": "app-secret", "meta.verify_token": "vt"})
     with TestClient(create_app(settings, demo_models)) as c:
         ok = c.get("/webhooks/whatsapp", params={"hub.mode": "subscribe", "hub.verify_token": "vt",
                                                  "hub.challenge": "1158201444"})

@@ -29,7 +29,9 @@ from starlette.routing import Route
 
 from bot.handoff.chatwoot import ChatwootBridge, ChatwootConfig, conversation_id
 from bot.handoff.service import HandoffError
+from bot.sessions.store import RedisSessionStore
 from bot.types import Button, Message, Reply, Session
+from bot.web.webhooks import chatwoot_router
 
 pytestmark = pytest.mark.integration
 
@@ -205,10 +207,11 @@ async def make_harness(redis_url: str, prefix: str, base_url: str,
     redis = Redis.from_url(redis_url, decode_responses=True)
     store = FakeStore()
     config = ChatwootConfig(base_url=base_url, api_token=API_TOKEN, webhook_token=webhook_token)
-    bridge = ChatwootBridge(config, FakePipeline(store), store, FakeHandoff(store), redis, prefix=prefix)
+    bridge = ChatwootBridge(config, FakePipeline(store), store, FakeHandoff(store),
+                            RedisSessionStore(redis, prefix=prefix))
     bridge.retry_base_s = 0.01
     app = FastAPI()
-    app.include_router(bridge.router())
+    app.include_router(chatwoot_router(bridge))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot") as client:
         yield Harness(bridge, client, redis, prefix)
     await bridge.aclose()

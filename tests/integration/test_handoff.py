@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.config import Settings
-from bot.handoff.queue import HandoffQueue
+from bot.handoff.queue import RedisHandoffQueue
 from bot.handoff.service import HandoffError
 from bot.sessions.store import RedisSessionStore
 from bot.web.app import create_app
@@ -20,7 +20,7 @@ PASSWORD = "correct horse battery"
 
 
 async def test_many_concurrent_claims_have_one_winner(store: RedisSessionStore, key_prefix: str) -> None:
-    queue = HandoffQueue(store.r, key_prefix)
+    queue = RedisHandoffQueue(store.r, key_prefix)
     await queue.enqueue("c1", "customer_asked")
     await queue.enqueue("c2", "complaint", priority=1)
     assert [w["conversation_id"] for w in await queue.waiting()] == ["c2", "c1"]  # priority first
@@ -33,7 +33,7 @@ async def test_many_concurrent_claims_have_one_winner(store: RedisSessionStore, 
 
 @pytest.fixture
 def settings(app_settings: Settings) -> Settings:
-    return app_settings.model_copy(update={"business_hours": "Mon-Sun 00:00-24:00", "timezone": "UTC"})
+    return app_settings.updated({"handoff.business_hours": "Mon-Sun 00:00-24:00", "handoff.timezone": "UTC"})
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
     from bot.types import Session
 
     root = Path(__file__).resolve().parents[2]
-    queue = HandoffQueue(store.r, key_prefix)
+    queue = RedisHandoffQueue(store.r, key_prefix)
     service = HandoffService(store, queue, Domain.load(root / "training_data" / "domain.yml"),
                              BusinessHours("Mon-Sun 00:00-00:01", "UTC"))
     typed = Session(conversation_id="t1", handoff=True)
@@ -175,8 +175,8 @@ async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
 
 
 def test_chatwoot_bridge_is_mounted_when_configured(settings: Settings, demo_models: tuple) -> None:
-    configured = settings.model_copy(update={"chatwoot_url": "http://127.0.0.1:9", "chatwoot_api_token": "t",
-                                             "chatwoot_webhook_token": "s3cret"})
+    configured = settings.updated({"chatwoot.url": "http://127.0.0.1:9", "chatwoot.api_token": "t",
+                                             "chatwoot.webhook_token": "s3cret"})
     with WidgetClient(create_app(configured, demo_models)) as c:
         r = c.post("/integrations/chatwoot/webhook?token=wrong", json={"event": "message_created"})
         assert r.status_code == 401 and r.json()["error"] == "bad_token"

@@ -37,7 +37,7 @@ ADMIN_KEY = "admin-key-for-tests-0123456789"
 
 
 def limited(settings: Settings, **limits: Any) -> Settings:
-    return settings.model_copy(update={"rate_limit": RateLimitSettings(**limits)})
+    return settings.updated({"rate_limit": RateLimitSettings(**limits)})
 
 
 def say(client: TestClient | httpx.Client, cid: str, text: str = "hello", **kw: Any) -> httpx.Response:
@@ -114,8 +114,8 @@ def test_channel_webhook_limits(app_settings: Settings, demo_models: tuple) -> N
         return_value=httpx.Response(200, json={"ok": True}))
     respx.route(host="testserver").pass_through()
     settings = limited(app_settings, per_conversation_per_minute=1, webhook_per_ip_per_minute=3)
-    settings = settings.model_copy(update={"telegram_token": "1:tok", "telegram_secret_token": "hook-secret",
-                                           "telegram_api_url": "https://telegram.test"})
+    settings = settings.updated({"telegram.token": "1:tok", "telegram.secret_token": "hook-secret",
+                                           "telegram.api_url": "https://telegram.test"})
     headers = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret"}
 
     def update(n: int) -> dict:
@@ -241,7 +241,7 @@ def test_client_address_believes_forwarded_for_from_trusted_proxies_only() -> No
 def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(app_settings: Settings,
                                                              demo_models: tuple) -> None:
     settings = limited(app_settings, per_ip_per_minute=1)
-    settings = settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    settings = settings.updated({"web.trusted_proxies": ["10.0.0.0/8"]})
     app = create_app(settings, demo_models)
 
     async def run() -> list[int]:
@@ -261,8 +261,8 @@ def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(app_settings: Setti
 # -- body limits -----------------------------------------------------------------------------------
 
 def test_bodies_are_limited_everywhere(app_settings: Settings, demo_models: tuple) -> None:
-    settings = app_settings.model_copy(update={"max_body_bytes": 2048, "telegram_token": "1:tok",
-                                               "telegram_secret_token": "hook-secret"})
+    settings = app_settings.updated({"limits.max_body_bytes": 2048, "telegram.token": "1:tok",
+                                               "telegram.secret_token": "hook-secret"})
     big = {"text": "x" * 4000}
     with WidgetClient(create_app(settings, demo_models)) as client:
         for path in ("/webhooks/telegram", "/console/api/login", "/webhooks/rest/webhook", "/model/parse",
@@ -288,7 +288,7 @@ def test_bodies_are_limited_everywhere(app_settings: Settings, demo_models: tupl
 # -- CORS and origins ------------------------------------------------------------------------------
 
 def test_cors_only_for_widget_origins(app_settings: Settings, demo_models: tuple) -> None:
-    settings = app_settings.model_copy(update={"widget_origins": ["https://shop.example.com"]})
+    settings = app_settings.updated({"web.widget_origins": ["https://shop.example.com"]})
     with WidgetClient(create_app(settings, demo_models)) as client:
         ok = client.options("/api/v1/conversations/c1/messages", headers={
             "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
@@ -393,7 +393,7 @@ def test_widget_script_stays_loadable_from_any_site(client_default: TestClient) 
 
 
 def test_hsts_only_over_https(app_settings: Settings, demo_models: tuple) -> None:
-    with WidgetClient(create_app(app_settings.model_copy(update={"cookie_secure": True}), demo_models)) as c:
+    with WidgetClient(create_app(app_settings.updated({"console.cookie_secure": True}), demo_models)) as c:
         assert c.get("/").headers["strict-transport-security"].startswith("max-age=")
 
 
@@ -420,7 +420,7 @@ def test_admin_api_is_off_without_a_key(client_default: TestClient) -> None:
 
 
 def test_admin_api_key(app_settings: Settings, demo_models: tuple) -> None:
-    settings = app_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)})
+    settings = app_settings.updated({"console.admin_api_key": SecretStr(ADMIN_KEY)})
     with WidgetClient(create_app(settings, demo_models)) as client:
         r = client.get("/console/api/agents")
         assert r.status_code == 401 and r.json()["error"] == "login_required"

@@ -44,6 +44,14 @@ SECRETS = {
     "chatwoot_api_token": "chatw00t-api-T0KEN-0123",
     "chatwoot_webhook_token": "chatw00t-webh00k-T0KEN",
 }
+# Where each secret lives in Settings.
+FIELDS = {"admin_api_key": "console.admin_api_key", "secret_key": "console.secret_key",
+          "telegram_token": "telegram.token", "telegram_secret_token": "telegram.secret_token",
+          "meta_app_secret": "meta.app_secret", "meta_verify_token": "meta.verify_token",
+          "whatsapp_token": "whatsapp.token", "messenger_page_token": "messenger.page_token",
+          "slack_bot_token": "slack.bot_token", "slack_signing_secret": "slack.signing_secret",
+          "twilio_auth_token": "twilio.auth_token", "chatwoot_api_token": "chatwoot.api_token",
+          "chatwoot_webhook_token": "chatwoot.webhook_token"}
 OPENAI_KEY = "sk-0pen4i-compatible-API-key-0123"
 REDIS_PASSWORD = "r3dis-pa55word-in-URL"
 DB_PASSWORD = "p0stgres-pa55word-in-URL"
@@ -110,14 +118,13 @@ def test_no_secret_reaches_the_logs(app_settings: Settings, demo_models: tuple,
     respx.post(url__startswith="https://slack.test/").mock(return_value=httpx.Response(
         200, json={"ok": False, "error": "invalid_auth"}))
     respx.post(url__startswith="https://api.twilio.test/").mock(return_value=httpx.Response(401))
-    settings = app_settings.model_copy(update={
-        **{k: v for k, v in SECRETS.items() if k != "admin_api_key"},
-        "admin_api_key": SecretStr(SECRETS["admin_api_key"]),
+    settings = app_settings.updated({
+        **{FIELDS[k]: v for k, v in SECRETS.items()},
         "generation": GenerationSettings(backend="none", api_key=SecretStr(OPENAI_KEY)),
-        "whatsapp_phone_number_id": "106540352242922", "meta_graph_url": "https://graph.test/v21.0",
-        "telegram_api_url": "https://telegram.test", "slack_api_url": "https://slack.test/api",
-        "twilio_account_sid": "ACtest", "twilio_api_url": "https://api.twilio.test",
-        "chatwoot_url": "https://chatwoot.test",
+        "whatsapp.phone_number_id": "106540352242922", "meta.graph_url": "https://graph.test/v21.0",
+        "telegram.api_url": "https://telegram.test", "slack.api_url": "https://slack.test/api",
+        "twilio.account_sid": "ACtest", "twilio.api_url": "https://api.twilio.test",
+        "chatwoot.url": "https://chatwoot.test",
     })
     install(settings, log_output)
     with serve(settings, demo_models) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -167,15 +174,19 @@ def test_no_secret_reaches_the_logs(app_settings: Settings, demo_models: tuple,
 def test_no_secret_when_redis_and_the_database_fail(app_settings: Settings, demo_models: tuple,
                                                     log_output: io.StringIO, tmp_path: Path) -> None:
     dead = free_port()
-    settings = app_settings.model_copy(update={
-        "redis_url": f"redis://default:{REDIS_PASSWORD}@127.0.0.1:{dead}/0",
-        "secret_key": SECRETS["secret_key"]})
+    settings = app_settings.updated({
+        "redis.url": f"redis://default:{REDIS_PASSWORD}@127.0.0.1:{dead}/0",
+        "console.secret_key": SECRETS["secret_key"]})
     install(settings, log_output)
     with serve(settings, demo_models) as url, httpx.Client(base_url=url, timeout=60) as c:
         r = c.post("/api/v1/conversations/down/messages", json={"text": "hello"})
         assert r.status_code == 503
-    broken_db = app_settings.model_copy(update={
-        "database_url": f"postgresql+psycopg://sb:{DB_PASSWORD}@127.0.0.1:{dead}/sb", "data_dir": tmp_path})
+    broken_db = app_settings.updated(
+        {
+            "storage.database_url": f"postgresql+psycopg://sb:{DB_PASSWORD}@127.0.0.1:{dead}/sb",
+            "data_dir": tmp_path,
+        }
+    )
     install(broken_db, log_output)
     with serve(broken_db, demo_models):
         pass  # start-up fails: uvicorn logs the lifespan's traceback

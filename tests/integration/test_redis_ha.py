@@ -102,8 +102,13 @@ def test_cluster_url_parsing() -> None:
 
 def test_a_conversation_and_its_hand_off_stay_in_one_cluster_slot(
         app_settings: Settings, demo_models: tuple, cluster: list[RedisProcess]) -> None:
-    settings = app_settings.model_copy(update={
-        "redis_url": cluster_url(cluster), "business_hours": "Mon-Sun 00:00-24:00", "timezone": "UTC"})
+    settings = app_settings.updated(
+        {
+            "redis.url": cluster_url(cluster),
+            "handoff.business_hours": "Mon-Sun 00:00-24:00",
+            "handoff.timezone": "UTC",
+        }
+    )
     cid = "cluster-a"
     # A second conversation whose slot is on another master: the app really spans the cluster.
     home = master_of(cluster, key_slot(cid.encode()))
@@ -148,7 +153,7 @@ def test_a_conversation_and_its_hand_off_stay_in_one_cluster_slot(
         roles = [e["role"] for e in c.get(f"/api/v1/conversations/{cid}").json()["history"]]
         assert roles.count("user") == 5 and "agent" in roles and "system" in roles
 
-    keys = keys_by_node(cluster, settings.key_prefix)
+    keys = keys_by_node(cluster, settings.sessions.key_prefix)
     conversation = {k for k in keys if conversation_tag(cid) in k}
     kinds = {k.split(":")[1] if k.split(":")[1] in ("handoff", "typing") else k.split(":")[2]
              for k in conversation}
@@ -166,12 +171,12 @@ async def test_turn_events_reach_subscribers_on_every_cluster_node(
     on whichever node its connection went to, hears turns and queue changes published anywhere."""
     import asyncio
 
-    from bot.handoff.queue import HandoffQueue
+    from bot.handoff.queue import RedisHandoffQueue
     from bot.sessions.store import RedisSessionStore, connect
 
     client = connect(cluster_url(cluster))
     store = RedisSessionStore(client, prefix=key_prefix)
-    queue = HandoffQueue(client, key_prefix)
+    queue = RedisHandoffQueue(client, key_prefix)
     await client.initialize()  # the slot map: which nodes there are
     pubsubs = [client.pubsub()] + [client.pubsub(host="127.0.0.1", port=n.port) for n in cluster]
     try:
@@ -205,7 +210,7 @@ def test_a_sentinel_failover_mid_conversation_loses_no_turn(
     master, [replica], sentinels = start_replicated(servers, "sbha", replicas=1, sentinels=3,
                                                     down_after_ms=400)
     url = "redis+sentinel://" + ",".join(f"127.0.0.1:{s.port}" for s in sentinels) + "/sbha/0"
-    settings = app_settings.model_copy(update={"redis_url": url})
+    settings = app_settings.updated({"redis.url": url})
     cid = "failover-1"
     turns = [("m1", "hello"), ("m2", "where is my order?"), ("m3", "KK-204871"),
              ("m4", "how do I return an item?"), ("m5", "what are your opening hours?"),
@@ -243,7 +248,7 @@ def test_a_sentinel_failover_mid_conversation_loses_no_turn(
     # What the promoted replica holds: every turn, once each, in order, with the replies sent.
     with replica.client() as r:
         assert r.info("replication")["role"] == "master"
-        raw = r.get(f"{settings.key_prefix}:{conversation_tag(cid)}:session")
+        raw = r.get(f"{settings.sessions.key_prefix}:{conversation_tag(cid)}:session")
     history = Session.model_validate_json(raw).history
     assert [(e.message_id, e.text) for e in history if e.role == "user"] == turns
     replies: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_conversation_continues_after_redis_restarts(app_settings: Settings, demo_models: tuple,
                                                      tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis").start()
-    settings = app_settings.model_copy(update={"redis_url": server.url, "redis_retry_s": 1.0})
+    settings = app_settings.updated({"redis.url": server.url, "redis.retry_s": 1.0})
     try:
         with WidgetClient(create_app(settings, demo_models)) as client:
             url = "/api/v1/conversations/restart1/messages"

@@ -32,9 +32,9 @@ def say(client: TestClient, cid: str, **body: object) -> None:
 
 
 async def review_items(settings: Settings) -> list:
-    client = connect(settings.redis_url)
+    client = connect(settings.redis.dsn)
     try:
-        return await ReviewLog(client, settings.key_prefix, settings.thresholds.intent).items()
+        return await ReviewLog(client, settings.sessions.key_prefix, settings.thresholds.intent).items()
     finally:
         await client.aclose()
 
@@ -61,8 +61,8 @@ def test_export_review_writes_a_labeling_file_and_keeps_late_arrivals(
     for cid in ("e1", "e2"):
         say(client, cid, text="zxqv blorp fnark")
     say(client, "e3", text="qwop snerk")
-    monkeypatch.setenv("SUPPORTBOT_REDIS_URL", app_settings.redis_url)
-    monkeypatch.setenv("SUPPORTBOT_KEY_PREFIX", app_settings.key_prefix)
+    monkeypatch.setenv("SUPPORTBOT_REDIS_URL", app_settings.redis.dsn)
+    monkeypatch.setenv("SUPPORTBOT_KEY_PREFIX", app_settings.sessions.key_prefix)
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "var"))
     out = tmp_path / "review.csv"
 
@@ -83,9 +83,9 @@ def test_export_review_writes_a_labeling_file_and_keeps_late_arrivals(
     say(client, "e5", text="wibble wobble zonk")
 
     async def remove_and_list() -> list[str]:
-        redis = connect(app_settings.redis_url)
+        redis = connect(app_settings.redis.dsn)
         try:
-            log = ReviewLog(redis, app_settings.key_prefix, app_settings.thresholds.intent)
+            log = ReviewLog(redis, app_settings.sessions.key_prefix, app_settings.thresholds.intent)
             assert await log.remove([i.id for i in exported]) == 1
             return [i.text for i in await log.items()]
         finally:

@@ -66,7 +66,7 @@ class Browser:
 
 @pytest.fixture
 def settings(app_settings: Settings) -> Settings:
-    return app_settings.model_copy(update={"business_hours": "Mon-Sun 00:00-24:00", "timezone": "UTC"})
+    return app_settings.updated({"handoff.business_hours": "Mon-Sun 00:00-24:00", "handoff.timezone": "UTC"})
 
 
 def _started(settings: Settings, demo_models: tuple, **kw: object) -> Iterator[WidgetClient]:
@@ -138,13 +138,13 @@ def test_the_cookie_is_an_opaque_id_that_changes_at_every_login(client: WidgetCl
     assert Browser(client, cookie=first).get("/console/api/queue").status_code == 401
     assert browser.get("/console/api/session").json()["agent"]["username"] == "agent2"
     # Redis holds the session with its TTL, under the app's prefix, and never the id itself.
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    keys = list(r.scan_iter(f"{settings.key_prefix}:console:session:*"))
+    r = redis.Redis.from_url(settings.redis.dsn, decode_responses=True)
+    keys = list(r.scan_iter(f"{settings.sessions.key_prefix}:console:session:*"))
     assert len(keys) == 1
-    assert 0 < r.ttl(keys[0]) <= settings.console_session_s
+    assert 0 < r.ttl(keys[0]) <= settings.console.console_session_s
     assert r.hget(keys[0], "csrf") == browser.csrf
     sid = browser.cookie.rsplit(".", 1)[0]
-    assert not any(sid in k for k in r.scan_iter(f"{settings.key_prefix}:*"))
+    assert not any(sid in k for k in r.scan_iter(f"{settings.sessions.key_prefix}:*"))
 
 
 @pytest.mark.timeout(120)
@@ -213,7 +213,7 @@ def test_changing_ones_own_password_ends_the_other_sessions_and_rotates_this_one
 def behind_proxy(settings: Settings, demo_models: tuple) -> Iterator[WidgetClient]:
     """Clients arrive through a trusted proxy, so each request can come from its own address;
     the per-address limit is 3 log-ins a minute."""
-    proxied = settings.model_copy(update={"trusted_proxies": ["127.0.0.1"],
+    proxied = settings.updated({"web.trusted_proxies": ["127.0.0.1"],
                                           "rate_limit": RateLimitSettings(login_per_ip_per_minute=3)})
     yield from _started(proxied, demo_models, client=("127.0.0.1", 50000))
 

@@ -75,8 +75,8 @@ def test_rasa_conversations_are_keyed_and_unreachable_from_the_web_api(
         client: WidgetClient, app_settings: Settings) -> None:
     r = client.post("/webhooks/rest/webhook", json={"sender": PHONE, "message": "my phone is 07700 900123"})
     assert r.status_code == 200
-    keys = [k.decode() for k in redis.Redis.from_url(app_settings.redis_url).scan_iter(
-        f"{app_settings.key_prefix}:*", count=1000)]
+    keys = [k.decode() for k in redis.Redis.from_url(app_settings.redis.dsn).scan_iter(
+        f"{app_settings.sessions.key_prefix}:*", count=1000)]
     assert keys and not any("7700900123" in k or "rasa-" + PHONE in k for k in keys)
     cid = next(k.split("{")[1].split("}")[0] for k in keys if k.endswith(":session"))
     assert cid.startswith("rasa-") and PHONE.strip("+") not in cid
@@ -94,9 +94,9 @@ async def _get(store, cid: str, settings: Settings):  # type: ignore[no-untyped-
     """The session read through a client of this event loop (the app's lives in the test client's)."""
     from bot.sessions.store import RedisSessionStore, connect
 
-    r = connect(settings.redis_url)
+    r = connect(settings.redis.dsn)
     try:
-        return await RedisSessionStore(r, prefix=settings.key_prefix).get(cid)
+        return await RedisSessionStore(r, prefix=settings.sessions.key_prefix).get(cid)
     finally:
         await r.aclose()
 
@@ -106,7 +106,7 @@ def test_rasa_channels_accept_an_optional_shared_token(app_settings: Settings, d
 
     from bot.web.app import create_app
 
-    settings = app_settings.model_copy(update={"rasa_channel_token": SecretStr("rasa-shared-token")})
+    settings = app_settings.updated({"web.rasa_channel_token": SecretStr("rasa-shared-token")})
     with WidgetClient(create_app(settings, demo_models)) as c:
         body = {"sender": "u1", "message": "hello"}
         assert c.post("/webhooks/rest/webhook", json=body).status_code == 401

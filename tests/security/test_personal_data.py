@@ -179,8 +179,8 @@ async def say(services: Services, cid: str, text: str = "", payload: str | None 
 
 
 def raw_session(settings: Settings, cid: str) -> str:
-    return redis.Redis.from_url(settings.redis_url or "", decode_responses=True).get(
-        f"{settings.key_prefix}:{{{cid}}}:session") or ""
+    return redis.Redis.from_url(settings.redis.dsn or "", decode_responses=True).get(
+        f"{settings.sessions.key_prefix}:{{{cid}}}:session") or ""
 
 
 async def review_texts(services: Services) -> list[str]:
@@ -338,8 +338,8 @@ def fill_old_and_new(settings: Settings) -> None:
     store.record_agent_message("new", "ann", "very old note", long_ago)
     store.record_agent_message("new", "ann", "hello", time.time())
     engine.dispose()
-    client = redis.Redis.from_url(settings.redis_url or "")
-    key = f"{settings.key_prefix}:review"
+    client = redis.Redis.from_url(settings.redis.dsn or "")
+    key = f"{settings.sessions.key_prefix}:review"
     client.xadd(key, {"text": "old", "conversation_id": "old"}, id=f"{int(long_ago * 1000)}-0")
     client.xadd(key, {"text": "new", "conversation_id": "new"})
 
@@ -354,8 +354,8 @@ def rows(settings: Settings) -> dict[str, list]:
             "agent_messages": sorted(db.scalars(select(AgentMessage.text))),
         }
     engine.dispose()
-    client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
-    found["review"] = [f["text"] for _, f in client.xrange(f"{settings.key_prefix}:review")]
+    client = redis.Redis.from_url(settings.redis.dsn or "", decode_responses=True)
+    found["review"] = [f["text"] for _, f in client.xrange(f"{settings.sessions.key_prefix}:review")]
     return found
 
 
@@ -364,8 +364,8 @@ KEPT = {"conversations": ["new"], "turns": ["new"], "form_requests": ["new"], "a
 
 
 def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    monkeypatch.setenv("SUPPORTBOT_REDIS_URL", settings.redis_url or "")
-    monkeypatch.setenv("SUPPORTBOT_KEY_PREFIX", settings.key_prefix)
+    monkeypatch.setenv("SUPPORTBOT_REDIS_URL", settings.redis.dsn or "")
+    monkeypatch.setenv("SUPPORTBOT_KEY_PREFIX", settings.sessions.key_prefix)
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(settings.data_dir))
 
 
@@ -408,7 +408,7 @@ async def fill(services: Services, cid: str) -> None:
 async def footprint(services: Services, cid: str) -> dict[str, int]:
     settings = services.settings
     tag = "{" + cid + "}"
-    keys = [k async for k in services.store.r.scan_iter(match=f"{settings.key_prefix}:*")
+    keys = [k async for k in services.store.r.scan_iter(match=f"{settings.sessions.key_prefix}:*")
             if tag in k and ":lock" not in k and ":lease:" not in k]
     assert services.pipeline.review is not None
     review = [i for i in await services.pipeline.review.items() if i.conversation_id == cid]
@@ -428,7 +428,7 @@ def everywhere(counts: dict[str, int]) -> bool:
 
 async def test_the_admin_api_erases_one_conversation_everywhere(app_settings: Settings,
                                                                  demo_models: tuple) -> None:
-    settings = app_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)})
+    settings = app_settings.updated({"console.admin_api_key": SecretStr(ADMIN_KEY)})
     app = create_app(settings, demo_models, generator=None)
     async with app.router.lifespan_context(app):
         services: Services = app.state.services

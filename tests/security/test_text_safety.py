@@ -85,7 +85,7 @@ async def test_socketio_answers_an_error_event(app_settings, demo_models) -> Non
 
 
 def test_text_that_normalisation_lengthens_is_judged_by_what_was_sent(client: WidgetClient) -> None:
-    limit = client.app.state.services.settings.max_message_chars
+    limit = client.app.state.services.settings.limits.max_message_chars
     text = "where is my order " + "x" * (limit - 28) + "\u0344" * 10  # NFC: each becomes 2 code points
     assert len(text) == limit
     assert post(client, "nfc-long", {"text": text}).status_code == 200
@@ -173,7 +173,7 @@ def test_conversation_reads_are_never_cached(client: WidgetClient) -> None:
 def test_webhooks_refuse_invalid_text(app_settings, demo_models) -> None:  # type: ignore[no-untyped-def]
     from bot.web.app import create_app
 
-    settings = app_settings.model_copy(update={"telegram_token": "123:abc", "telegram_secret_token": "s"})
+    settings = app_settings.updated({"telegram.token": "123:abc", "telegram.secret_token": "s"})
     update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
                                           "from": {"id": 5, "is_bot": False}, "text": "hi \udc80"}}
     with WidgetClient(create_app(settings, demo_models)) as c:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge.embedder import E5Embedder, load_embedder
+from bot.encoders.e5 import E5Embedder
+from bot.knowledge.embedder import load_embedder
 from bot.knowledge.index import build_index
 from bot.knowledge.loader import load_entries
 from bot.knowledge.retriever import KnowledgeBase

@@ -24,10 +24,10 @@ from rich.console import Console
 
 from bot.assets import train_model
 from bot.config import Settings, TrainSettings
+from bot.encoders.manifest import Manifest
+from bot.encoders.onnx import ensure_int8, int8_path, is_current
 from bot.nlu.data import deduplicate, load_examples
 from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
-from bot.nlu.onnx_encoder import ensure_int8, int8_path, is_current
-from bot.nlu.train import Manifest
 from tests.conftest import ROOT, demo_settings
 
 TINY_FINETUNE = TrainSettings(mode="finetune", epochs=1, max_examples=150, max_length=32, seed=13)
@@ -52,7 +52,7 @@ def frozen_data(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def finetuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Trained through `supportbot train`'s path with the onnx-int8 runtime chosen."""
     out = tmp_path_factory.mktemp("onnx-finetune") / "intent"
-    settings = Settings(train=TINY_FINETUNE, nlu_runtime="onnx-int8")
+    settings = Settings(train=TINY_FINETUNE, models={"nlu_runtime": "onnx-int8"})
     train_model(settings, data=ROOT / "training_data", out=out, console=Console(quiet=True))
     return out
 
@@ -75,7 +75,7 @@ def test_frozen_int8_answers_like_torch(frozen_data: Path, texts: list[str],
                                         caplog: pytest.LogCaptureFixture) -> None:
     model_dir = frozen_data / "models" / "intent"
     torch_model = IntentModel.load(model_dir)
-    with caplog.at_level(logging.WARNING, logger="bot.nlu.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="bot.encoders.onnx"):
         onnx_model = IntentModel.load(model_dir, runtime="onnx-int8", threads=1)
     assert "exporting" in caplog.text and int8_path(model_dir).exists()  # the lazy fallback
     assert onnx_model.runtime == "onnx-int8" and onnx_model._features is not torch_model._features
@@ -101,7 +101,7 @@ def test_training_writes_the_int8_file_and_it_answers_like_torch(finetuned: Path
     path = int8_path(finetuned)
     assert is_current(path, Manifest.load(finetuned))  # written by training, before any load
     torch_model = IntentModel.load(finetuned)
-    with caplog.at_level(logging.WARNING, logger="bot.nlu.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="bot.encoders.onnx"):
         onnx_model = IntentModel.load(finetuned, runtime="onnx-int8", threads=1)
     assert "exporting" not in caplog.text
     assert not hasattr(onnx_model, "_model")  # torch weights are not loaded at all
@@ -125,7 +125,7 @@ def test_file_is_reused_and_replaced_when_the_model_is_retrained(frozen_data: Pa
     path = ensure_int8(model_dir, manifest)
     before = path.stat()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.nlu.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="bot.encoders.onnx"):
         IntentModel.load(model_dir, runtime="onnx-int8")
         assert ensure_int8(model_dir, manifest) == path
     assert "exporting" not in caplog.text
@@ -136,7 +136,7 @@ def test_file_is_reused_and_replaced_when_the_model_is_retrained(frozen_data: Pa
     manifest.created_at += 1  # as if `train` had written a new model into the same folder
     manifest.save(model_dir)
     assert not is_current(path, manifest)
-    with caplog.at_level(logging.WARNING, logger="bot.nlu.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="bot.encoders.onnx"):
         IntentModel.load(model_dir, runtime="onnx-int8")
     assert "older training run" in caplog.text
     assert is_current(path, manifest) and path.stat().st_ino != before.st_ino  # renamed into place
@@ -164,7 +164,9 @@ def test_unwritable_model_folder_exports_to_a_temporary_folder_once(
 def test_load_models_takes_the_runtime_from_settings(frozen_data: Path) -> None:
     from bot.services import load_models
 
-    nlu, _ = load_models(demo_settings(frozen_data, nlu_runtime="onnx-int8", torch_threads=1))
+    nlu, _ = load_models(
+        demo_settings(frozen_data, models__nlu_runtime="onnx-int8", inference__torch_threads=1)
+    )
     assert isinstance(nlu, LanguageRoutedIntentModel)
     assert nlu.default.runtime == "onnx-int8"
     assert nlu.multilingual is not None and nlu.multilingual.runtime == "torch"  # no torch encoder
@@ -172,9 +174,9 @@ def test_load_models_takes_the_runtime_from_settings(frozen_data: Path) -> None:
 
 
 def test_runtime_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().nlu_runtime == "torch"
+    assert Settings().models.nlu_runtime == "torch"
     monkeypatch.setenv("SUPPORTBOT_NLU_RUNTIME", "onnx-int8")
-    assert Settings().nlu_runtime == "onnx-int8"
+    assert Settings().models.nlu_runtime == "onnx-int8"
     for bad in ("onnx", "int8", "ONNX-INT8", ""):
         monkeypatch.setenv("SUPPORTBOT_NLU_RUNTIME", bad)
         with pytest.raises(ValidationError, match="nlu_runtime"):
@@ -196,9 +198,9 @@ def test_int8_embedder_finds_what_torch_finds_and_its_graph_is_reused(frozen_dat
     from bot.knowledge.embedder import OnnxEmbedder
     from bot.services import load_models
 
-    settings = demo_settings(frozen_data, embedder_runtime="onnx-int8", torch_threads=1)
+    settings = demo_settings(frozen_data, models__embedder_runtime="onnx-int8", inference__torch_threads=1)
     _, kb_int8 = load_models(settings)
-    _, kb_torch = load_models(demo_settings(frozen_data, torch_threads=1))
+    _, kb_torch = load_models(demo_settings(frozen_data, inference__torch_threads=1))
     assert isinstance(kb_int8.default.embedder, OnnxEmbedder)
     assert kb_int8.multilingual is not None and kb_int8.multilingual.embedder.multilingual  # e5: its own
     doc = yaml.safe_load((ROOT / "benchmarks" / "data" / "faq_paraphrases.yml").read_text(encoding="utf-8"))
@@ -230,7 +232,7 @@ def test_int8_embedder_finds_what_torch_finds_and_its_graph_is_reused(frozen_dat
 def test_embedder_runtime_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.knowledge.embedder import load_embedder
 
-    assert Settings().embedder_runtime == "torch"
+    assert Settings().models.embedder_runtime == "torch"
     monkeypatch.setenv("SUPPORTBOT_EMBEDDER_RUNTIME", "onnx")
     with pytest.raises(ValidationError, match="embedder_runtime"):
         Settings()
@@ -242,9 +244,9 @@ def test_embedder_runtime_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unwritable_data_dir_exports_the_embedder_to_a_temporary_folder_once(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from bot.encoders.onnx import ensure_sentence_int8
+    from bot.encoders.paths import resolve
     from bot.knowledge.embedder import OnnxEmbedder
-    from bot.nlu.encoders import resolve
-    from bot.nlu.onnx_encoder import ensure_sentence_int8
 
     (tmp_path / "embedder").write_text("")  # a file where the folder goes: writing fails (even as root)
     path = ensure_sentence_int8(resolve(None), tmp_path / "embedder")

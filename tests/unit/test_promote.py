@@ -43,7 +43,7 @@ def write_review(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 def test_better_candidate_is_promoted_and_matches_the_data(tmp_path: Path, training_data: Path) -> None:
-    settings = demo_settings(tmp_path / "var").model_copy(update={"training_data": training_data})
+    settings = demo_settings(tmp_path / "var").updated({"training_data": training_data})
     weak = TrainSettings(mode="frozen", seed=13, max_examples=60)  # two messages per intent
     train(load_examples(training_data), weak, settings.model_dir)
 
@@ -66,7 +66,7 @@ def test_worse_candidate_is_not_promoted_and_nothing_changes(tmp_path: Path, tra
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     data_dir = tmp_path / "var"
     shutil.copytree(demo_assets / "models", data_dir / "models")
-    settings = demo_settings(data_dir).model_copy(update={"training_data": training_data})
+    settings = demo_settings(data_dir).updated({"training_data": training_data})
     before = Manifest.load(settings.model_dir)
     review = write_review(tmp_path / "review.csv", [(e.text, e.intent) for e in LABELLED]
                           + [("some message nobody labelled", "")])

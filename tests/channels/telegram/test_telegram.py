@@ -1,4 +1,5 @@
-"""Telegram channel: secret-token check, Update parsing, sendMessage shape, retries.
+"""Telegram channel, beyond the conformance suite: groups, button presses and their answers, media,
+ignored updates, long or oversized replies, flood control's own wait, the pace, settings.
 
 Fixtures follow the Bot API's Update / Message / CallbackQuery objects.
 """
@@ -19,11 +20,9 @@ from bot.channels.base import UNSUPPORTED, Conversation
 from bot.channels.telegram import TelegramChannel, from_settings
 from bot.config import Settings
 from bot.types import Button, Message, Reply
+from tests.channels.telegram.conformance import API, SECRET, TOKEN
 
 HERE = Path(__file__).parent
-API = "https://telegram.test"
-TOKEN = "123456:TEST-token"
-SECRET = "s3cr3t_T0ken-for-tests"
 SEND = f"{API}/bot{TOKEN}/sendMessage"
 ANSWER = f"{API}/bot{TOKEN}/answerCallbackQuery"
 
@@ -49,19 +48,6 @@ async def post(client: httpx.AsyncClient, body: Any, secret: str | None = SECRET
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await client.post("/webhooks/telegram", content=content, headers=headers)
-
-
-async def test_text_message(client: httpx.AsyncClient, channel: TelegramChannel) -> None:
-    resp = await post(client, fixture("text_message"))
-    assert resp.status_code == 200
-    [msg] = resp.json()
-    assert msg["channel"] == "telegram"
-    assert msg["conversation_id"] == "telegram-5550001"
-    assert msg["message_id"] == "731000101"
-    assert msg["text"] == "Where is my order?"
-    assert msg["payload"] is None
-    assert msg["sender_id"] == "5550001"
-    assert msg["metadata"] == {"chat_id": 5550001}
 
 
 async def test_group_chat_is_one_conversation(client: httpx.AsyncClient) -> None:
@@ -119,41 +105,10 @@ async def test_messages_from_bots_are_ignored(client: httpx.AsyncClient) -> None
     assert (await post(client, update)).json() == []
 
 
-async def test_missing_secret_is_401(client: httpx.AsyncClient) -> None:
-    resp = await post(client, fixture("text_message"), secret=None)
-    assert resp.status_code == 401
-    assert resp.json() == {"error": "bad_signature"}
-
-
-async def test_wrong_secret_is_403_before_the_body_is_read(client: httpx.AsyncClient) -> None:
-    assert (await post(client, fixture("text_message"), secret="not-it")).status_code == 403
-    assert (await post(client, b"{not json", secret="not-it")).status_code == 403
-
-
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]", b'{"message": {}}',
-                                  json.dumps({"update_id": 1, "message": {"text": "no chat"}}).encode()])
-async def test_malformed_updates_are_400(client: httpx.AsyncClient, body: bytes) -> None:
-    resp = await post(client, body)
-    assert resp.status_code == 400
-    assert resp.json() == {"error": "invalid_payload"}
-
-
 async def test_conversation_rebuilds_the_chat(client: httpx.AsyncClient, channel: TelegramChannel) -> None:
     msg = Message(**(await post(client, fixture("group_text_message"))).json()[0])
     conv = channel.conversation(msg)
     assert conv == Conversation("telegram--1001234567890", {"chat_id": -1001234567890})
-
-
-async def test_send_native_buttons(channel: TelegramChannel, sleeps: list[float]) -> None:
-    reply = Reply(text="Anything else?", buttons=[Button(title="Talk to a person", payload="/talk_to_human"),
-                                                  Button(title="No thanks", payload="/deny")])
-    with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(SEND).respond(200, json={"ok": True, "result": {"message_id": 50}})
-        await channel.send(Conversation("telegram-5550001", {"chat_id": 5550001}), [reply])
-    keyboard = [[{"text": "Talk to a person", "callback_data": "/talk_to_human"}],
-                [{"text": "No thanks", "callback_data": "/deny"}]]
-    assert json.loads(route.calls.last.request.content) == {
-        "chat_id": 5550001, "text": "Anything else?", "reply_markup": {"inline_keyboard": keyboard}}
 
 
 async def test_long_payload_falls_back_to_text_buttons(channel: TelegramChannel, sleeps: list[float]) -> None:
@@ -183,19 +138,6 @@ async def test_long_reply_is_split_with_buttons_on_the_last_part(channel: Telegr
     assert ["reply_markup" in b for b in bodies] == [False, False, True]
 
 
-async def test_retries_429_with_retry_after_and_5xx(channel: TelegramChannel, sleeps: list[float]) -> None:
-    with respx.mock() as mock:
-        route = mock.post(SEND).mock(side_effect=[
-            httpx.Response(429, headers={"Retry-After": "3"},
-                           json={"ok": False, "error_code": 429, "parameters": {"retry_after": 3}}),
-            httpx.Response(502, text="Bad Gateway"),
-            httpx.Response(200, json={"ok": True, "result": {}}),
-        ])
-        await channel.send(Conversation("telegram-1", {"chat_id": 1}), [Reply(text="hi")])
-    assert route.call_count == 3
-    assert 3.0 in sleeps
-
-
 async def test_429_retry_after_in_body_only_is_honoured(channel: TelegramChannel,
                                                         sleeps: list[float]) -> None:
     flood = httpx.Response(429, json={"ok": False, "error_code": 429,
@@ -208,13 +150,15 @@ async def test_429_retry_after_in_body_only_is_honoured(channel: TelegramChannel
     assert 7.0 in sleeps
 
 
-async def test_other_4xx_is_final(channel: TelegramChannel, sleeps: list[float]) -> None:
+async def test_flood_control_is_waited_out_eight_times_then_final(channel: TelegramChannel,
+                                                                   sleeps: list[float]) -> None:
+    flood = {"ok": False, "error_code": 429, "parameters": {"retry_after": 45}}
     with respx.mock() as mock:
-        route = mock.post(SEND).respond(403, json={"ok": False, "error_code": 403,
-                                                   "description": "Forbidden: bot was blocked by the user"})
+        route = mock.post(SEND).respond(429, json=flood)
         with pytest.raises(httpx.HTTPStatusError):
             await channel.send(Conversation("telegram-1", {"chat_id": 1}), [Reply(text="hi")])
-    assert route.call_count == 1
+    assert route.call_count == telegram.FLOOD_ATTEMPTS == 8
+    assert [s for s in sleeps if s > 1] == [30.0] * 7  # Telegram's wait, capped at 30 s each
 
 
 async def test_rate_limit_spaces_messages(channel: TelegramChannel, sleeps: list[float]) -> None:
@@ -230,9 +174,10 @@ async def test_rate_limit_spaces_messages(channel: TelegramChannel, sleeps: list
 async def test_from_settings() -> None:
     async with httpx.AsyncClient() as http:
         assert from_settings(Settings(), http) is None
-        assert from_settings(Settings(telegram_token=TOKEN), http) is None  # no secret: refused
-        assert from_settings(Settings(telegram_token=TOKEN, telegram_secret_token="has space"), http) is None
-        ch = from_settings(Settings(telegram_token=TOKEN, telegram_secret_token=SECRET,
-                                    telegram_api_url=API + "/"), http)
+        assert from_settings(Settings(telegram={"token": TOKEN}), http) is None  # no secret: refused
+        assert from_settings(Settings(telegram={"token": TOKEN, "secret_token": "has space"}), http) is None
+        ch = from_settings(
+            Settings(telegram={"token": TOKEN, "secret_token": SECRET, "api_url": API + "/"}), http
+        )
         assert isinstance(ch, TelegramChannel)
         assert ch.base == f"{API}/bot{TOKEN}"

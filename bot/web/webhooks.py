@@ -1,4 +1,4 @@
-"""One route for every messaging platform: /webhooks/{channel}.
+"""One route for every messaging platform: /webhooks/{channel} (and Chatwoot's Agent Bot webhook).
 
 Verify and parse synchronously (so a bad signature is a 401/403 the platform sees), then handle
 the messages in the background and answer 200 at once (platforms give a webhook a few seconds and
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,7 +24,11 @@ from bot.background import TaskSet, cancel_and_wait
 from bot.channels.base import UNSUPPORTED, Channel, ChannelError, Handshake, keyed_conversation_id
 from bot.textsafety import InvalidText, safe_message
 from bot.types import Message
+from bot.web.inbound import answer_response, read_inbound, refusal
 from bot.web.ratelimit import Limiter, RateLimited
+
+if TYPE_CHECKING:
+    from bot.handoff.chatwoot import ChatwootBridge
 
 log = logging.getLogger(__name__)
 SENT_TTL_S = 24 * 3600
@@ -41,35 +45,37 @@ class ChannelHub:
 
     def router(self) -> APIRouter:
         router = APIRouter()
-
-        @router.api_route("/webhooks/{name}", methods=["GET", "POST"], include_in_schema=False)
-        async def webhook(name: str, request: Request) -> Response:
-            channel = self.channels.get(name)
-            if channel is None:
-                return JSONResponse({"error": "unknown_channel", "detail": f"no channel {name!r} is enabled"},
-                                    status_code=404)
-            try:
-                messages = await channel.parse(request)
-            except Handshake as hs:
-                return hs.response
-            except ChannelError as exc:
-                log.warning("channel %s refused a request: %s", name, exc.code)
-                self.services.metrics.channel_errors.labels(name, exc.code).inc()
-                return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-            try:
-                messages = [self._identify(name, msg) for msg in messages]
-            except InvalidText as exc:
-                self.services.metrics.channel_errors.labels(name, exc.code).inc()
-                return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=422)
-            accepted, limited = await self._within_limits(name, messages)
-            for msg in accepted:
-                self._tasks.spawn(self.handle(channel, msg), name=f"webhook-{name}")
-            if limited is not None and not accepted:
-                return JSONResponse(limited.body(), status_code=limited.status, headers=limited.headers)
-            ack = getattr(channel, "ack", None)  # e.g. Twilio wants (empty) TwiML, not JSON
-            return ack() if ack is not None else JSONResponse({"ok": True, "accepted": len(messages)})
-
+        router.add_api_route("/webhooks/{name}", self.webhook, methods=["GET", "POST"],
+                             include_in_schema=False)
         return router
+
+    async def webhook(self, name: str, request: Request) -> Response:
+        channel = self.channels.get(name)
+        if channel is None:
+            return JSONResponse({"error": "unknown_channel", "detail": f"no channel {name!r} is enabled"},
+                                status_code=404)
+        try:
+            messages = await channel.parse(await read_inbound(request))
+        except Handshake as hs:
+            return answer_response(hs.answer)
+        except ChannelError as exc:
+            log.warning("channel %s refused a request: %s", name, exc.code)
+            self.services.metrics.channel_errors.labels(name, exc.code).inc()
+            return refusal(exc)
+        try:
+            messages = [self._identify(name, msg) for msg in messages]
+        except InvalidText as exc:
+            self.services.metrics.channel_errors.labels(name, exc.code).inc()
+            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=422)
+        accepted, limited = await self._within_limits(name, messages)
+        for msg in accepted:
+            self._tasks.spawn(self.handle(channel, msg), name=f"webhook-{name}")
+        if limited is not None and not accepted:
+            return JSONResponse(limited.body(), status_code=limited.status, headers=limited.headers)
+        ack = getattr(channel, "ack", None)  # e.g. Twilio wants (empty) TwiML, not JSON
+        if ack is not None:
+            return answer_response(ack())
+        return JSONResponse({"ok": True, "accepted": len(messages)})
 
     def _identify(self, name: str, msg: Message) -> Message:
         """The message through the text gate, under its keyed conversation id."""
@@ -105,13 +111,12 @@ class ChannelHub:
                 raise
         if not replies:
             return
-        key = f"{services.settings.key_prefix}:{{{msg.conversation_id}}}:sent:{msg.dedupe_key}"
-        if not await services.store.r.set(key, "1", nx=True, ex=SENT_TTL_S):
+        if not await services.store.claim_send_once(msg.conversation_id, msg.dedupe_key, SENT_TTL_S):
             return  # this inbound message was answered already (a platform redelivery)
         try:
             await channel.send(channel.conversation(msg), replies)
         except Exception:
-            await services.store.r.delete(key)  # let the platform's redelivery try again
+            await services.store.release_send_once(msg.conversation_id, msg.dedupe_key)  # redelivery retries
             services.metrics.channel_errors.labels(channel.name, "send_failed").inc()
             raise
 
@@ -130,3 +135,15 @@ class ChannelHub:
             task = asyncio.get_running_loop().create_task(drain(), name=f"drain-{channel.name}")
             await asyncio.wait({task}, timeout=timeout_s)
             await cancel_and_wait({task}, timeout_s)
+
+
+def chatwoot_router(bridge: ChatwootBridge) -> APIRouter:
+    """Chatwoot's Agent Bot webhook (the bridge checks, parses and queues; see `ChatwootBridge.webhook`)."""
+    router = APIRouter()
+
+    @router.post("/integrations/chatwoot/webhook")
+    async def chatwoot_webhook(request: Request) -> JSONResponse:
+        status, body = await bridge.webhook(request.query_params.get("token"), request.body)
+        return JSONResponse(body, status_code=status)
+
+    return router

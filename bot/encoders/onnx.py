@@ -26,13 +26,13 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from bot.nlu.train import Manifest
+from bot.encoders.manifest import Manifest
+from bot.encoders.network import MeanPoolClassifier
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,6 @@ def _torch_part(model_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, A
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir / "model")
         if manifest.pooling == "mean":
-            from bot.nlu.network import MeanPoolClassifier
-
             module: torch.nn.Module = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels))
         else:
             module = _Logits(AutoModelForSequenceClassification.from_pretrained(model_dir / "model"))
@@ -119,7 +117,7 @@ def _sentence_encoder(path: str) -> tuple[torch.nn.Module, Any, str, int]:
     outputs unit vectors, its tokenizer and max length."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(path, device="cpu")
+    st: Any = SentenceTransformer(path, device="cpu")
     names = [type(m).__name__ for m in st]
     config = st[1].get_config_dict() if names[1:2] == ["Pooling"] else {}
     mode = config.get("pooling_mode", "mean" if config.get("pooling_mode_mean_tokens") else None)
@@ -131,8 +129,6 @@ def _sentence_encoder(path: str) -> tuple[torch.nn.Module, Any, str, int]:
 def export_int8(model_dir: Path, manifest: Manifest | None = None, out: Path | None = None) -> Path:
     """Export the model's torch part to ONNX, quantize its weights to int8 and rename it into
     `out` (default `<model_dir>/onnx/model.int8.onnx`). Returns the path written."""
-    from bot.nlu.train import Manifest
-
     manifest = manifest or Manifest.load(model_dir)
     return _export(*_torch_part(model_dir, manifest), source_stamp(manifest), out or int8_path(model_dir))
 

@@ -10,14 +10,15 @@ begins where the frozen baseline ends.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 
 class MeanPoolClassifier(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module, n_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, n_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder  # a transformers PreTrainedModel
         self.dropout = torch.nn.Dropout(dropout)
         self.classifier = torch.nn.Linear(encoder.config.hidden_size, n_labels)
 

@@ -1,0 +1,35 @@
+"""supportbot's command line: train, index, serve, chat, ingest, discover, export-review, retrain,
+purge (retention) and forget (right to erasure).
+
+The commands live by theme (`learning`: models, FAQ and labels; `serving`: the server and the
+terminal chat; `records`: agents, retention, erasure) and are registered here, in the order
+`supportbot --help` lists them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import learning, records, serving
+from bot.cli.common import console, load_settings
+
+__all__ = ["app", "console"]
+
+app = typer.Typer(help="supportbot: a self-hosted customer-service chatbot.", no_args_is_help=True)
+_settings = load_settings  # the name scripts (benchmarks/cluster.py) import
+
+for _name, _command in [
+    ("train", learning.train_cmd),
+    ("index", learning.index_cmd),
+    ("serve", serving.serve_cmd),
+    ("chat", serving.chat_cmd),
+    ("create-agent", records.create_agent),
+    ("export-nlu", learning.export_nlu),
+    ("ingest", learning.ingest_cmd),
+    ("discover", learning.discover_cmd),
+    ("export-review", learning.export_review),
+    ("purge", records.purge_cmd),
+    ("forget", records.forget_cmd),
+    ("retrain", learning.retrain_cmd),
+]:
+    app.command(_name)(_command)

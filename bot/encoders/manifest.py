@@ -1,0 +1,38 @@
+"""What a trained intent-model directory holds: `manifest.json`, written by `train`, read by
+`IntentModel.load`, the ONNX export and `promote`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Manifest:
+    base_model: str
+    mode: str
+    data_hash: str
+    labels: list[str]
+    n_train: int
+    n_val: int
+    val_accuracy: float
+    val_macro_f1: float
+    temperature: float
+    oos_threshold: float
+    seed: int
+    epochs_run: int
+    train_seconds: float
+    max_length: int
+    created_at: float = field(default_factory=time.time)
+    versions: dict[str, str] = field(default_factory=dict)
+    pooling: str = "cls"  # finetune: "mean" (current recipe) or "cls" (older model dirs)
+    promotion: dict | None = None  # `promote`: both models' scores on the same validation set
+
+    def save(self, directory: Path) -> None:
+        (directory / "manifest.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        return cls(**json.loads((directory / "manifest.json").read_text()))

@@ -1,0 +1,154 @@
+"""`finetune`: the whole transformer encoder trained with a classification head (the product's
+recipe): mean-pooled token states and a head that starts from the class centroids (or, for older
+model directories, the [CLS] pooler of a BERT-style classifier), AdamW with warm-up and linear
+decay, early stopping on validation macro-F1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from bot.config import TrainSettings
+from bot.nlu.trainers import Progress
+
+
+def _batches(n: int, size: int, rng: np.random.Generator, lengths: list[int]) -> list[np.ndarray]:
+    """Length-bucketed shuffled batches: similar lengths pad less (dynamic padding pays off)."""
+    order = rng.permutation(n)
+    chunks = [order[i : i + size * 8] for i in range(0, n, size * 8)]
+    batches: list[np.ndarray] = []
+    for chunk in chunks:
+        ordered = sorted(chunk, key=lambda i: lengths[i])
+        batches.extend(np.array(ordered[i : i + size]) for i in range(0, len(ordered), size))
+    rng.shuffle(batches)
+    return batches
+
+
+class _Best:
+    """The weights of the best validation macro-F1 so far, and when `patience` epochs brought none."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.f1 = -1.0
+        self.state: dict[str, Any] | None = None
+        self.stale = 0
+
+    def stop(self, f1: float, model: Any) -> bool:
+        if f1 > self.f1 + 1e-6:
+            self.f1, self.stale = f1, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+class Finetuner:
+    def __init__(self, base: str, labels: list[str], cfg: TrainSettings) -> None:
+        import torch
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+        from bot.encoders.network import MeanPoolClassifier  # torch: imported when training only
+
+        self.torch = torch
+        self.cfg = cfg
+        self.n = len(labels)
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        self.model: Any  # MeanPoolClassifier, or a transformers sequence classifier
+        if cfg.pooling == "mean":
+            self.model = MeanPoolClassifier(AutoModel.from_pretrained(base), len(labels))
+        else:  # the [CLS] pooler of a BERT-style classifier (models trained before mean pooling)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)})
+
+    def _tokens(self, texts: list[str]) -> Any:
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.cfg.max_length,
+                              return_tensors="pt")
+
+    def _forward(self, enc):
+        out = self.model(**enc)
+        return out if isinstance(out, self.torch.Tensor) else out.logits
+
+    def logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        self.model.eval()
+        out = []
+        with self.torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                out.append(self._forward(self._tokens(texts[i : i + batch_size])).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n))
+
+    def fit(self, texts: list[str], y: np.ndarray, val_texts: list[str], val_y: np.ndarray,
+            progress: Progress | None) -> int:
+        cfg = self.cfg
+        if cfg.pooling == "mean":
+            self._init_head(texts, y)
+        total = -(-len(texts) // cfg.batch_size) * cfg.epochs
+        optim, sched = self._optimizer(total)
+        rng = np.random.default_rng(cfg.seed)
+        lengths = [len(t) for t in texts]
+        best, epochs_run, step = _Best(cfg.patience), 0, 0
+        for epoch in range(cfg.epochs):
+            batches = _batches(len(texts), cfg.batch_size, rng, lengths)
+            step = self._epoch(texts, y, batches, optim, sched, (epoch, step, total), progress)
+            epochs_run = epoch + 1
+            if len(val_y) == 0:
+                continue
+            f1 = f1_score(val_y, self.logits(val_texts).argmax(1), average="macro", zero_division=0)
+            if best.stop(f1, self.model):
+                break
+        if best.state is not None:
+            self.model.load_state_dict(best.state)
+        return epochs_run
+
+    def _optimizer(self, total: int) -> tuple[Any, Any]:
+        """AdamW (a faster rate for the head), linear warm-up over a tenth of the steps, then decay."""
+        torch, cfg = self.torch, self.cfg
+        head = [p for n, p in self.model.named_parameters() if n.startswith("classifier")]
+        body = [p for n, p in self.model.named_parameters() if not n.startswith("classifier")]
+        optim = torch.optim.AdamW(
+            [{"params": body, "lr": cfg.learning_rate}, {"params": head, "lr": cfg.head_learning_rate}],
+            weight_decay=0.01,
+        )
+        warmup = max(1, total // 10)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            optim, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
+        )
+        return optim, sched
+
+    def _epoch(self, texts: list[str], y: np.ndarray, batches: list[np.ndarray], optim: Any, sched: Any,
+               where: tuple[int, int, int], progress: Progress | None) -> int:
+        """One pass over `batches`; `where` is (epoch, steps so far, total steps). Returns the steps."""
+        torch = self.torch
+        epoch, step, total = where
+        self.model.train()
+        for idx in batches:
+            enc = self._tokens([texts[i] for i in idx])
+            loss = torch.nn.functional.cross_entropy(self._forward(enc), torch.tensor(y[idx]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad()
+            step += 1
+            if progress:
+                progress(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss.item():.3f}", step, total)
+        return step
+
+    def _init_head(self, texts: list[str], y: np.ndarray, batch_size: int = 64) -> None:
+        torch = self.torch
+        self.model.eval()
+        pooled = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                pooled.append(self.model.embed(**self._tokens(texts[i : i + batch_size])))
+        self.model.init_from_centroids(torch.cat(pooled).clone(), torch.tensor(y))
+
+    def save(self, directory: Path) -> None:
+        if self.cfg.pooling == "mean":
+            self.model.save(directory / "model")
+        else:
+            self.model.save_pretrained(directory / "model")
+        self.tokenizer.save_pretrained(directory / "model")

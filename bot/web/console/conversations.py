@@ -1,0 +1,123 @@
+"""The hand-off queue and the conversations, as agents see and act on them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.handoff.agents import AgentInfo
+from bot.handoff.service import Access, HandoffError
+from bot.types import Session
+from bot.web.console.auth import acting_agent, current_agent
+from bot.web.errors import ApiError
+from bot.web.schemas import clean_text, error_responses, valid_conversation_id
+
+router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def _cid(conversation_id: str) -> str:
+    if not valid_conversation_id(conversation_id):
+        raise ApiError(422, "invalid_conversation_id", "not a conversation id")
+    return conversation_id
+
+
+# --- queue and conversations ----------------------------------------------------------
+@router.get("/api/queue")
+async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> dict:
+    services = request.app.state.services
+    await services.queue.heartbeat(str(agent.id))
+    return {"waiting": await services.queue.waiting(),
+            "mine": await services.queue.assigned_to(str(agent.id)),
+            "agents_online": len(await services.queue.agents_online())}
+
+
+async def _handoff(coro):  # type: ignore[no-untyped-def]
+    """HandoffError to HTTP: unknown 404, someone else's 403, a state conflict 409."""
+    try:
+        return await coro
+    except HandoffError as exc:
+        status = {"unknown_conversation": 404, "not_your_conversation": 403}.get(exc.code, 409)
+        raise ApiError(status, exc.code, str(exc)) from exc
+
+
+async def _access(request: Request, conversation_id: str, agent: AgentInfo, action: Access) -> Session:
+    handoff = request.app.state.services.handoff
+    return await _handoff(handoff.access(_cid(conversation_id), str(agent.id), agent.role == "admin", action))
+
+
+@router.get("/api/conversations/{conversation_id}", responses=error_responses(404))
+async def conversation(request: Request, conversation_id: str,
+                       agent: AgentInfo = Depends(current_agent)) -> dict:
+    services = request.app.state.services
+    session = await _access(request, conversation_id, agent, "read")
+    cid = session.conversation_id
+    turns = await asyncio.to_thread(services.transcripts.turns, cid)
+    understood = {t.message_id: {"intent": t.intent, "confidence": t.confidence, "action": t.action_name,
+                                 "faq_entry": t.faq_entry, "faq_score": t.faq_score} for t in turns}
+    last_user = next((e.text for e in reversed(session.history) if e.role == "user"), "")
+    hits = await services.pool.run(services.knowledge.search, last_user, 3) if last_user else []
+    state = await services.queue.state(cid)
+    return {
+        "conversation_id": cid, "channel": session.channel, "handoff": session.handoff,
+        "language": session.language, "handoff_reason": session.handoff_reason,
+        "assigned_to_me": session.agent == str(agent.id),
+        "assigned": bool(session.agent), "status": state.get("status"),
+        "history": [{**e.model_dump(include={"role", "text", "at", "agent"}),
+                     "understood": understood.get(e.message_id or "")} for e in session.history],
+        "suggestions": [{"entry_id": h.entry_id, "question": h.question, "answer": h.answer,
+                         "score": h.score} for h in hits],
+    }
+
+
+@router.post("/api/conversations/{conversation_id}/claim", responses=error_responses(404, 409))
+async def claim(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
+    services = request.app.state.services
+    await _handoff(services.handoff.claim(_cid(conversation_id), str(agent.id), agent.display_name,
+                                          admin=agent.role == "admin"))
+    return {"ok": True}
+
+
+@router.post("/api/conversations/{conversation_id}/messages", responses=error_responses(404, 409))
+async def agent_reply(request: Request, conversation_id: str, body: ReplyIn,
+                      agent: AgentInfo = Depends(acting_agent)) -> dict:
+    text = clean_text(body.text)
+    if not text:
+        raise ApiError(422, "empty_message", "write something first")
+    services = request.app.state.services
+    cid = _cid(conversation_id)
+    event = await _handoff(services.handoff.agent_message(cid, str(agent.id), agent.display_name, text,
+                                                          admin=agent.role == "admin"))
+    await asyncio.to_thread(services.transcripts.record_agent_message, cid, agent.display_name, text,
+                            event.at)
+    return {"ok": True, "at": event.at}
+
+
+@router.post("/api/conversations/{conversation_id}/typing", responses=error_responses(404))
+async def typing(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
+    services = request.app.state.services
+    cid = (await _access(request, conversation_id, agent, "act")).conversation_id
+    await services.queue.set_typing(cid, str(agent.id))
+    await services.queue.to_customer(cid, {"type": "agent_typing", "agent": agent.display_name})
+    return {"ok": True}
+
+
+@router.post("/api/conversations/{conversation_id}/handback", responses=error_responses(404, 409))
+async def hand_back(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
+    handoff = request.app.state.services.handoff
+    await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), admin=agent.role == "admin"))
+    return {"ok": True}
+
+
+@router.post("/api/conversations/{conversation_id}/close", responses=error_responses(404, 409))
+async def close(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
+    handoff = request.app.state.services.handoff
+    await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), close=True,
+                                     admin=agent.role == "admin"))
+    return {"ok": True}

@@ -1,0 +1,90 @@
+"""Drop-in compatibility with Rasa clients over HTTP: the REST channel and `POST /model/parse`
+(the socket.io channel is `bot.web.rasa_socketio`). The protocol itself, shapes and conversation
+keying, is `bot.channels.rasa`; this module is the routes, validation and rate limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.channels import rasa
+from bot.channels.base import ChannelError
+from bot.types import Message
+from bot.web.errors import ApiError
+from bot.web.inbound import inbound_request
+from bot.web.schemas import MESSAGE_ID, checked_text, clean_text, error_responses
+
+router = APIRouter(tags=["rasa"])
+
+
+def api_error(exc: ChannelError) -> ApiError:
+    """A refusal of the Rasa protocol, answered (and counted) like every API error."""
+    return ApiError(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+
+def check_token(request: Request) -> None:
+    """The optional shared token of the Rasa channels, from `Authorization: Bearer` or `?token=`."""
+    expected = request.app.state.services.settings.web.rasa_channel_token
+    try:
+        rasa.check_channel_token(expected, rasa.request_token(inbound_request(request)))
+    except ChannelError as exc:
+        raise api_error(exc) from exc
+
+
+def inbound(sender: str, text: str, channel: str, max_chars: int, message_id: object = None,
+            key: bytes = b"") -> Message:
+    """A Rasa client's message through the API's checks: its id, the text gate, not empty."""
+    if message_id is not None and not (isinstance(message_id, str) and re.fullmatch(MESSAGE_ID, message_id)):
+        raise ApiError(422, "invalid_request", [{"field": "metadata.message_id",
+                                                 "problem": "1-128 of A-Z a-z 0-9 . _ : -"}])
+    text = checked_text(text, max_chars)
+    if not text:
+        raise ApiError(422, "empty_message", "send some text")
+    return rasa.message(sender, text, channel, message_id, key)
+
+
+class RestIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    sender: str = Field(min_length=1, max_length=256)
+    message: str = Field(max_length=100_000)
+    metadata: dict[str, Any] | None = None
+
+
+class ParseIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(max_length=100_000)
+    message_id: str | None = None
+
+
+@router.post("/webhooks/rest/webhook", summary="Rasa REST channel",
+             description="Rate limited per client address and per conversation: 429 with Retry-After.",
+             responses=error_responses(400, 413, 422, 429, 503))
+async def rest_webhook(request: Request, body: RestIn) -> list[dict]:
+    services = request.app.state.services
+    check_token(request)
+    msg = inbound(body.sender, body.message, "rest", services.settings.limits.max_message_chars,
+                  (body.metadata or {}).get("message_id"), request.app.state.conversation_key)
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:  # the address's limit ran in the middleware
+        await limiter.check("conversation", msg.conversation_id, "rest")
+    replies = await services.pipeline.handle(msg)
+    return [rasa.rest_reply(body.sender, r) for r in replies]
+
+
+@router.get("/webhooks/rest/", summary="Rasa REST channel health")
+async def rest_health() -> dict:
+    return {"status": "ok"}
+
+
+@router.post("/model/parse", summary="Rasa NLU parse",
+             description="Rate limited per client address: 429 with Retry-After.",
+             responses=error_responses(400, 413, 422, 429, 503))
+async def model_parse(request: Request, body: ParseIn) -> dict:
+    services = request.app.state.services
+    check_token(request)
+    text = clean_text(body.text)
+    parse = await services.pool.run(services.nlu.parse, text)
+    return rasa.parse_answer(text, parse, services.domain.entities)

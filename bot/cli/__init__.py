@@ -1,5 +1,5 @@
-"""supportbot's command line: train, index, serve, chat, ingest, discover, export-review, retrain,
-purge (retention) and forget (right to erasure).
+"""supportbot's command line: train, index, serve, chat, test (conversation tests), ingest, discover,
+export-review, retrain, purge (retention), forget (right to erasure) and config-reference.
 
 The commands live by theme (`learning`: models, FAQ and labels; `serving`: the server and the
 terminal chat; `records`: agents, retention, erasure) and are registered here, in the order
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import learning, records, serving
+from bot.cli import docs, learning, records, serving, testing
 from bot.cli.common import console, load_settings
 
 __all__ = ["app", "console"]
@@ -23,6 +23,7 @@ for _name, _command in [
     ("index", learning.index_cmd),
     ("serve", serving.serve_cmd),
     ("chat", serving.chat_cmd),
+    ("test", testing.test_cmd),
     ("create-agent", records.create_agent),
     ("export-nlu", learning.export_nlu),
     ("ingest", learning.ingest_cmd),
@@ -31,5 +32,6 @@ for _name, _command in [
     ("purge", records.purge_cmd),
     ("forget", records.forget_cmd),
     ("retrain", learning.retrain_cmd),
+    ("config-reference", docs.config_reference_cmd),
 ]:
     app.command(_name)(_command)

@@ -1,0 +1,34 @@
+"""Configuration: one `Settings` object (env prefix SUPPORTBOT_), grouped per concern; the reference
+docs/configuration.md is generated from it (bot/config_reference.py)."""
+
+from __future__ import annotations
+
+from bot.config.channels import (
+    ChatwootSettings,
+    MessengerSettings,
+    MetaSettings,
+    SlackSettings,
+    TelegramSettings,
+    TwilioSettings,
+    WhatsAppSettings,
+)
+from bot.config.groups import (
+    ConsoleSettings,
+    HandoffSettings,
+    InferenceSettings,
+    LimitSettings,
+    ModelSettings,
+    RedisSettings,
+    SessionSettings,
+    StorageSettings,
+    WebSettings,
+)
+from bot.config.recipes import GenerationSettings, RateLimitSettings, Thresholds, TrainSettings
+from bot.config.settings import Settings, reveal
+
+__all__ = [
+    "ChatwootSettings", "ConsoleSettings", "GenerationSettings", "HandoffSettings", "InferenceSettings",
+    "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RateLimitSettings",
+    "RedisSettings", "SessionSettings", "Settings", "SlackSettings", "StorageSettings", "TelegramSettings",
+    "Thresholds", "TrainSettings", "TwilioSettings", "WebSettings", "WhatsAppSettings", "reveal",
+]

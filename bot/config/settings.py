@@ -1,0 +1,134 @@
+"""The one configuration object. Built once at start-up and passed in; never imported as a global."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.config.channels import (
+    ChatwootSettings,
+    MessengerSettings,
+    MetaSettings,
+    SlackSettings,
+    TelegramSettings,
+    TwilioSettings,
+    WhatsAppSettings,
+)
+from bot.config.groups import (
+    ConsoleSettings,
+    HandoffSettings,
+    InferenceSettings,
+    LimitSettings,
+    ModelSettings,
+    RedisSettings,
+    SessionSettings,
+    StorageSettings,
+    WebSettings,
+    split_list,
+)
+from bot.config.recipes import GenerationSettings, RateLimitSettings, Thresholds, TrainSettings
+
+
+class Settings(BaseSettings):
+    """Everything configurable, one group per concern; env prefix SUPPORTBOT_ (docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Models, index, embedded Redis, SQLite file, secret key.")
+    training_data: Path = Field(
+        Path("training_data"), description="Support logs, nlu.yml, language overlays."
+    )
+    knowledge_base: Path = Field(Path("knowledge_base"), description="The FAQ (YAML files).")
+    domain_file: Path = Field(
+        Path("training_data/domain.yml"), description="Responses, forms, hand-off rules.")
+    languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["en", "zh"],
+        description="Languages served (ISO 639-1; JSON list or comma-separated); others get "
+                    "utter_language_unsupported and a person.")
+    default_language: str = Field("en", description="A conversation's language until a clear message.")
+
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    meta: MetaSettings = Field(default_factory=MetaSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    messenger: MessengerSettings = Field(default_factory=MessengerSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    chatwoot: ChatwootSettings = Field(default_factory=ChatwootSettings)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _languages(cls, value: Any) -> Any:
+        return split_list(value)
+
+    def updated(self, changes: Mapping[str, Any]) -> Settings:
+        """A validated copy with some values changed, named `field` or `group.field` (for example
+        `{"redis.url": ..., "limits.max_body_bytes": 2048}`); the environment is not read again."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            *groups, name = dotted.split(".")
+            target = data
+            for group in groups:
+                target = target[group]
+            target[name] = value.model_dump() if isinstance(value, BaseModel) else value
+        return type(self).model_validate(data)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models" / "intent"
+
+    @property
+    def multilingual_model_dir(self) -> Path | None:
+        """The intent model for languages other than the default (a head on multilingual-e5 and
+        character n-grams, trained on every language's logs); None when only one is served."""
+        if not self.models.multilingual_embedder or set(self.languages) <= {self.default_language}:
+            return None
+        return self.data_dir / "models" / "intent-multilingual"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def multilingual_index_dir(self) -> Path | None:
+        """Where the second, multilingual FAQ index lives; None when no language needs one."""
+        others = [lang for lang in self.languages if lang != self.default_language]
+        embedder = self.models.multilingual_embedder
+        if not others or not embedder or embedder == self.models.embedder:
+            return None
+        return self.index_dir / "multilingual"
+
+    @property
+    def llm_cache_dir(self) -> Path:
+        return self.data_dir / "models" / "llm"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.storage.database_url:
+            return self.storage.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'supportbot.db').resolve()}"
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """A secret's value where a client needs it (a header, a signature key); None stays None."""
+    return secret.get_secret_value() if secret is not None else None

@@ -80,10 +80,10 @@ class Pipeline:
             replies = action.replies
             # What is stored (history, redelivery cache, transcript) has card, IBAN and national ID
             # numbers masked; the models already read the message, and the caller gets `replies`.
-            said, stored = mask_sensitive(msg.text or (msg.payload or "")), [masked(r) for r in replies]
-            self._append(session, msg, said, parse, action.kind, stored)
+            said, kept = mask_sensitive(msg.text or (msg.payload or "")), [masked(r) for r in replies]
+            self._append(session, msg, said, parse, action.kind, kept)
             t = time.perf_counter()
-            await self.store.save(session, key, stored)
+            await self.store.save(session, key, kept)
             self.metrics.turn_seconds.labels("redis").observe(time.perf_counter() - t)
             turn = Turn(conversation_id=msg.conversation_id, channel=msg.channel,
                         message_id=msg.message_id, text=said,

@@ -80,11 +80,12 @@ def load_models(settings: Settings) -> Models:
         import torch
 
         torch.set_num_threads(settings.inference.torch_threads)
-    nlu: Nlu = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
-                                runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads)
+    default = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
+                               runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads)
+    nlu: Nlu = default
     if settings.multilingual_model_dir is not None:
         multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
-        nlu = LanguageRoutedIntentModel(nlu, multilingual_nlu, settings.default_language)
+        nlu = LanguageRoutedIntentModel(default, multilingual_nlu, settings.default_language)
     knowledge = KnowledgeBase(settings.index_dir, load_embedder(
         settings.models.embedder, settings.models.embedder_runtime, settings.data_dir / "models" / "embedder",
         settings.inference.torch_threads))

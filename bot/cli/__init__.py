@@ -8,6 +8,9 @@ terminal chat; `records`: agents, retention, erasure) and are registered here, i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from bot.cli import docs, learning, records, serving, testing
@@ -18,7 +21,7 @@ __all__ = ["app", "console"]
 app = typer.Typer(help="supportbot: a self-hosted customer-service chatbot.", no_args_is_help=True)
 _settings = load_settings  # the name scripts (benchmarks/cluster.py) import
 
-for _name, _command in [
+_COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("train", learning.train_cmd),
     ("index", learning.index_cmd),
     ("serve", serving.serve_cmd),
@@ -33,5 +36,6 @@ for _name, _command in [
     ("forget", records.forget_cmd),
     ("retrain", learning.retrain_cmd),
     ("config-reference", docs.config_reference_cmd),
-]:
+]
+for _name, _command in _COMMANDS:
     app.command(_name)(_command)

@@ -42,7 +42,8 @@ def serve_cmd(
     # X-Forwarded-For/-Proto are believed from Settings.trusted_proxies only (uvicorn's default would
     # trust 127.0.0.1), the same list the rate limits use.
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None,
-                            timeout_graceful_shutdown=graceful_timeout,
+                            # uvicorn types it int; it is a wait_for timeout, so a float is fine
+                            timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
                             ws_max_size=websocket_max_size(settings.limits.max_body_bytes),
                             forwarded_allow_ips=list(settings.web.trusted_proxies))
     _run_server(config, graceful_timeout)

@@ -56,7 +56,7 @@ def connect(url: str, retry_s: float = 10.0) -> aioredis.Redis:
         nodes, auth = parse_cluster_url(url)
         del options["retry_on_error"]
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-                            **auth, **options)  # type: ignore[return-value]
+                            **auth, **options)
     return aioredis.Redis.from_url(url, **options)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,7 +25,7 @@ RESYNC = {"type": "resync"}
 
 
 async def events(redis: Any, channels: list[str], first_delay_s: float = 0.25,
-                 max_delay_s: float = 5.0) -> AsyncIterator[dict]:
+                 max_delay_s: float = 5.0) -> AsyncGenerator[dict, None]:
     """Each JSON event published on `channels`, and RESYNC after a lost connection, for as long as
     the caller iterates (the subscription is closed with the iterator: `contextlib.aclosing`)."""
     delay, lost = first_delay_s, False

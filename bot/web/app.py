@@ -84,7 +84,7 @@ def _lifespan(settings: Settings, models: tuple | None, generator: object
             gc.collect()
             gc.freeze()
             app.state.metrics = services.metrics
-            app.state.limiter = Limiter(services.store.r, settings.sessions.key_prefix, settings.rate_limit,
+            app.state.limiter = Limiter(services.counters, settings.sessions.key_prefix, settings.rate_limit,
                                         services.metrics, settings.web.trusted_proxies)
             async with _channels(app, settings, services):
                 yield

@@ -74,7 +74,7 @@ class BodyLimit:
             await _reply(send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
 
 
-class BodyTooLarge(ApiError, StarletteHTTPException):
+class BodyTooLarge(ApiError, StarletteHTTPException):  # type: ignore[misc]  # ApiError's fields win
     """A chunked body that grew past the limit while streaming in. It is an HTTPException too, because
     FastAPI turns any other exception raised while it reads a body into a 400 "error parsing the body";
     the ApiError handler (first in the MRO) still answers it as `body_too_large`."""

@@ -25,14 +25,13 @@ import math
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.channels import REGISTRY
 from bot.config import RateLimitSettings
 from bot.observability import Metrics
-from bot.sessions.counters import RedisWindowCounter
 from bot.sessions.errors import StoreUnavailable
 from bot.web.errors import ApiError
 from bot.web.limits import reply
@@ -72,7 +71,7 @@ class WindowCounter(Protocol):
 
 
 class Limiter:
-    def __init__(self, counter: WindowCounter | Any, prefix: str, settings: RateLimitSettings,
+    def __init__(self, counter: WindowCounter, prefix: str, settings: RateLimitSettings,
                  metrics: Metrics, trusted_proxies: list[str] | tuple[str, ...] = (),
                  window_s: int = WINDOW_S) -> None:
         self.prefix = prefix
@@ -80,9 +79,7 @@ class Limiter:
         self.metrics = metrics
         self.window_s = window_s
         self.trusted: list[Network] = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
-        # Transitional: a bare Redis client (what create_app passed before `services.counters`
-        # existed) is wrapped here; remove once every caller passes a WindowCounter.
-        self.counter = counter if isinstance(counter, WindowCounter) else RedisWindowCounter(counter)
+        self.counter = counter
         self._warned_at = -WARN_EVERY_S
 
     def limit(self, kind: str) -> int:

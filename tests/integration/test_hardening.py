@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from bot.config import RateLimitSettings, Settings
 from bot.observability import Metrics
+from bot.sessions.counters import RedisWindowCounter
 from bot.web.app import create_app
 from bot.web.ratelimit import Limiter
 from bot.web.security import widget_style_hashes
@@ -190,7 +191,8 @@ def test_socketio_over_the_limit_gets_an_error_event(app_settings: Settings, dem
 async def test_limiter_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     metrics = Metrics()
-    limiter = Limiter(dead, "sbtest-dead", RateLimitSettings(per_ip_per_minute=1), metrics)
+    limiter = Limiter(RedisWindowCounter(dead), "sbtest-dead", RateLimitSettings(per_ip_per_minute=1),
+                      metrics)
     with caplog.at_level(logging.WARNING, logger="bot.web.ratelimit"):
         for _ in range(3):
             await limiter.check("ip", "203.0.113.1", "web")  # no RateLimited: customers get through
@@ -202,8 +204,8 @@ async def test_limiter_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFi
 async def test_limit_is_shared_by_replicas_and_windows_expire(redis_url: str, key_prefix: str) -> None:
     a, b = Redis.from_url(redis_url), Redis.from_url(redis_url)
     settings = RateLimitSettings(per_ip_per_minute=3)
-    one = Limiter(a, key_prefix, settings, Metrics(), window_s=1)
-    two = Limiter(b, key_prefix, settings, Metrics(), window_s=1)
+    one = Limiter(RedisWindowCounter(a), key_prefix, settings, Metrics(), window_s=1)
+    two = Limiter(RedisWindowCounter(b), key_prefix, settings, Metrics(), window_s=1)
     await one.check("ip", "198.51.100.1", "web")
     await two.check("ip", "198.51.100.1", "web")
     await one.check("ip", "198.51.100.1", "web")
@@ -222,10 +224,11 @@ def test_client_address_believes_forwarded_for_from_trusted_proxies_only() -> No
     def scope(peer: str, *forwarded: str) -> dict:
         return {"client": (peer, 1234), "headers": [(b"x-forwarded-for", f.encode()) for f in forwarded]}
 
-    plain = Limiter(Redis(), "x", RateLimitSettings(), Metrics())
+    plain = Limiter(RedisWindowCounter(Redis()), "x", RateLimitSettings(), Metrics())
     # Without trusted proxies, X-Forwarded-For changes nothing.
     assert plain.client_address(scope("192.0.2.10", "203.0.113.5")) == "192.0.2.10"
-    proxied = Limiter(Redis(), "x", RateLimitSettings(), Metrics(), trusted_proxies=["10.0.0.0/8", "::1"])
+    proxied = Limiter(RedisWindowCounter(Redis()), "x", RateLimitSettings(), Metrics(),
+                      trusted_proxies=["10.0.0.0/8", "::1"])
     assert proxied.client_address(scope("10.1.2.3", "203.0.113.5")) == "203.0.113.5"
     # The client may write anything left of what our proxies appended: the right-most untrusted hop wins.
     assert proxied.client_address(scope("10.1.2.3", "1.1.1.1, 203.0.113.5, 10.9.9.9")) == "203.0.113.5"

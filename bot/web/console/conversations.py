@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +15,8 @@ from bot.types import Session
 from bot.web.console.auth import acting_agent, current_agent
 from bot.web.errors import ApiError
 from bot.web.schemas import clean_text, error_responses, valid_conversation_id
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
 
@@ -38,7 +42,7 @@ async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> 
             "agents_online": len(await services.queue.agents_online())}
 
 
-async def _handoff(coro):  # type: ignore[no-untyped-def]
+async def _handoff(coro: Awaitable[T]) -> T:
     """HandoffError to HTTP: unknown 404, someone else's 403, a state conflict 409."""
     try:
         return await coro

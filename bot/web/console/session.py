@@ -41,7 +41,7 @@ class PasswordChangeIn(BaseModel):
 
 # --- pages ---------------------------------------------------------------------------
 @router.get("", include_in_schema=False)
-async def console_page(request: Request):  # type: ignore[no-untyped-def]
+async def console_page(request: Request) -> Response:
     if await session_agent(request) is None:
         return RedirectResponse("/console/login", status_code=303)
     return FileResponse(STATIC / "console.html")
@@ -53,7 +53,7 @@ async def login_page() -> FileResponse:
 
 
 @router.get("/admin", include_in_schema=False)
-async def admin_page(request: Request):  # type: ignore[no-untyped-def]
+async def admin_page(request: Request) -> Response:
     agent = await session_agent(request)
     if agent is None:
         return RedirectResponse("/console/login", status_code=303)

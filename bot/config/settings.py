@@ -9,28 +9,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.config.channels import (
-    ChatwootSettings,
-    MessengerSettings,
-    MetaSettings,
-    SlackSettings,
-    TelegramSettings,
-    TwilioSettings,
-    WhatsAppSettings,
-)
-from bot.config.groups import (
-    ConsoleSettings,
-    HandoffSettings,
-    InferenceSettings,
-    LimitSettings,
-    ModelSettings,
-    RedisSettings,
-    SessionSettings,
-    StorageSettings,
-    WebSettings,
-    split_list,
-)
-from bot.config.recipes import GenerationSettings, RateLimitSettings, Thresholds, TrainSettings
+from bot.config import channels, groups, recipes
+from bot.config.groups import split_list
 
 
 class Settings(BaseSettings):
@@ -51,26 +31,26 @@ class Settings(BaseSettings):
                     "utter_language_unsupported and a person.")
     default_language: str = Field("en", description="A conversation's language until a clear message.")
 
-    models: ModelSettings = Field(default_factory=ModelSettings)
-    inference: InferenceSettings = Field(default_factory=InferenceSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    sessions: SessionSettings = Field(default_factory=SessionSettings)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
-    web: WebSettings = Field(default_factory=WebSettings)
-    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
-    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
-    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
-    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
-    meta: MetaSettings = Field(default_factory=MetaSettings)
-    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
-    messenger: MessengerSettings = Field(default_factory=MessengerSettings)
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
-    chatwoot: ChatwootSettings = Field(default_factory=ChatwootSettings)
-    thresholds: Thresholds = Field(default_factory=Thresholds)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    models: groups.ModelSettings = Field(default_factory=groups.ModelSettings)
+    inference: groups.InferenceSettings = Field(default_factory=groups.InferenceSettings)
+    redis: groups.RedisSettings = Field(default_factory=groups.RedisSettings)
+    sessions: groups.SessionSettings = Field(default_factory=groups.SessionSettings)
+    storage: groups.StorageSettings = Field(default_factory=groups.StorageSettings)
+    limits: groups.LimitSettings = Field(default_factory=groups.LimitSettings)
+    web: groups.WebSettings = Field(default_factory=groups.WebSettings)
+    console: groups.ConsoleSettings = Field(default_factory=groups.ConsoleSettings)
+    handoff: groups.HandoffSettings = Field(default_factory=groups.HandoffSettings)
+    rate_limit: recipes.RateLimitSettings = Field(default_factory=recipes.RateLimitSettings)
+    telegram: channels.TelegramSettings = Field(default_factory=channels.TelegramSettings)
+    meta: channels.MetaSettings = Field(default_factory=channels.MetaSettings)
+    whatsapp: channels.WhatsAppSettings = Field(default_factory=channels.WhatsAppSettings)
+    messenger: channels.MessengerSettings = Field(default_factory=channels.MessengerSettings)
+    slack: channels.SlackSettings = Field(default_factory=channels.SlackSettings)
+    twilio: channels.TwilioSettings = Field(default_factory=channels.TwilioSettings)
+    chatwoot: channels.ChatwootSettings = Field(default_factory=channels.ChatwootSettings)
+    thresholds: recipes.Thresholds = Field(default_factory=recipes.Thresholds)
+    train: recipes.TrainSettings = Field(default_factory=recipes.TrainSettings)
+    generation: recipes.GenerationSettings = Field(default_factory=recipes.GenerationSettings)
 
     @field_validator("languages", mode="before")
     @classmethod

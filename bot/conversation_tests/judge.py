@@ -97,7 +97,7 @@ def _understanding(expect: Expect, seen: Observation, domain: Domain) -> list[st
     parse = seen.turn.parse if seen.turn else None
     if expect.intent is not None and parse is not None and parse.intent != expect.intent:
         out.append(f"intent: expected {expect.intent}, got {parse.intent} ({parse.confidence:.2f})")
-    clarified = bool(seen.action and seen.action.kind == "clarify" and seen.action.name == "default")
+    clarified = bool(seen.action and seen.action.kind == "clarify" and seen.action.name == "clarify")
     if expect.clarifies is not None and expect.clarifies != clarified:
         out.append(f"clarifies: expected {expect.clarifies}, got {clarified}")
     for name in ([expect.response] if expect.response else []) + (expect.responses or []):

@@ -30,7 +30,7 @@ class Expect(BaseModel):
     handoff: bool | None = None
     offers_handoff: bool | None = None
     refuses: bool | None = None  # no factual answer: no FAQ answer, no composed answer
-    clarifies: bool | None = None  # asks which of several things was meant
+    clarifies: bool | None = None  # asks which of several things was meant ("Did you mean", buttons)
     buttons: list[str] | None = None  # offers at least these buttons (titles)
     contains: Texts | None = None
     not_contains: Texts | None = None

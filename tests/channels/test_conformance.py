@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from bot.channels import rasa
 from bot.channels.base import Channel, ChannelError, Conversation, InboundRequest, keyed_conversation_id
-from bot.types import Message
+from bot.types import Message, Reply
 from tests.channels.conformance import BUTTONS, TEXT, Platform, Probe
 from tests.channels.messenger.conformance import PLATFORM as MESSENGER
 from tests.channels.slack.conformance import PLATFORM as SLACK
@@ -165,21 +165,15 @@ def conversation(platform: Platform) -> Conversation:
     return Conversation(platform.expected["conversation_id"], dict(platform.address))
 
 
-async def test_text_goes_out_with_the_credentials(platform: Platform, channel: Channel,
-                                                  sleeps: list[float]) -> None:
+@pytest.mark.parametrize(("reply", "shape"), [(TEXT, "sent_text"), (BUTTONS, "sent_buttons")],
+                         ids=["text", "buttons"])
+async def test_replies_go_out_in_the_platforms_shape_with_the_credentials(
+        platform: Platform, channel: Channel, sleeps: list[float], reply: Reply, shape: str) -> None:
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(platform.send_url).mock(side_effect=lambda request: platform.ok())
-        await channel.send(conversation(platform), [TEXT])
-    assert [platform.decode(c.request) for c in route.calls] == platform.sent_text
+        await channel.send(conversation(platform), [reply])
+    assert [platform.decode(c.request) for c in route.calls] == getattr(platform, shape)
     platform.check_auth(route.calls.last.request)
-
-
-async def test_buttons_go_out_in_the_platforms_shape(platform: Platform, channel: Channel,
-                                                     sleeps: list[float]) -> None:
-    with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(platform.send_url).mock(side_effect=lambda request: platform.ok())
-        await channel.send(conversation(platform), [BUTTONS])
-    assert [platform.decode(c.request) for c in route.calls] == platform.sent_buttons
 
 
 async def test_429_and_5xx_are_retried_after_retry_after(platform: Platform, channel: Channel,

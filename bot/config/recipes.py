@@ -19,6 +19,9 @@ class Thresholds(BaseModel):
     faq_strong: float = Field(0.72, description="FAQ hit score that answers even at low intent confidence.")
     faq_for_faq_intent: float = Field(0.45, description="FAQ hit score enough when the intent is FAQ-type.")
     clarify_min: float = Field(0.15, description="Ranked intents below this are not offered as options.")
+    clarify_topic_min: float = Field(
+        0.38, description="Best FAQ score under which an out-of-scope message is nonsense: the bot asks to "
+                          "rephrase instead of offering topic buttons.")
     clarify_options: int = Field(3, ge=2, le=5, description="Intents offered as buttons when the bot asks.")
     failures_before_handoff: int = Field(
         2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")

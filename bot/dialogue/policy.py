@@ -282,14 +282,19 @@ class Policy:
             session.offer = "handoff"
             return Action(kind="clarify", name="offer_handoff", understood=False,
                           replies=[self._say(session, "utter_offer_handoff")])
-        options = [
+        # Nonsense ("blorp zizzle quantum teapot"): out of scope, most like the out-of-scope class or
+        # near no FAQ entry, so the ranking's runners-up are noise and buttons would offer unrelated
+        # topics: ask to rephrase. A vague message ("delivery") still gets its topics offered.
+        nonsense = parse.out_of_scope and (
+            parse.intent == OOS or not hits or hits[0].score < self.t.clarify_topic_min)
+        options = [] if nonsense else [
             r for r in parse.ranking
             if r.confidence >= self.t.clarify_min and r.name in self.domain.intents
             and r.name not in _NOT_OFFERED
         ][: self.t.clarify_options]
         language = self.reply_language(session)
         buttons = [Button(title=self.domain.title(r.name, language), payload=f"/{r.name}") for r in options]
-        if hits and len(buttons) < self.t.clarify_options:
+        if hits and not nonsense and len(buttons) < self.t.clarify_options:
             buttons.append(Button(title=hits[0].question, payload=f'/faq{{"entry": "{hits[0].entry_id}"}}'))
         if len(buttons) < 2:
             return Action(kind="clarify", name="default", understood=False,

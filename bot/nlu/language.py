@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
+SCRIPT_LANGUAGES = {"zh", "ja", "ko"}  # told apart by their own scripts, never by lingua
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 
 # Languages a detector can tell apart; the supported ones are always added. More candidates make
@@ -60,13 +62,24 @@ class LanguageDetector:
         if len(letters) < self.min_letters or len(set(letters)) < 5:  # "zzzz qqqq" is no language
             return LanguageGuess(fallback, 0.0, False)
         values = self._lingua.compute_language_confidence_values(text)
-        if not values:
-            return LanguageGuess(fallback, 0.0, False)
-        best = values[0]
-        code = best.language.iso_code_639_1.name.lower()
-        if best.value < self.min_confidence:
-            return LanguageGuess(fallback, round(best.value, 3), False)
-        return LanguageGuess(code, round(best.value, 3), True)
+        best_code = values[0].language.iso_code_639_1.name.lower() if values else self.default
+        confidence = round(values[0].value, 3) if values else 0.0
+        if fallback in SCRIPT_LANGUAGES:
+            # A sentence without Han, kana or Hangul is not Chinese, Japanese or Korean, however
+            # unsure lingua is about which other language it is: the conversation has switched.
+            return LanguageGuess(self._other_script(values), confidence, True)
+        if not values or confidence < self.min_confidence:
+            return LanguageGuess(fallback, confidence, False)
+        return LanguageGuess(best_code, confidence, True)
+
+    def _other_script(self, values: list[Any]) -> str:
+        """The most likely served language outside Han/kana/Hangul (lingua's ranking), else the
+        default language (English when the default is one of those)."""
+        for value in values:
+            code = value.language.iso_code_639_1.name.lower()
+            if code in self.supported and code not in SCRIPT_LANGUAGES:
+                return str(code)
+        return self.default if self.default not in SCRIPT_LANGUAGES else "en"
 
     def is_supported(self, language: str) -> bool:
         return language.lower() in self.supported

@@ -136,12 +136,23 @@ def test_repeated_failures_offer_a_handoff(policy: Policy) -> None:
     s = session()
     vague = p("hmm", "greet", 0.2, oos=True, ranking=[("greet", 0.2), ("refund_status", 0.19),
                                                       ("warranty", 0.18)])
-    assert policy.decide(s, vague, []).name == "clarify"
+    assert policy.decide(s, vague, []).kind == "clarify"  # near no FAQ entry: "say it in other words"
     offer = policy.decide(s, vague, [])
     assert offer.name == "offer_handoff"
     assert [b.payload for b in offer.replies[0].buttons] == ["/talk_to_human", "/deny"]
     no = policy.decide(s, p("no", "deny"), [])
     assert no.kind == "respond" and not s.handoff
+
+
+def test_nonsense_is_asked_to_rephrase_and_a_vague_topic_gets_buttons(policy: Policy) -> None:
+    ranking = [("out_of_scope", 0.45), ("wrong_item", 0.2), ("warranty", 0.18)]
+    nonsense = p("blorp zizzle quantum teapot", "out_of_scope", 0.45, oos=True, ranking=ranking)
+    action = policy.decide(session(), nonsense, [hit(score=0.43)])
+    assert action.name == "default" and not action.replies[0].buttons
+    vague = p("delivery", "shipping_cost", 0.6, oos=True,
+              ranking=[("shipping_cost", 0.6), ("order_status", 0.3), ("warranty", 0.05)])
+    action = policy.decide(session(), vague, [hit(score=0.62)])
+    assert action.name == "clarify" and len(action.replies[0].buttons) >= 2
 
 
 def test_strong_faq_hit_answers_even_when_the_intent_is_unsure(policy: Policy) -> None:

@@ -25,6 +25,7 @@ from bot.web.schemas import (
     valid_conversation_id,
 )
 from bot.web.security import origin_allowed
+from bot.web.state import services_of
 
 router = APIRouter(prefix="/api/v1")
 ConversationId = Path(pattern=CONVERSATION_ID,
@@ -51,7 +52,7 @@ def to_message(conversation_id: str, body: MessageIn, max_chars: int, channel: s
              responses=error_responses(400, 404, 413, 415, 422, 429, 503))
 async def post_message(request: Request, body: MessageIn,
                        conversation_id: str = ConversationId) -> MessageOut:
-    services = request.app.state.services
+    services = services_of(request)
     msg = to_message(conversation_id, body, services.settings.limits.max_message_chars)
     limiter = getattr(request.app.state, "limiter", None)
     if limiter is not None:  # the address's limit ran in the middleware, before the body was read
@@ -74,7 +75,7 @@ async def post_message(request: Request, body: MessageIn,
 async def create_conversation(request: Request, body: ConversationIn | None = None) -> ConversationCreated:
     """The id is the server's choice unless the client names a new one (an id in use is a 404)."""
     conversation_id = body.conversation_id if body and body.conversation_id else uuid.uuid4().hex
-    token = await ownership.create(request.app.state.services.store, conversation_id)
+    token = await ownership.create(services_of(request).store, conversation_id)
     return ConversationCreated(conversation_id=conversation_id, conversation_token=token)
 
 
@@ -82,7 +83,7 @@ async def create_conversation(request: Request, body: ConversationIn | None = No
             summary="A conversation's state and history (the widget restores itself from it)",
             responses=error_responses(404, 422, 503))
 async def get_conversation(request: Request, conversation_id: str = ConversationId) -> ConversationOut:
-    store = request.app.state.services.store
+    store = services_of(request).store
     await ownership.authorize(store, conversation_id, ownership.presented_token(request))
     session = await store.get(conversation_id)
     if session is None:  # created, nothing said yet
@@ -100,7 +101,7 @@ async def widget_strings(
     """The domain's widget strings in `lang` where the domain has a translation of them (only the
     translated ones), else in the domain's own language; `language` says which. The widget puts
     them over its message catalog (static/i18n/) only when they are in the language it shows."""
-    domain = request.app.state.services.domain
+    domain = services_of(request).domain
     wanted = (lang or "").replace("_", "-").split("-")[0].lower()
     translation = domain.translations.get(wanted) if wanted != domain.language else None
     if translation is not None:
@@ -116,7 +117,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     Errors are `{"type": "error", "error": code, "detail", "message_id"}` frames, the socket stays
     open (`rate_limited` ones carry `retry_after` seconds). Browsers may open it from this site and
     from `Settings.widget_origins` only."""
-    services = websocket.app.state.services
+    services = services_of(websocket)
     admitted, token = await _admit(websocket, services, conversation_id)
     if not admitted:
         return

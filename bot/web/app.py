@@ -29,6 +29,7 @@ from bot.web.ratelimit import Limiter, RateLimit
 from bot.web.request_id import RequestId
 from bot.web.secrets import conversation_id_key, secret_key
 from bot.web.security import ScopedCORS, SecurityHeaders
+from bot.web.state import services_of
 from bot.web.webhooks import ChannelHub, chatwoot_router
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @health.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.services.metrics.registry),
+    return Response(generate_latest(services_of(request).metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 
 

@@ -23,6 +23,7 @@ from bot.storage.db import TranscriptStore
 from bot.web.console.auth import admin_caller
 from bot.web.errors import ApiError
 from bot.web.schemas import error_responses
+from bot.web.state import services_of
 
 router = APIRouter(prefix="/console/api", responses=error_responses(401, 403, 422))
 # Any channel's ids (a WhatsApp number, a Slack thread, a widget id): printable, as long as SQL keeps.
@@ -57,7 +58,7 @@ async def forget_conversation(conversation_id: str, request: Request,
                               _: AgentInfo | None = Depends(admin_caller)) -> ErasedOut:
     if not CONVERSATION_ID.fullmatch(conversation_id):
         raise ApiError(422, "invalid_conversation_id", "not a conversation id")
-    services = request.app.state.services
+    services = services_of(request)
     # The services' review log, also where the pipeline runs without one (the stream may still hold
     # entries from before).
     erased = await erase_conversation(conversation_id, services.store, services.review,

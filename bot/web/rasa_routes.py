@@ -16,6 +16,7 @@ from bot.types import Message
 from bot.web.errors import ApiError
 from bot.web.inbound import inbound_request
 from bot.web.schemas import MESSAGE_ID, checked_text, clean_text, error_responses
+from bot.web.state import services_of
 
 router = APIRouter(tags=["rasa"])
 
@@ -27,7 +28,7 @@ def api_error(exc: ChannelError) -> ApiError:
 
 def check_token(request: Request) -> None:
     """The optional shared token of the Rasa channels, from `Authorization: Bearer` or `?token=`."""
-    expected = request.app.state.services.settings.web.rasa_channel_token
+    expected = services_of(request).settings.web.rasa_channel_token
     try:
         rasa.check_channel_token(expected, rasa.request_token(inbound_request(request)))
     except ChannelError as exc:
@@ -63,7 +64,7 @@ class ParseIn(BaseModel):
              description="Rate limited per client address and per conversation: 429 with Retry-After.",
              responses=error_responses(400, 413, 422, 429, 503))
 async def rest_webhook(request: Request, body: RestIn) -> list[dict]:
-    services = request.app.state.services
+    services = services_of(request)
     check_token(request)
     msg = inbound(body.sender, body.message, "rest", services.settings.limits.max_message_chars,
                   (body.metadata or {}).get("message_id"), request.app.state.conversation_key)
@@ -83,7 +84,7 @@ async def rest_health() -> dict:
              description="Rate limited per client address: 429 with Retry-After.",
              responses=error_responses(400, 413, 422, 429, 503))
 async def model_parse(request: Request, body: ParseIn) -> dict:
-    services = request.app.state.services
+    services = services_of(request)
     check_token(request)
     text = clean_text(body.text)
     parse = await services.pool.run(services.nlu.parse, text)

@@ -24,6 +24,7 @@ from bot.textsafety import InvalidText
 from bot.web.errors import ApiError, as_api_error
 from bot.web.rasa_routes import api_error, inbound
 from bot.web.security import origin_allowed
+from bot.web.state import app_services
 
 
 class RasaSocketIO:
@@ -42,7 +43,7 @@ class RasaSocketIO:
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """With `Settings.web.rasa_channel_token` set, only clients that present it connect."""
-        expected = self.app.state.services.settings.web.rasa_channel_token
+        expected = app_services(self.app).settings.web.rasa_channel_token
         if expected is None:
             return
         query: dict[str, str] = {}
@@ -68,7 +69,7 @@ class RasaSocketIO:
         await self.app.state.tasks.spawn(self.utter(sid, data), name="socketio-turn")
 
     async def utter(self, sid: str, data: Any) -> None:
-        services = self.app.state.services
+        services = app_services(self.app)
         if not isinstance(data, dict) or not isinstance(data.get("message"), str):
             await self.sio.emit("error", {"error": "invalid_payload",
                                           "detail": "expected {message, session_id}"}, room=sid)

@@ -11,6 +11,7 @@ from bot.handoff.agents import AgentError, AgentInfo, LastAdmin, UnknownAgent
 from bot.web.console.auth import admin_caller, announce_ended, console_sessions, public
 from bot.web.errors import ApiError
 from bot.web.schemas import error_responses
+from bot.web.state import services_of
 
 router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
 
@@ -36,14 +37,14 @@ ADMIN_AUTH = ("Admin API: `Authorization: Bearer <admin API key>` (or `X-API-Key
 
 @router.get("/api/agents", description=ADMIN_AUTH)
 async def list_agents(request: Request, _: AgentInfo | None = Depends(admin_caller)) -> list[dict]:
-    agents = await asyncio.to_thread(request.app.state.services.agents.all)
+    agents = await asyncio.to_thread(services_of(request).agents.all)
     return [public(a) for a in agents]
 
 
 @router.post("/api/agents", status_code=201, description=ADMIN_AUTH)
 async def create_agent(request: Request, body: AgentIn, _: AgentInfo | None = Depends(admin_caller)) -> dict:
     try:
-        agent = await asyncio.to_thread(request.app.state.services.agents.create, body.username,
+        agent = await asyncio.to_thread(services_of(request).agents.create, body.username,
                                         body.display_name, body.password, body.role)
     except AgentError as exc:
         raise ApiError(422, "invalid_agent", str(exc)) from exc
@@ -52,14 +53,14 @@ async def create_agent(request: Request, body: AgentIn, _: AgentInfo | None = De
 
 async def _end_sessions(request: Request, agent_id: int) -> None:
     """Every console session of that agent ends now (and it drops out of the online list)."""
-    services = request.app.state.services
+    services = services_of(request)
     await console_sessions(request).end_all_for(agent_id)
     await services.queue.offline(str(agent_id))
     await announce_ended(request, agent_id)
 
 
 async def _account(request: Request, username: str) -> AgentInfo:
-    found = await asyncio.to_thread(request.app.state.services.agents.by_username, username)
+    found = await asyncio.to_thread(services_of(request).agents.by_username, username)
     if found is None:
         raise ApiError(404, "unknown_agent", f"no agent {username!r}")
     return found
@@ -71,7 +72,7 @@ async def set_agent_password(request: Request, username: str, body: PasswordIn,
                              _: AgentInfo | None = Depends(admin_caller)) -> dict:
     target = await _account(request, username)
     try:
-        changed = await asyncio.to_thread(request.app.state.services.agents.set_password, target.id,
+        changed = await asyncio.to_thread(services_of(request).agents.set_password, target.id,
                                           body.password)
     except UnknownAgent as exc:
         raise ApiError(404, "unknown_agent", f"no agent {username!r}") from exc
@@ -84,7 +85,7 @@ async def set_agent_password(request: Request, username: str, body: PasswordIn,
 async def _set_active(request: Request, username: str, active: bool) -> dict:
     target = await _account(request, username)
     try:
-        changed = await asyncio.to_thread(request.app.state.services.agents.set_active, target.id, active)
+        changed = await asyncio.to_thread(services_of(request).agents.set_active, target.id, active)
     except UnknownAgent as exc:
         raise ApiError(404, "unknown_agent", f"no agent {username!r}") from exc
     except LastAdmin as exc:

@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from bot.handoff.agents import AgentInfo
 from bot.handoff.console_sessions import ConsoleSession, ConsoleSessions
 from bot.web.errors import ApiError
+from bot.web.state import services_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "sb_console"
@@ -66,7 +67,7 @@ class Visit:
 
 def console_sessions(conn: HTTPConnection) -> ConsoleSessions:
     """The console sessions (bot/handoff/console_sessions.py), built with the app's services."""
-    return conn.app.state.services.console_sessions
+    return services_of(conn).console_sessions
 
 
 async def visit(conn: HTTPConnection, fresh: bool = False) -> Visit:
@@ -81,7 +82,7 @@ async def visit(conn: HTTPConnection, fresh: bool = False) -> Visit:
         sessions = console_sessions(conn)
         session = await sessions.get(sid)
         if session is not None:
-            agent = await asyncio.to_thread(conn.app.state.services.agents.get, session.agent_id)
+            agent = await asyncio.to_thread(services_of(conn).agents.get, session.agent_id)
             if agent is None or not hmac.compare_digest(agent.stamp, session.stamp):
                 await sessions.delete(sid)
                 session = agent = None
@@ -139,7 +140,7 @@ async def admin_caller(request: Request) -> AgentInfo | None:
     """An admin API call: the admin API key (returns None), else a logged-in admin agent's session
     with the CSRF token on writes (returns the agent)."""
     key = presented_api_key(request)
-    configured = request.app.state.services.settings.console.admin_api_key
+    configured = services_of(request).settings.console.admin_api_key
     expected = configured.get_secret_value() if configured is not None else ""
     if key is not None:
         if not expected:
@@ -166,4 +167,4 @@ async def admin_caller(request: Request) -> AgentInfo | None:
 
 async def announce_ended(request: Request, agent_id: int) -> None:
     """Open console WebSockets of that agent re-check their session and close if it is over."""
-    await request.app.state.services.queue.announce({"type": "sessions_ended", "agent": str(agent_id)})
+    await services_of(request).queue.announce({"type": "sessions_ended", "agent": str(agent_id)})

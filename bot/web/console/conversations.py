@@ -15,6 +15,7 @@ from bot.types import Session
 from bot.web.console.auth import acting_agent, current_agent
 from bot.web.errors import ApiError
 from bot.web.schemas import clean_text, error_responses, valid_conversation_id
+from bot.web.state import services_of
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def _cid(conversation_id: str) -> str:
 # --- queue and conversations ----------------------------------------------------------
 @router.get("/api/queue")
 async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> dict:
-    services = request.app.state.services
+    services = services_of(request)
     await services.queue.heartbeat(str(agent.id))
     return {"waiting": await services.queue.waiting(),
             "mine": await services.queue.assigned_to(str(agent.id)),
@@ -52,14 +53,14 @@ async def _handoff(coro: Awaitable[T]) -> T:
 
 
 async def _access(request: Request, conversation_id: str, agent: AgentInfo, action: Access) -> Session:
-    handoff = request.app.state.services.handoff
+    handoff = services_of(request).handoff
     return await _handoff(handoff.access(_cid(conversation_id), str(agent.id), agent.role == "admin", action))
 
 
 @router.get("/api/conversations/{conversation_id}", responses=error_responses(404))
 async def conversation(request: Request, conversation_id: str,
                        agent: AgentInfo = Depends(current_agent)) -> dict:
-    services = request.app.state.services
+    services = services_of(request)
     session = await _access(request, conversation_id, agent, "read")
     cid = session.conversation_id
     turns = await asyncio.to_thread(services.transcripts.turns, cid)
@@ -82,7 +83,7 @@ async def conversation(request: Request, conversation_id: str,
 
 @router.post("/api/conversations/{conversation_id}/claim", responses=error_responses(404, 409))
 async def claim(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
-    services = request.app.state.services
+    services = services_of(request)
     await _handoff(services.handoff.claim(_cid(conversation_id), str(agent.id), agent.display_name,
                                           admin=agent.role == "admin"))
     return {"ok": True}
@@ -94,7 +95,7 @@ async def agent_reply(request: Request, conversation_id: str, body: ReplyIn,
     text = clean_text(body.text)
     if not text:
         raise ApiError(422, "empty_message", "write something first")
-    services = request.app.state.services
+    services = services_of(request)
     cid = _cid(conversation_id)
     event = await _handoff(services.handoff.agent_message(cid, str(agent.id), agent.display_name, text,
                                                           admin=agent.role == "admin"))
@@ -105,7 +106,7 @@ async def agent_reply(request: Request, conversation_id: str, body: ReplyIn,
 
 @router.post("/api/conversations/{conversation_id}/typing", responses=error_responses(404))
 async def typing(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
-    services = request.app.state.services
+    services = services_of(request)
     cid = (await _access(request, conversation_id, agent, "act")).conversation_id
     await services.queue.set_typing(cid, str(agent.id))
     await services.queue.to_customer(cid, {"type": "agent_typing", "agent": agent.display_name})
@@ -114,14 +115,14 @@ async def typing(request: Request, conversation_id: str, agent: AgentInfo = Depe
 
 @router.post("/api/conversations/{conversation_id}/handback", responses=error_responses(404, 409))
 async def hand_back(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
-    handoff = request.app.state.services.handoff
+    handoff = services_of(request).handoff
     await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), admin=agent.role == "admin"))
     return {"ok": True}
 
 
 @router.post("/api/conversations/{conversation_id}/close", responses=error_responses(404, 409))
 async def close(request: Request, conversation_id: str, agent: AgentInfo = Depends(acting_agent)) -> dict:
-    handoff = request.app.state.services.handoff
+    handoff = services_of(request).handoff
     await _handoff(handoff.hand_back(_cid(conversation_id), str(agent.id), close=True,
                                      admin=agent.role == "admin"))
     return {"ok": True}

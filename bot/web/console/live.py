@@ -10,6 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from bot.web.console.auth import session_agent, visit
 from bot.web.schemas import error_responses
 from bot.web.security import same_host
+from bot.web.state import services_of
 
 router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
 REVALIDATE_S = 30.0  # an open console WebSocket re-checks its session this often (and on each ping)
@@ -29,7 +30,7 @@ async def _watch(websocket: WebSocket, ended: asyncio.Event) -> None:
 
 async def _pings(websocket: WebSocket, agent_id: int, ended: asyncio.Event) -> None:
     """Pings keep the agent marked online, while the session lasts; returns when the client goes."""
-    queue = websocket.app.state.services.queue
+    queue = services_of(websocket).queue
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             if (await websocket.receive())["type"] == "websocket.disconnect":  # any frame is a ping
@@ -44,7 +45,7 @@ async def _pings(websocket: WebSocket, agent_id: int, ended: asyncio.Event) -> N
 async def console_socket(websocket: WebSocket) -> None:
     """Every turn and queue change, live, to logged-in agents (via Redis pub/sub: all replicas),
     for as long as the session lasts: a logout, password change or disabled account closes it."""
-    services = websocket.app.state.services
+    services = services_of(websocket)
     origin = websocket.headers.get("origin")
     if origin and not same_host(origin, websocket.headers.get("host")):
         await websocket.close(code=1008, reason="origin not allowed")  # cross-site WebSocket hijacking

@@ -22,6 +22,7 @@ from bot.web.console.auth import (
 )
 from bot.web.errors import ApiError
 from bot.web.schemas import error_responses
+from bot.web.state import services_of
 
 STATIC = Path(__file__).parent.parent / "static"
 router = APIRouter(prefix="/console", responses=error_responses(401, 403, 422))
@@ -76,7 +77,7 @@ async def session_info(request: Request, response: Response) -> dict:
 
 
 def _locked_out(request: Request, retry_after: int) -> ApiError:
-    request.app.state.services.metrics.rate_limited.labels("login_account", "console").inc()
+    services_of(request).metrics.rate_limited.labels("login_account", "console").inc()
     return ApiError(429, "rate_limited",
                     f"too many failed log-ins for this account; retry in {retry_after} s",
                     headers={"Retry-After": str(retry_after)},
@@ -96,7 +97,7 @@ async def login(request: Request, response: Response, body: LoginIn) -> dict:
     retry_after = await sessions.login_attempt(body.username)  # counted before the password is checked
     if retry_after:
         raise _locked_out(request, retry_after)
-    agents = request.app.state.services.agents
+    agents = services_of(request).agents
     agent = await asyncio.to_thread(agents.authenticate, body.username, body.password)
     if agent is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
@@ -113,7 +114,7 @@ async def logout(request: Request, response: Response) -> dict:
     found = await visit(request)
     if found.session is not None and found.sid is not None:
         await check_csrf(request)
-        services = request.app.state.services
+        services = services_of(request)
         await services.queue.offline(str(found.session.agent_id))
         await console_sessions(request).delete(found.sid)
         await announce_ended(request, found.session.agent_id)
@@ -125,7 +126,7 @@ async def logout(request: Request, response: Response) -> dict:
 async def change_password(request: Request, response: Response, body: PasswordChangeIn,
                           agent: AgentInfo = Depends(acting_agent)) -> dict:
     """The logged-in agent's own password: every other session ends, this one gets a new id."""
-    services = request.app.state.services
+    services = services_of(request)
     sessions = console_sessions(request)
     retry_after = await sessions.login_attempt(agent.username)  # no guessing through a stolen session
     if retry_after:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config import channels, groups, recipes
@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     thresholds: recipes.Thresholds = Field(default_factory=recipes.Thresholds)
     train: recipes.TrainSettings = Field(default_factory=recipes.TrainSettings)
     generation: recipes.GenerationSettings = Field(default_factory=recipes.GenerationSettings)
+
+    @field_validator("models", "inference", "redis", "sessions", "storage", "limits", "web", "console",
+                     "handoff", "telegram", "meta", "whatsapp", "messenger", "slack", "twilio", "chatwoot",
+                     mode="before")
+    @classmethod
+    def _group_reads_its_own_variables(cls, value: Any, info: ValidationInfo) -> Any:
+        """A group given as a dict (keyword arguments, or the nested `SUPPORTBOT_<GROUP>__*` spelling)
+        still reads its other fields from its own variables, so the two spellings can be mixed."""
+        if isinstance(value, dict):
+            return cls.model_fields[str(info.field_name)].annotation(**value)  # type: ignore[misc]
+        return value
 
     @field_validator("languages", mode="before")
     @classmethod

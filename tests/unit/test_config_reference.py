@@ -61,3 +61,13 @@ def test_updated_changes_nested_values_and_validates() -> None:
     assert settings.limits.max_body_bytes == 4096 and settings.telegram.token is not None
     with pytest.raises(ValueError):
         Settings().updated({"web.widget_origins": ["not an origin"]})
+
+
+def test_the_two_spellings_mix_within_a_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORTBOT_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setenv("SUPPORTBOT_TELEGRAM__API_URL", "http://bot-api.local")
+    settings = Settings()
+    assert settings.telegram.api_url == "http://bot-api.local"
+    assert settings.telegram.token is not None and settings.telegram.token.get_secret_value() == "123:abc"
+    given = Settings(telegram={"secret_token": "s3cret"})  # keyword arguments win, the rest from the env
+    assert given.telegram.token is not None and given.telegram.secret_token is not None

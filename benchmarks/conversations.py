@@ -30,8 +30,8 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.common import RESULTS, arg_parser  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.conversation_tests.judge import HAN, Observation, judge, language_of  # noqa: E402
-from bot.conversation_tests.runner import InProcessBot, Result, StepResult  # noqa: E402
+from bot.conversation_tests.judge import HAN, Observation, language_of  # noqa: E402
+from bot.conversation_tests.runner import InProcessBot, Result, StepResult, run_all  # noqa: E402
 from bot.conversation_tests.spec import Conversation, load  # noqa: E402
 from bot.knowledge.loader import load_entries  # noqa: E402
 from bot.knowledge.retriever import KnowledgeBase  # noqa: E402
@@ -89,29 +89,9 @@ async def run_setup(settings: Settings, conversations: list[Conversation], gener
         for kb in _knowledge_bases(knowledge):
             kb.ranker.coef = kb.ranker.intercept = None
     tally = Tally(faq_sentences)
-    results: list[Result] = []
     started = time.perf_counter()
     async with build_services(settings, (nlu, knowledge), FROM_SETTINGS if generator else None) as services:
-        bot = InProcessBot(services)
-        for conversation in conversations:
-            result = Result(conversation)
-            cid = await bot.start()
-            previous: list = []
-            for step in conversation.steps:
-                payload = None
-                if step.click is not None:
-                    button = next((b for r in previous for b in r.buttons
-                                   if b.title.casefold() == step.click.casefold()), None)
-                    if button is None:
-                        result.steps.append(StepResult(step, [], [f"click: no button {step.click!r}"]))
-                        break
-                    payload = button.payload
-                seen = await bot.say(cid, step.user or "", payload)
-                done = StepResult(step, seen.replies, judge(step.expect, seen, services.domain))
-                result.steps.append(done)
-                tally.turn(conversation, done, seen)
-                previous = seen.replies
-            results.append(result)
+        results = await run_all(InProcessBot(services), conversations, services.domain, tally.turn)
     return summarise(results, tally, time.perf_counter() - started)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,9 @@ class Bot(Protocol):
 
     async def start(self) -> str: ...
     async def say(self, conversation_id: str, text: str, payload: str | None) -> Observation: ...
+
+
+OnTurn = Callable[[Conversation, "StepResult", Observation], None]
 
 
 @dataclass
@@ -150,8 +153,10 @@ def _visible(expect: Expect, inside: bool) -> tuple[Expect, int]:
     return expect.model_copy(update={k: None for k in hidden}), len(hidden)
 
 
-async def run_one(bot: Bot, conversation: Conversation, domain: Domain) -> Result:
-    """One conversation; it stops at the first step that cannot be taken (a missing button)."""
+async def run_one(bot: Bot, conversation: Conversation, domain: Domain,
+                  on_turn: OnTurn | None = None) -> Result:
+    """One conversation; it stops at the first step that cannot be taken (a missing button).
+    `on_turn` sees each judged turn with what was observed (the benchmark counts with it)."""
     result = Result(conversation)
     started = time.perf_counter()
     cid = await bot.start()
@@ -168,17 +173,21 @@ async def run_one(bot: Bot, conversation: Conversation, domain: Domain) -> Resul
         seen = await bot.say(cid, step.user or "", payload)
         expect, hidden = _visible(step.expect, bot.inside)
         result.unchecked += hidden
-        result.steps.append(StepResult(step, seen.replies, judge(expect, seen, domain)))
+        done = StepResult(step, seen.replies, judge(expect, seen, domain))
+        result.steps.append(done)
+        if on_turn is not None:
+            on_turn(conversation, done, seen)
         previous = seen.replies
     result.seconds = time.perf_counter() - started
     return result
 
 
-async def run_all(bot: Bot, conversations: Iterable[Conversation], domain: Domain) -> list[Result]:
+async def run_all(bot: Bot, conversations: Iterable[Conversation], domain: Domain,
+                  on_turn: OnTurn | None = None) -> list[Result]:
     results = []
     for conversation in conversations:
         try:
-            results.append(await run_one(bot, conversation, domain))
+            results.append(await run_one(bot, conversation, domain, on_turn))
         except Exception as exc:  # one broken conversation is reported, the rest still run
             results.append(Result(conversation, error=f"{type(exc).__name__}: {exc}"))
     return results

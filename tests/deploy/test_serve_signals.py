@@ -39,7 +39,7 @@ import websockets
 from redis import asyncio as aioredis
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import demo_server_env, free_port
 
 pytestmark = pytest.mark.e2e  # trains the demo model (once per run) and runs the server
 
@@ -141,16 +141,8 @@ def serving(data_dir: Path, log: Path,
     """`supportbot serve` in a session of its own (as a terminal's foreground job), until /readyz:
     a fresh `python -m bot.cli serve`, or one forked by `zygote`."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
-    env.update({
-        "SUPPORTBOT_DATA_DIR": str(data_dir),
-        "SUPPORTBOT_TRAINING_DATA": str(ROOT / "training_data"),
-        "SUPPORTBOT_KNOWLEDGE_BASE": str(ROOT / "knowledge_base"),
-        "SUPPORTBOT_DOMAIN_FILE": str(ROOT / "training_data" / "domain.yml"),
-        "SUPPORTBOT_GENERATION__BACKEND": "none",
-        "SUPPORTBOT_BUSINESS_HOURS": "Mon-Sun 00:00-24:00",  # hand-offs whatever the hour
-        "SUPPORTBOT_PORT": str(port),
-    })
+    env = demo_server_env(data_dir, port, SUPPORTBOT_GENERATION__BACKEND="none",
+                          SUPPORTBOT_BUSINESS_HOURS="Mon-Sun 00:00-24:00")  # hand-offs whatever the hour
     args = ["serve", "--graceful-timeout", str(GRACE_S)]
     proc: Any
     if zygote is not None:

@@ -24,11 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def serve_demo(data_dir: Path, **settings: str) -> Iterator[str]:
-    """`supportbot serve` on the demo data, its model and index already in `data_dir`, with
-    `SUPPORTBOT_*` `settings` on top; yields its URL once /readyz answers 200, stops it after."""
-    port = free_port()
+def demo_server_env(data_dir: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a `supportbot serve` on the demo data in `data_dir`: none of this
+    machine's SUPPORTBOT_* variables, the repository's data, `port`, then `settings` on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
     env.update({
         "SUPPORTBOT_DATA_DIR": str(data_dir),
@@ -38,6 +36,15 @@ def serve_demo(data_dir: Path, **settings: str) -> Iterator[str]:
         "SUPPORTBOT_PORT": str(port),
         **settings,
     })
+    return env
+
+
+@contextlib.contextmanager
+def serve_demo(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`supportbot serve` on the demo data, its model and index already in `data_dir`, with
+    `SUPPORTBOT_*` `settings` on top; yields its URL once /readyz answers 200, stops it after."""
+    port = free_port()
+    env = demo_server_env(data_dir, port, **settings)
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=data_dir,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -145,7 +145,8 @@ def _handoff(expect: Expect, seen: Observation, domain: Domain) -> list[str]:
     handed = now and not seen.handoff_before
     if expect.handoff is not None and expect.handoff != handed:
         reason = seen.session.handoff_reason if seen.session else None
-        out.append(f"handoff: expected {expect.handoff}, got {handed}" + (f" ({reason})" if handed and reason else ""))
+        why = f" ({reason})" if handed and reason else ""
+        out.append(f"handoff: expected {expect.handoff}, got {handed}{why}")
     offered = bool(seen.session and seen.session.offer == "handoff")
     if expect.offers_handoff is not None and expect.offers_handoff != offered:
         out.append(f"offers_handoff: expected {expect.offers_handoff}, got {offered}")

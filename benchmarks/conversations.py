@@ -35,6 +35,7 @@ from bot.conversation_tests.runner import InProcessBot, Result, StepResult, run_
 from bot.conversation_tests.spec import Conversation, load  # noqa: E402
 from bot.knowledge.loader import load_entries  # noqa: E402
 from bot.knowledge.retriever import KnowledgeBase  # noqa: E402
+from bot.resolution import TurnOutcome, resolved  # noqa: E402
 from bot.types import Reply  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "conversations"
@@ -47,8 +48,12 @@ class Tally:
     def __init__(self, faq_sentences: set[str]) -> None:
         self.faq_sentences = faq_sentences
         self.n: dict[str, int] = defaultdict(int)
+        self.outcomes: dict[str, list[TurnOutcome]] = defaultdict(list)  # what transcripts would hold
 
     def turn(self, conversation: Conversation, step: StepResult, seen: Observation) -> None:
+        if seen.action is not None:
+            self.outcomes[conversation.id].append(TurnOutcome(
+                seen.action.kind, seen.action.name, seen.action.understood, seen.action.feedback))
         expected = step.step.expect.handoff is True
         handed = bool(seen.session and seen.session.handoff) and not seen.handoff_before
         self.n["handoff_expected"] += expected
@@ -111,10 +116,15 @@ def summarise(results: list[Result], tally: Tally, seconds: float) -> dict[str, 
         if not any(s.step.expect.handoff for s in r.steps)
         and any(f.startswith("handoff: expected False") for s in r.steps for f in s.failures))
     unanswerable = by_category.get("unanswerable", [])
-    resolved = [r for r in results if r.passed]
+    passed = [r for r in results if r.passed]
+    by_transcript = {r.conversation.id: resolved(tally.outcomes.get(r.conversation.id, [])) for r in results}
     return {
         "conversations": len(results),
-        "resolution": round(len(resolved) / len(results), 4),
+        "resolution": round(len(passed) / len(results), 4),
+        # bot.resolution's definition, which production transcripts allow, and how often it agrees
+        "resolution_transcript_definition": round(sum(by_transcript.values()) / len(results), 4),
+        "definitions_agree": round(sum(by_transcript[r.conversation.id] == r.passed for r in results)
+                                   / len(results), 4),
         "per_category": {c: {"n": len(rs), "resolution": round(sum(r.passed for r in rs) / len(rs), 4)}
                          for c, rs in sorted(by_category.items())},
         "handoff_precision": _ratio(n["handoff_true_positive"], n["handoff_done"]),
@@ -125,10 +135,21 @@ def summarise(results: list[Result], tally: Tally, seconds: float) -> dict[str, 
         "composed_answers": n["composed"],
         "invented_answers": n["invented"],
         "unanswerable_refused_or_handed_off": _ratio(sum(r.passed for r in unanswerable), len(unanswerable)),
-        "turns_to_resolution": _ratio(sum(len(r.steps) for r in resolved), len(resolved), 2),
+        "turns_to_resolution": _ratio(sum(len(r.steps) for r in passed), len(passed), 2),
         "seconds": round(seconds, 1),
-        "failed": [r.conversation.id for r in results if not r.passed],
+        "failed": {r.conversation.id: _first_failure(r) for r in results if not r.passed},
     }
+
+
+def _first_failure(result: Result) -> str:
+    """The failed step's message, what went wrong and the bot's first reply: enough to triage."""
+    if result.error:
+        return result.error
+    for step in result.steps:
+        if step.failures:
+            reply = step.replies[0].text[:160] if step.replies else "(no reply)"
+            return f"{step.step.said!r}: {'; '.join(step.failures)} -> {reply!r}"
+    return "unknown"
 
 
 def _ratio(part: int, whole: int, digits: int = 4) -> float | None:
@@ -144,7 +165,13 @@ def faq_sentences(settings: Settings) -> set[str]:
     return {_norm(t) for t in texts}
 
 
-SETUPS = {"default": (True, True), "no generation": (False, True), "no entry ranker": (True, False)}
+# name: (generator, entry ranker, settings changed)
+SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
+    "default": (True, True, {}),
+    "no generation": (False, True, {}),
+    "no entry ranker": (True, False, {}),
+    "no intent rerank": (True, True, {"thresholds.entry_intent_weight": 0.0}),
+}
 
 
 def main() -> None:
@@ -164,8 +191,9 @@ def main() -> None:
     known = faq_sentences(settings)
     rows = {}
     for name in args.only or list(SETUPS):
-        generator, ranker = SETUPS[name]
-        rows[name] = asyncio.run(run_setup(settings, conversations, generator, ranker, known))
+        generator, ranker, changes = SETUPS[name]
+        rows[name] = asyncio.run(run_setup(settings.updated(changes), conversations, generator, ranker,
+                                           known))
     show(rows)
     manifest = json.loads((settings.model_dir / "manifest.json").read_text())
     RESULTS.mkdir(exist_ok=True)
@@ -177,9 +205,9 @@ def main() -> None:
 
 def show(rows: dict[str, dict[str, Any]]) -> None:
     table = Table(title="Conversations resolved (development set)")
-    keys = ["resolution", "handoff_precision", "handoff_recall", "false_handoffs",
-            "wrong_language_replies", "invented_answers", "unanswerable_refused_or_handed_off",
-            "turns_to_resolution"]
+    keys = ["resolution", "resolution_transcript_definition", "definitions_agree", "handoff_precision",
+            "handoff_recall", "false_handoffs", "wrong_language_replies", "invented_answers",
+            "unanswerable_refused_or_handed_off", "turns_to_resolution"]
     table.add_column("setup")
     for k in keys:
         table.add_column(k.replace("_", " "), justify="right")

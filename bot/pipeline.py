@@ -17,6 +17,7 @@ from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.pii import mask_sensitive
+from bot.questions import without_greeting
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.textsafety import InvalidText, safe_message
@@ -98,15 +99,12 @@ class Pipeline:
     async def _act(self, msg: Message, session: Session, on_delta: OnDelta | None
                    ) -> tuple[Parse | None, Action]:
         """Steps 3-6: what the bot does with the message (and how it read it, if a model did)."""
-        if session.handoff:  # a person has (or will have) this conversation: the bot stays quiet
-            replies_now = (await self.handoff.while_waiting(session) if self.handoff
-                           else [self.domain.render("utter_handoff_pending", language=session.language)])
-            return None, Action(kind="handoff", name="pending", handoff_reason=session.handoff_reason,
-                                replies=replies_now)
+        if session.handoff:
+            return await self._while_waiting(msg, session)
         parse: Parse | None = None
         hits: list[Hit] = []
         language = await self._detect_language(msg, session)
-        understood = await self._understand_safely(msg, language)
+        understood = await self._understand_safely(msg, language, session)
         if understood is None:
             action = self._unreadable(session)
         else:
@@ -118,6 +116,20 @@ class Pipeline:
         if action.kind == "handoff" and self.handoff is not None:
             action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
         return parse, action
+
+    async def _while_waiting(self, msg: Message, session: Session) -> tuple[Parse | None, Action]:
+        """A message in a handed-off conversation: silence once an agent has it (they reply);
+        until then the bot acknowledges it, answers what the FAQ answers and asks for an e-mail
+        address while nobody is available."""
+        if self.handoff is not None and not await self.handoff.bot_may_answer(session):
+            return None, Action(kind="handoff", name="pending:agent", handoff_reason=session.handoff_reason)
+        available = self.handoff is None or await self.handoff.agents_available()
+        language = await self._detect_language(msg, session)
+        understood = await self._understand_safely(msg, language, session)
+        parse, hits = understood if understood is not None else (None, [])
+        if parse is not None:
+            parse.language = language
+        return parse, self.policy.while_waiting(session, parse, hits, available)
 
     async def _publish(self, turn: Turn) -> None:
         """Step 8: the finished turn, live, to the console and whoever listens."""
@@ -148,12 +160,12 @@ class Pipeline:
             return
         raise InvalidText("invalid_payload", "no button of this assistant carries that payload")
 
-    async def _understand_safely(self, msg: Message, language: str | None
+    async def _understand_safely(self, msg: Message, language: str | None, session: Session
                                  ) -> tuple[Parse, list[Hit]] | None:
         """The models' reading of the message, or None when a model failed on it alone (its batch
         neighbours were already retried without it): the customer gets a polite reply, not a 500."""
         try:
-            return await self._understand(msg, language)
+            return await self._understand(msg, language, session)
         except Busy:
             raise
         except Exception:
@@ -167,10 +179,19 @@ class Pipeline:
         return Action(kind="respond", name="model_failed", understood=False,
                       replies=[self.domain.render(name, language=session.language)])
 
-    async def _understand(self, msg: Message, language: str | None = None) -> tuple[Parse, list[Hit]]:
+    async def _understand(self, msg: Message, language: str | None = None, session: Session | None = None
+                          ) -> tuple[Parse, list[Hit]]:
         payload = parse_payload(msg.payload) if msg.payload else None
         if payload is not None:
             hits: list[Hit] = []
+            spec = self.domain.intents.get(payload.intent or "")
+            if spec is not None and spec.action == "faq" and not payload.entities:
+                # A topic button ("Delivery costs" offered for "delivery"): its title, with what the
+                # customer wrote before, is the question the FAQ answers.
+                asked = next((e.text for e in reversed(session.history)
+                              if e.role == "user" and not e.text.startswith("/")), "") if session else ""
+                query = f"{asked} {self.domain.title(payload.intent or '', language)}".strip()
+                return payload, await self.models.search(query, self.faq_k, language)
             if payload.intent == FAQ_PAYLOAD_INTENT:
                 entry = self.knowledge.get(payload.entities.get("entry", ""))
                 if entry is not None:
@@ -181,7 +202,8 @@ class Pipeline:
                                 language=language if localized else None)]
             return payload, hits
         t = time.perf_counter()
-        parse = await self.models.parse(msg.text, language)
+        parse = await self.models.parse(without_greeting(msg.text), language)
+        parse.text = msg.text
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))
         t = time.perf_counter()
@@ -274,7 +296,7 @@ class Pipeline:
             self.metrics.intent_confidence.labels(turn.parse.intent).observe(turn.parse.confidence)
         if turn.action.kind == "faq_answer" and turn.action.faq_hit is not None:
             self.metrics.faq_hits.labels(turn.action.faq_hit.category or "none").inc()
-        if turn.action.kind == "handoff" and turn.action.name != "pending":
+        if turn.action.kind == "handoff" and not turn.action.name.startswith("pending"):
             self.metrics.handoffs.labels(turn.action.handoff_reason or "unknown").inc()
 
 

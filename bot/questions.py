@@ -25,3 +25,51 @@ def question_parts(text: str) -> list[str]:
             if len(clause.split()) >= 2:
                 parts.append(clause)
     return parts or [text.strip()]
+
+
+_QUESTION_WORD = re.compile(
+    r"^\s*(?:can|could|do|does|did|is|are|how|what|what's|whats|when|where|where's|which|why|who|will"
+    r"|would|should|any|pls|please)\b", re.IGNORECASE)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+_TOPIC_STATEMENT = re.compile(
+    r"^(?:i(?:'ve| have)?\s+(?:got\s+)?)?(?:a\s+|one\s+|another\s+)?(?:quick\s+)?"
+    r"(?:question|query|problem|issue|something)s?\s+(?:about|with|regarding|on)\s+"
+    r"(?:my\s+|an\s+|a\s+|the\s+|your\s+)?[\w'-]+(?:\s+[\w'-]+)?[.!]*$", re.IGNORECASE)
+
+
+def is_keyword_query(text: str) -> bool:
+    """A bare topic ("delivery", "money back", "订单", "I have a question about delivery"): no
+    question asked. Which of the topic's questions is meant is not said, so the bot asks rather
+    than guesses."""
+    return bool(_TOPIC_STATEMENT.match(text.strip())) or is_short_answer(text)
+
+
+def is_short_answer(text: str) -> bool:
+    """A few words and no question ("London", "14 Millbrook Lane", "北京"): what answers a form's
+    question, or names a bare topic."""
+    text = text.strip()
+    if not text or "?" in text or "？" in text or text.startswith("/") or _QUESTION_WORD.match(text):
+        return False
+    if _CJK.search(text):
+        return len(_CJK.findall(text)) <= 3 and len(text) <= 6
+    return len(re.findall(r"[\w'’]+", text)) <= 3
+
+
+def is_question(text: str) -> bool:
+    """Asks something: a question mark or an opening question word."""
+    return "?" in text or "？" in text or bool(_QUESTION_WORD.match(text)) or text.rstrip().endswith("吗")
+
+
+_GREETING = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|howdy|good\s+(?:morning|afternoon|evening|day)|dear\s+\w+)\b|你好|您好|嗨|哈喽)"
+    r"(?:\s+(?:there|team|guys|all|folks|kettle\s*(?:&|and)\s*kin))?[\s,!.~，。！]*", re.IGNORECASE)
+
+
+def without_greeting(text: str) -> str:
+    """The message after an opening greeting ("Hi, where's my order?" -> "where's my order?"), so the
+    greeting does not outvote the request; a greeting alone is kept as it is."""
+    rest = _GREETING.sub("", text, count=1)
+    enough = len(re.findall(r"\w+", rest)) >= 2 or len(_CJK.findall(rest)) >= 2
+    return rest if rest != text and enough else text

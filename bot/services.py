@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
+from bot.entry_intents import entry_intents
 from bot.generation import create_generator
 from bot.generation.base import Generator
 from bot.generation.guard import GroundingChecker, PiiMasker
@@ -236,7 +237,9 @@ def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, 
     policy = Policy(domain, settings.thresholds, default_actions(CsvOrderBook(settings.training_data /
                                                                                "demo_orders.csv")),
                     generative=generation is not None, languages=settings.languages,
-                    default_language=settings.default_language)
+                    default_language=settings.default_language,
+                    confirm_answers=settings.dialogue.confirm_answers,
+                    entry_intents=entry_intents(nlu, knowledge.entries))
     queue = RedisHandoffQueue(client, prefix)
     handoff = HandoffService(store, queue, domain,
                              BusinessHours(settings.handoff.business_hours, settings.handoff.timezone))

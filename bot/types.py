@@ -68,8 +68,10 @@ class Hit(BaseModel):
     category: str
     score: float
     matched: str = ""
+    rank: float | None = None  # what the retriever ordered by (cosine + entry head); None: the score
 
 
+Feedback = Literal["yes", "no", "repeated"]
 ActionKind = Literal["respond", "fill_form", "faq_answer", "clarify", "handoff", "generate"]
 
 
@@ -81,6 +83,8 @@ class Action(BaseModel):
     handoff_reason: str | None = None
     understood: bool = True
     submitted: dict[str, Any] | None = None
+    # What this turn says about the bot's previous answer (bot.resolution reads it).
+    feedback: Feedback | None = None
 
 
 class Event(BaseModel):
@@ -115,6 +119,8 @@ class Session(BaseModel):
     language: str | None = None  # the customer's language, from their clear messages
     handoff_at: float | None = None
     offline_notified: bool = False
+    contact_email: str | None = None  # left by the customer for follow-up while nobody was there
+    answered_entry: str | None = None  # the FAQ entry of the bot's last answer: asked again?
     history: list[Event] = Field(default_factory=list)
     turns: int = 0
 

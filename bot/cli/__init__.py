@@ -1,5 +1,6 @@
 """supportbot's command line: train, index, serve, chat, test (conversation tests), ingest, discover,
-export-review, retrain, purge (retention), forget (right to erasure) and config-reference.
+export-review, retrain, purge (retention), forget (right to erasure), resolution (the bot's
+resolution rate from the transcripts) and config-reference.
 
 The commands live by theme (`learning`: models, FAQ and labels; `serving`: the server and the
 terminal chat; `records`: agents, retention, erasure) and are registered here, in the order
@@ -34,6 +35,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("export-review", learning.export_review),
     ("purge", records.purge_cmd),
     ("forget", records.forget_cmd),
+    ("resolution", records.resolution_cmd),
     ("retrain", learning.retrain_cmd),
     ("config-reference", docs.config_reference_cmd),
 ]

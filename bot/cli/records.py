@@ -70,3 +70,25 @@ def forget_cmd(conversation_ids: list[str] = typer.Argument(..., help="Conversat
     asyncio.run(run(_settings()))
 
 
+
+
+def resolution_cmd(days: int | None = typer.Option(
+        None, min=1, help="Only conversations started in the last DAYS days (default: all)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a sentence.")) -> None:
+    """The bot's resolution rate over the stored transcripts, with the conversation benchmark's
+    definition (docs/learning-loop.md): not handed off, and confirmed by the customer or answered
+    without a rejected or repeated answer."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.storage.db import TranscriptStore, make_engine, migrate
+
+    engine = make_engine(_settings().resolved_database_url)
+    migrate(engine)
+    since = datetime.now(UTC) - timedelta(days=days) if days else None
+    got = TranscriptStore(engine).resolution(since)
+    if as_json:
+        console.print_json(json.dumps({**vars(got), "rate": got.rate}))
+        return
+    rate = f"{got.rate:.1%}" if got.rate is not None else "n/a"
+    console.print(f"{got.conversations} conversations: {rate} resolved by the bot; {got.handed_off} handed "
+                  f"off; {got.confirmed} confirmed and {got.rejected} with a rejected or repeated answer")

@@ -23,11 +23,18 @@ from bot.config.groups import (
     StorageSettings,
     WebSettings,
 )
-from bot.config.recipes import GenerationSettings, RateLimitSettings, Thresholds, TrainSettings
+from bot.config.recipes import (
+    DialogueSettings,
+    GenerationSettings,
+    RateLimitSettings,
+    Thresholds,
+    TrainSettings,
+)
 from bot.config.settings import Settings, reveal
 
 __all__ = [
-    "ChatwootSettings", "ConsoleSettings", "GenerationSettings", "HandoffSettings", "InferenceSettings",
+    "ChatwootSettings", "ConsoleSettings", "DialogueSettings", "GenerationSettings", "HandoffSettings",
+    "InferenceSettings",
     "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RateLimitSettings",
     "RedisSettings", "SessionSettings", "Settings", "SlackSettings", "StorageSettings", "TelegramSettings",
     "Thresholds", "TrainSettings", "TwilioSettings", "WebSettings", "WhatsAppSettings", "reveal",

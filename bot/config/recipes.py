@@ -26,6 +26,9 @@ class Thresholds(BaseModel):
     failures_before_handoff: int = Field(
         2, ge=1, description="Misunderstood turns in a row before a hand-off offer.")
     form_retries: int = Field(3, ge=1, description="Invalid slot answers before the form offers a hand-off.")
+    entry_intent_weight: float = Field(
+        0.1, ge=0, description="FAQ hits are ordered by the retriever's rank + this × the agreement of the "
+                               "message's intent distribution with the entry phrasings' (0: off).")
     generate_min: float = Field(
         0.4, description="With a generator: best FAQ score from which an unanswered question is composed "
                          "from FAQ passages instead of asking which intent was meant.")
@@ -90,6 +93,14 @@ class GenerationSettings(BaseModel):
     compose_min_relevance: float = Field(
         0.8, description="extractive: a part whose best passage scores under this is not answered "
                          "(84 % of the held-out FAQ paraphrases matched to their entry score more).")
+
+
+class DialogueSettings(BaseModel):
+    """How the bot checks its answers with the customer (env SUPPORTBOT_DIALOGUE__*)."""
+
+    confirm_answers: bool = Field(
+        False, description="After an FAQ or generated answer, ask \"Did that answer your question?\" with "
+                           "Yes/No buttons; the reply is recorded per turn for the resolution rate.")
 
 
 class RateLimitSettings(BaseModel):

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     twilio: channels.TwilioSettings = Field(default_factory=channels.TwilioSettings)
     chatwoot: channels.ChatwootSettings = Field(default_factory=channels.ChatwootSettings)
     thresholds: recipes.Thresholds = Field(default_factory=recipes.Thresholds)
+    dialogue: recipes.DialogueSettings = Field(default_factory=recipes.DialogueSettings)
     train: recipes.TrainSettings = Field(default_factory=recipes.TrainSettings)
     generation: recipes.GenerationSettings = Field(default_factory=recipes.GenerationSettings)
 
@@ -70,13 +71,15 @@ class Settings(BaseSettings):
 
     def updated(self, changes: Mapping[str, Any]) -> Settings:
         """A validated copy with some values changed, named `field` or `group.field` (for example
-        `{"redis.url": ..., "limits.max_body_bytes": 2048}`); the environment is not read again."""
-        data = self.model_dump()
+        `{"redis.url": ..., "limits.max_body_bytes": 2048}`); the environment is not read again.
+        Only what was set is carried over, so a copy still tells a default from a chosen value (an
+        `auto` generation backend picks the OpenAI server only when its URL was set)."""
+        data = self.model_dump(exclude_unset=True)
         for dotted, value in changes.items():
             *groups, name = dotted.split(".")
             target = data
             for group in groups:
-                target = target[group]
+                target = target.setdefault(group, {})
             target[name] = value.model_dump() if isinstance(value, BaseModel) else value
         return type(self).model_validate(data)
 

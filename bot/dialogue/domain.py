@@ -38,8 +38,10 @@ class IntentSpec(BaseModel):
 
 
 class HandoffRules(BaseModel):
-    """When to step aside without being asked: escalation words and a plain negativity count."""
+    """When to step aside whatever the intent model says: the customer asks for a person in so many
+    words, escalation words, and a plain negativity count."""
 
+    request_patterns: list[str] = Field(default_factory=list)
     escalation_patterns: list[str] = Field(default_factory=list)
     negative_words: list[str] = Field(default_factory=list)
     negative_threshold: int = 2
@@ -47,6 +49,8 @@ class HandoffRules(BaseModel):
     def trigger(self, text: str) -> str | None:
         if any(re.search(p, text) for p in self.escalation_patterns):
             return "escalation"
+        if any(re.search(p, text) for p in self.request_patterns):
+            return "customer_asked"
         words = re.findall(r"[\w']+", text.lower())
         score = sum(w in self.negative_words for w in words)
         shouting = [w for w in re.findall(r"[A-Za-z]{3,}", text) if w.isupper()]
@@ -250,7 +254,9 @@ REQUIRED_RESPONSES = (
     "utter_default", "utter_clarify", "utter_offer_handoff", "utter_handoff",
     "utter_handoff_pending", "utter_form_cancelled", "utter_out_of_scope",
     "utter_nothing_to_stop", "utter_anything_else", "utter_handoff_offline", "utter_agent_joined",
-    "utter_bot_back", "utter_conversation_closed",
+    "utter_bot_back", "utter_conversation_closed", "utter_handoff_pending_ask_email", "utter_ask_email",
+    "utter_email_saved", "utter_still_in_queue", "utter_ask_helpful", "utter_glad_it_helped",
+    "utter_sorry_it_did_not_help",
 )
 
 

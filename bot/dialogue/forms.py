@@ -55,6 +55,9 @@ class FormSpec(BaseModel):
     slots: list[SlotSpec]
     submit: str = Field(description="Name of the form action run when every slot is filled.")
     done: str | None = None
+    on_bare_value: bool = Field(
+        False, description="A message that is only a value of this form's slots (an order number on "
+                           "its own) starts this form: the safe reading (a lookup, never a cancellation).")
 
     def slot(self, name: str | None) -> SlotSpec | None:
         return next((s for s in self.slots if s.name == name), None)

@@ -9,14 +9,15 @@ the same language; only the unsupported-language reply is said in the default la
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot.config import Thresholds
 from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
 from bot.injection import detect_injection
-from bot.questions import question_parts
+from bot.questions import is_keyword_query, is_question, is_short_answer, question_parts
 from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
 OOS = "out_of_scope"
@@ -25,6 +26,8 @@ FAQ_PAYLOAD_INTENT = "faq"
 # new topic, and short answers (a city: "北京", "上海") look like greetings to the intent model.
 _FORM_NEUTRAL = {"affirm", "deny", "stop", "greet", OOS}
 _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
+# An e-mail address left for follow-up while nobody from the team is available.
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
 
 
 class AnswerSource(Protocol):
@@ -56,8 +59,12 @@ class GenerationOutcome(Protocol):
 class Policy:
     def __init__(self, domain: Domain, thresholds: Thresholds, actions: dict[str, FormAction],
                  seed: int | None = None, generative: bool = False,
-                 languages: list[str] | None = None, default_language: str = "en") -> None:
+                 languages: list[str] | None = None, default_language: str = "en",
+                 confirm_answers: bool = False,
+                 entry_intents: Mapping[str, Mapping[str, float]] | None = None) -> None:
         self.domain = domain
+        self.confirm_answers = confirm_answers
+        self.entry_intents = entry_intents or {}
         self.default_language = default_language
         self.languages = [lang.lower() for lang in languages or []]  # empty: any language
         self.t = thresholds
@@ -69,13 +76,26 @@ class Policy:
             raise ValueError(f"domain forms use unregistered actions: {sorted(unknown)}")
 
     def decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
+        action = self._decide(session, parse, hits)
+        if action.kind == "faq_answer":
+            self._answered(session, action)
+        elif action.kind != "generate":  # a pending generation is judged in after_generation
+            session.answered_entry = None
+        return action
+
+    def _decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
+        hits = self.rerank(parse, hits)
         confident = (parse.intent is not None and not parse.out_of_scope
                      and parse.confidence >= self.t.intent)
         if session.active_form:
-            action = self._continue_form(session, parse, confident)
+            action = self._continue_form(session, parse, confident, hits)
             if action is not None:
                 return action
         offer, session.offer = session.offer, None
+        if offer == "confirm":
+            feedback = self._feedback(session, parse, confident)
+            if feedback is not None:
+                return feedback
         trigger = None if parse.text.startswith("/") else self.domain.handoff.trigger(parse.text)
         if trigger:
             return self._handoff(session, trigger)
@@ -95,6 +115,15 @@ class Policy:
         if self.generative and not parse.text.startswith("/") and detect_injection(parse.text):
             return self._generate(hits)  # the generation guards answer it (a polite refusal)
         spec = self.domain.intents.get(parse.intent or "")
+        bare = not confident or parse.intent in _FORM_NEUTRAL or self._only_values(parse)
+        form = self._form_for(parse.entities) if bare else None
+        if form is not None:  # a bare order number: what it is for is the form that needs only it
+            return self._start_form(session, form, parse)
+        if self._keyword_query(parse, spec, hits):
+            buttons = self._topic_buttons(session, parse, hits)
+            if len(buttons) >= 2:
+                return Action(kind="clarify", name="clarify", understood=False,
+                              replies=[self._say(session, "utter_clarify", buttons=buttons)])
         if confident and spec is not None:
             return self._intent(session, parse, spec, hits)
         if self._compound(parse, hits):
@@ -107,6 +136,82 @@ class Policy:
         if self._can_generate(hits):
             return self._generate(hits)
         return self._fallback(session, parse, hits)
+
+    def while_waiting(self, session: Session, parse: Parse | None, hits: list[Hit],
+                      available: bool) -> Action:
+        """A message while the conversation waits for a person (nobody has taken it yet): an
+        e-mail address is kept for follow-up, a question the FAQ answers well is answered, and
+        anything else is acknowledged; while nobody is available the reply asks for an address."""
+        reason = session.handoff_reason
+        email = EMAIL.search(parse.text) if parse is not None and not parse.text.startswith("/") else None
+        if email:
+            session.contact_email = email.group(0)
+            return Action(kind="handoff", name="pending:email", handoff_reason=reason,
+                          replies=[self._say(session, "utter_email_saved", {"email": email.group(0)})])
+        hits = self.rerank(parse, hits) if parse is not None else hits
+        ask = not available and not session.contact_email
+        pending = self._say(session, "utter_handoff_pending_ask_email" if ask else "utter_handoff_pending")
+        hit = self._clear_answer(parse, hits)
+        if hit is None:
+            return Action(kind="handoff", name="pending", handoff_reason=reason, replies=[pending])
+        answer = self._faq(session, hit)
+        answer.replies.append(self._say(session, "utter_ask_email" if ask else "utter_still_in_queue"))
+        return answer
+
+    def _clear_answer(self, parse: Parse | None, hits: list[Hit]) -> Hit | None:
+        """The FAQ entry that clearly answers the message (asked while waiting, or inside a form)."""
+        if parse is None or not hits:
+            return None
+        if parse.intent == FAQ_PAYLOAD_INTENT or hits[0].score >= self.t.faq_strong:
+            return hits[0]
+        spec = self.domain.intents.get(parse.intent or "")
+        confident = not parse.out_of_scope and parse.confidence >= self.t.intent
+        faq_intent = confident and spec is not None and spec.action == "faq"
+        if faq_intent and hits[0].score >= self.t.faq_for_faq_intent:
+            return hits[0]
+        return None
+
+    def rerank(self, parse: Parse, hits: list[Hit]) -> list[Hit]:
+        """FAQ hits in the retriever's order plus a bonus for entries whose phrasings the intent model
+        reads as it reads the message (the dot product of the two intent distributions); each hit
+        keeps its cosine as its score (the thresholds')."""
+        weight = self.t.entry_intent_weight
+        if (not weight or not self.entry_intents or parse.out_of_scope or len(hits) < 2
+                or parse.text.startswith("/")):
+            return hits
+        asked = {r.name: r.confidence for r in parse.ranking}
+
+        def key(h: Hit) -> float:
+            base = h.rank if h.rank is not None else h.score
+            profile = self.entry_intents.get(h.entry_id, {})
+            return base + weight * sum(p * profile.get(name, 0.0) for name, p in asked.items())
+        return sorted(hits, key=key, reverse=True)
+
+    # --- was the answer right? ------------------------------------------------------------
+    def _answered(self, session: Session, action: Action) -> None:
+        """After an answer: the same FAQ entry as the last answer means the customer asked again
+        (that answer did not help); with `confirm_answers` the bot asks whether this one did."""
+        entry = action.faq_hit.entry_id if action.faq_hit else None
+        if entry is not None and entry == session.answered_entry and action.feedback is None:
+            action.feedback = "repeated"
+        session.answered_entry = entry
+        if self.confirm_answers:
+            session.offer = "confirm"
+            action.replies.append(self._say(session, "utter_ask_helpful"))
+
+    def _feedback(self, session: Session, parse: Parse, confident: bool) -> Action | None:
+        """The customer's answer to "Did that answer your question?"; None when they went on
+        with something else (a new question is handled as usual)."""
+        sure = confident or parse.text.startswith("/")
+        if sure and parse.intent in ("affirm", "thank_you"):
+            session.answered_entry = None
+            return self._ok(Action(kind="respond", name="feedback:yes", feedback="yes",
+                                   replies=[self._say(session, "utter_glad_it_helped")]), session)
+        if sure and parse.intent == "deny":
+            session.offer = "handoff"
+            return Action(kind="clarify", name="feedback:no", feedback="no", understood=False,
+                          replies=[self._say(session, "utter_sorry_it_did_not_help")])
+        return None
 
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served
@@ -138,6 +243,9 @@ class Policy:
                 return self._generate(hits)
             return self._fallback(session, parse, hits)
         if spec.action == "form":
+            hit = hits[0] if hits else None
+            if hit is not None and self._answers_instead_of_form(parse, intent, hit):
+                return self._faq(session, hit)
             return self._start_form(session, spec.form or "", parse)
         if spec.action == "handoff":
             return self._handoff(session, spec.reason or intent)
@@ -179,6 +287,14 @@ class Policy:
         return Action(kind="generate", name="pending", faq_hit=hits[0] if hits else None)
 
     def after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
+        action = self._after_generation(session, result, hits)
+        if action.kind == "faq_answer" or action.name == "answered":
+            self._answered(session, action)
+        else:
+            session.answered_entry = None
+        return action
+
+    def _after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
         """The action for a finished generation (a `GenerationOutcome`): the grounded answer with its
         sources line; the safe "not sure" offer of a person; a refusal; or, when the generator is
         missing, slow or failing, the best FAQ hit or a hand-off offer."""
@@ -238,7 +354,30 @@ class Policy:
         return Action(kind="fill_form", name=f"{name}:submitted", replies=replies,
                       submitted={"form": name, "slots": filled})
 
-    def _continue_form(self, session: Session, parse: Parse, confident: bool) -> Action | None:
+    def _answers_instead_of_form(self, parse: Parse, intent: str, hit: Hit) -> bool:
+        """A how-to question that an FAQ entry on another topic answers closely ("how do I update
+        the address linked to my account?" is not a delivery-address change)."""
+        return (bool(self.entry_intents) and not parse.entities and is_question(parse.text)
+                and hit.score >= self.t.faq_strong
+                and self.entry_intents.get(hit.entry_id, {}).get(intent, 0.0) < 0.3)
+
+    @staticmethod
+    def _only_values(parse: Parse) -> bool:
+        """The message is its entity values and nothing else ("KK-204871"): whatever intent the model
+        reads into it (cancel_order, even), nothing was asked but what the number is for."""
+        rest = parse.text
+        for value in parse.entities.values():
+            rest = rest.replace(value, " ")
+        return bool(parse.entities) and not re.sub(r"[\W_]+", "", rest)
+
+    def _form_for(self, entities: dict[str, str]) -> str | None:
+        """The form the domain starts on a bare value (`on_bare_value`) that the message carries."""
+        forms = [(len(f.slots), name) for name, f in self.domain.forms.items() if f.on_bare_value
+                 and any(s.name in entities and s.extract(entities[s.name]) for s in f.slots)]
+        return min(forms)[1] if forms else None
+
+    def _continue_form(self, session: Session, parse: Parse, confident: bool,
+                       hits: list[Hit] | None = None) -> Action | None:
         """Fill, re-ask, cancel, or return None when the customer changed the subject."""
         name = session.active_form or ""
         form = self.domain.forms.get(name)
@@ -258,10 +397,19 @@ class Policy:
             and parse.intent not in {i for i, s in self.domain.intents.items() if s.form == name}
             and parse.intent in self.domain.intents
         )
-        if value and (slot.pattern or not switching):
+        spec = self.domain.intents.get(parse.intent or "")
+        # A short answer ("London") is the answer to the question asked, whatever topic it resembles.
+        short = is_short_answer(parse.text) and not (spec is not None and spec.action == "handoff")
+        if value and (slot.pattern or not switching or short):
             session.slots[slot.name] = value
             session.form_retries = 0
             return self._next_slot(session, name)
+        asks = not switching and is_question(parse.text)
+        digression = self._clear_answer(parse, hits or []) if asks else None
+        if digression is not None:  # "where do I find the order number?": answer, then ask again
+            answer = self._faq(session, digression)
+            answer.replies.append(self._say(session, slot.ask, session.slots))
+            return answer
         if switching:
             session.active_form = session.requested_slot = None
             return None
@@ -287,20 +435,31 @@ class Policy:
         # topics: ask to rephrase. A vague message ("delivery") still gets its topics offered.
         nonsense = parse.out_of_scope and (
             parse.intent == OOS or not hits or hits[0].score < self.t.clarify_topic_min)
-        options = [] if nonsense else [
+        buttons = [] if nonsense else self._topic_buttons(session, parse, hits)
+        if len(buttons) < 2:
+            return Action(kind="clarify", name="default", understood=False,
+                          replies=[self._say(session, "utter_default")])
+        return Action(kind="clarify", name="clarify", understood=False,
+                      replies=[self._say(session, "utter_clarify", buttons=buttons)])
+
+    def _keyword_query(self, parse: Parse, spec: IntentSpec | None, hits: list[Hit]) -> bool:
+        """A bare topic ("delivery", "money back") that no FAQ question matches closely, read as a
+        topic with answers or a form: which one is meant is asked with buttons."""
+        return (spec is not None and spec.action in ("faq", "form") and not parse.entities
+                and not (hits and hits[0].score >= self.t.faq_strong) and is_keyword_query(parse.text))
+
+    def _topic_buttons(self, session: Session, parse: Parse, hits: list[Hit]) -> list[Button]:
+        """The likely intents (and the closest FAQ question) as buttons, to ask which was meant."""
+        options = [
             r for r in parse.ranking
             if r.confidence >= self.t.clarify_min and r.name in self.domain.intents
             and r.name not in _NOT_OFFERED
         ][: self.t.clarify_options]
         language = self.reply_language(session)
         buttons = [Button(title=self.domain.title(r.name, language), payload=f"/{r.name}") for r in options]
-        if hits and not nonsense and len(buttons) < self.t.clarify_options:
+        if hits and len(buttons) < self.t.clarify_options:
             buttons.append(Button(title=hits[0].question, payload=f'/faq{{"entry": "{hits[0].entry_id}"}}'))
-        if len(buttons) < 2:
-            return Action(kind="clarify", name="default", understood=False,
-                          replies=[self._say(session, "utter_default")])
-        return Action(kind="clarify", name="clarify", understood=False,
-                      replies=[self._say(session, "utter_clarify", buttons=buttons)])
+        return buttons
 
     def _failed(self, session: Session, action: Action) -> Action:
         session.failures += 1

@@ -68,15 +68,10 @@ class HandoffService:
         session.offline_notified = True
         return [self.domain.render("utter_handoff_offline", language=session.language)]
 
-    async def while_waiting(self, session: Session) -> list[Reply]:
-        """A customer message during hand-off: the bot stays silent, except to say once that nobody
-        is available (never while an agent is typing)."""
-        if session.agent or session.offline_notified:
-            return []
-        if await self.agents_available() or await self.queue.agent_typing(session.conversation_id):
-            return []
-        session.offline_notified = True
-        return [self.domain.render("utter_handoff_offline", language=session.language)]
+    async def bot_may_answer(self, session: Session) -> bool:
+        """Whether the bot may still reply to a customer waiting for a person: not once an agent
+        has the conversation, and never while one is typing to them."""
+        return not session.agent and not await self.queue.agent_typing(session.conversation_id)
 
     async def access(self, cid: str, agent: str, admin: bool, action: Access) -> Session:
         """The conversation, if console agent `agent` may `action` it (else HandoffError). The

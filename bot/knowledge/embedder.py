@@ -9,6 +9,7 @@ an English entry).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +29,16 @@ class TextEmbedder(Protocol):
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class TokenVectors:
+    """A text's contextual token vectors with each token's character span, and its sentence
+    vector: what bot.knowledge.coverage aligns a question's words with an FAQ entry's by."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray  # one row per span, not normalised
+    sentence: np.ndarray  # unit length, as `encode` gives it
+
+
 class Embedder:
     multilingual = False
 
@@ -45,6 +56,27 @@ class Embedder:
         vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                      show_progress_bar=progress, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_tokens(self, texts: list[str]) -> list[TokenVectors]:
+        """Token and sentence vectors of each text from one forward pass (special tokens left out)."""
+        import torch
+
+        if not texts:
+            return []
+        features = self._model.preprocess(texts)
+        offsets = self._model.tokenizer(texts, padding=True, truncation=True,
+                                        max_length=self._model.max_seq_length,
+                                        return_offsets_mapping=True)["offset_mapping"]
+        with torch.inference_mode():
+            out = self._model(dict(features))
+        tokens = out["token_embeddings"].float().numpy()
+        sentences = out["sentence_embedding"].float().numpy()
+        result = []
+        for i, spans in enumerate(offsets):
+            keep = [j for j, (start, end) in enumerate(spans) if end > start]
+            result.append(TokenVectors([tuple(spans[j]) for j in keep], tokens[i, keep],
+                                       np.ascontiguousarray(sentences[i], dtype=np.float32)))
+        return result
 
 
 class OnnxEmbedder:

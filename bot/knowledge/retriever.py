@@ -60,10 +60,11 @@ class KnowledgeBase:
             for entry_i in np.argsort(-log_p)[:k]:  # the head's favourites, even if no phrasing was near
                 if int(entry_i) not in best and int(entry_i) in self._entry_rows:
                     best[int(entry_i)] = self._best_phrasing(query, int(entry_i))
-            ranked = sorted(best, key=lambda e: -(best[e][0] + HEAD_WEIGHT * float(log_p[e])))
+            rank = {e: best[e][0] + HEAD_WEIGHT * float(log_p[e]) for e in best}
         else:
-            ranked = sorted(best, key=lambda e: -best[e][0])
-        return [self._hit(e, *best[e], language) for e in ranked[:k]]
+            rank = {e: best[e][0] for e in best}
+        ranked = sorted(best, key=lambda e: -rank[e])
+        return [self._hit(e, *best[e], language, rank[e]) for e in ranked[:k]]
 
     def _best_phrasing(self, query: np.ndarray, entry_i: int) -> tuple[float, int]:
         rows = self._entry_rows[entry_i]
@@ -71,13 +72,15 @@ class KnowledgeBase:
         sims = vectors @ query
         return float(sims.max()), rows[int(sims.argmax())]
 
-    def _hit(self, entry_i: int, score: float, row: int, language: str | None) -> Hit:
+    def _hit(self, entry_i: int, score: float, row: int, language: str | None,
+             rank: float | None = None) -> Hit:
         e = self.entries[entry_i]
         localized = e.localized(language) if language else None
         question, answer = localized or (e.question, e.answer)
         return Hit(entry_id=e.id, question=question, answer=answer, category=e.category,
                    score=round(score, 4), matched=self.texts[row],
-                   language=language if localized else None)
+                   language=language if localized else None,
+                   rank=round(rank, 4) if rank is not None else None)
 
     def get(self, entry_id: str) -> FaqEntry | None:
         return next((e for e in self.entries if e.id == entry_id), None)

@@ -48,7 +48,7 @@ class ReviewLog:
         parse = turn.parse
         if parse is None or not turn.text or turn.text.startswith("/"):  # no model call, or a button
             return None
-        if turn.action.kind == "handoff" and turn.action.name != "pending":
+        if turn.action.kind == "handoff" and not turn.action.name.startswith("pending"):
             return "handoff"
         if parse.out_of_scope:
             return "out_of_scope"

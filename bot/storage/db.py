@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.pii import mask_sensitive
+from bot.resolution import ResolutionReport, TurnOutcome, report
 from bot.storage.models import AgentMessage, Conversation, FormRequest, TurnRecord
 from bot.types import Turn
 
@@ -107,7 +108,7 @@ class TranscriptStore:
                 "faq_entry": hit.entry_id if hit else None, "faq_score": hit.score if hit else None,
                 "replies": [_masked(r.model_dump()) for r in turn.replies],
                 "ranking": [r.model_dump() for r in parse.ranking] if parse else [],
-                "latency_ms": turn.latency_ms,
+                "latency_ms": turn.latency_ms, "feedback": turn.action.feedback,
             }).first()
             # Not `rowcount`: with the implicit RETURNING of PostgreSQL it reads 1 even when ON
             # CONFLICT inserted nothing, so a redelivered message was counted twice (measured).
@@ -134,6 +135,21 @@ class TranscriptStore:
         with DbSession(self.engine) as db:
             return list(db.scalars(select(TurnRecord).where(
                 TurnRecord.conversation_id == conversation_id).order_by(TurnRecord.id)))
+
+    def resolution(self, since: datetime | None = None) -> ResolutionReport:
+        """The bot's resolution rate (bot.resolution's definition) over the conversations started
+        since `since` (all when None)."""
+        q = (select(TurnRecord.conversation_id, TurnRecord.action, TurnRecord.action_name,
+                    TurnRecord.understood, TurnRecord.feedback)
+             .order_by(TurnRecord.conversation_id, TurnRecord.id))
+        if since is not None:
+            q = q.join(Conversation, Conversation.id == TurnRecord.conversation_id).where(
+                Conversation.started_at >= since)
+        by_conversation: dict[str, list[TurnOutcome]] = {}
+        with self.engine.connect() as conn:
+            for cid, action, name, understood, feedback in conn.execute(q):
+                by_conversation.setdefault(cid, []).append(TurnOutcome(action, name, understood, feedback))
+        return report(by_conversation.values())
 
     def requests(self, conversation_id: str | None = None) -> list[FormRequest]:
         with DbSession(self.engine) as db:

@@ -55,6 +55,8 @@ class TurnRecord(Base):
     replies: Mapped[list] = mapped_column(JSON)
     ranking: Mapped[list] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # yes / no to "Did that answer your question?", or "repeated": what resolution reads.
+    feedback: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class FormRequest(Base):

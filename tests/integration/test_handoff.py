@@ -4,11 +4,13 @@ out-of-hours message, and the console's auth, roles and CSRF."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from bot.config import Settings
+from bot.dialogue.domain import Domain
 from bot.handoff.queue import RedisHandoffQueue
 from bot.handoff.service import HandoffError
 from bot.sessions.store import RedisSessionStore
@@ -17,6 +19,8 @@ from tests.clients import WidgetClient
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
+TEXTS = {name: r[0].text for name, r in
+         Domain.load(Path(__file__).resolve().parents[2] / "training_data" / "domain.yml").responses.items()}
 
 
 async def test_many_concurrent_claims_have_one_winner(store: RedisSessionStore, key_prefix: str) -> None:
@@ -100,16 +104,25 @@ def test_round_trip_through_the_console_api(client: TestClient) -> None:
     cid = "handoff-rt"
     say(client, cid, "where is my order?")
     offline = say(client, cid, "I want to talk to a real person")  # no agent online yet
-    assert "isn't available right now" in offline[0]["text"]
-    assert say(client, cid, "hello? <script>alert(1)</script>") == []  # kept, bot silent
+    assert "isn't available right now" in offline[0]["text"] and "e-mail address" in offline[0]["text"]
+    # Waiting for a person, the bot acknowledges, asks for an address and answers the FAQ.
+    ack = say(client, cid, "hello? <script>alert(1)</script>")
+    assert [r["text"] for r in ack] == [TEXTS["utter_handoff_pending_ask_email"]]
+    contact = say(client, cid, "what's your email address?")
+    assert "help@kettleandkin.example" in contact[0]["text"]
+    assert contact[-1]["text"] == TEXTS["utter_ask_email"]
+    saved = say(client, cid, "sure, it's jo.bloggs+kk@example.co.uk thanks")
+    assert "jo.bloggs+kk@example.co.uk" in saved[0]["text"]
+    assert [r["text"] for r in say(client, cid, "ok")] == [TEXTS["utter_handoff_pending"]]
     csrf = login(client, "agent1")
     queue = client.get("/console/api/queue").json()
     assert [w["conversation_id"] for w in queue["waiting"]] == [cid]
     assert queue["waiting"][0]["reason"] == "customer_asked"
     view = client.get(f"/console/api/conversations/{cid}").json()
     assert view["handoff_reason"] == "customer_asked"
+    assert view["contact_email"] == "jo.bloggs+kk@example.co.uk"  # the agent sees where to reply
     assert view["language"] == "en"  # the agent sees the customer's language
-    assert view["history"][-1]["text"] == "hello? <script>alert(1)</script>"
+    assert "hello? <script>alert(1)</script>" in [e["text"] for e in view["history"]]
     assert view["history"][0]["understood"]["intent"]  # what the bot understood is shown
     assert view["suggestions"]
     with client.websocket_connect(f"/api/v1/conversations/{cid}/ws") as customer:
@@ -151,11 +164,8 @@ def test_a_second_agent_cannot_reply_or_hand_back(client: TestClient, settings: 
         assert r.status_code == 403 and r.json()["error"] == "not_your_conversation"
 
 
-async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
+async def test_the_bot_never_answers_once_an_agent_has_the_conversation_or_types(
         store: RedisSessionStore, key_prefix: str) -> None:
-    from pathlib import Path
-
-    from bot.dialogue.domain import Domain
     from bot.handoff.hours import BusinessHours
     from bot.handoff.service import HandoffService
     from bot.types import Session
@@ -166,10 +176,11 @@ async def test_out_of_hours_message_is_sent_once_and_never_while_an_agent_types(
                              BusinessHours("Mon-Sun 00:00-00:01", "UTC"))
     typed = Session(conversation_id="t1", handoff=True)
     await queue.set_typing("t1", "agent7")
-    assert await service.while_waiting(typed) == []
-    quiet = Session(conversation_id="t2", handoff=True)
-    assert "isn't available" in (await service.while_waiting(quiet))[0].text
-    assert await service.while_waiting(quiet) == []
+    assert not await service.bot_may_answer(typed)
+    assert not await service.bot_may_answer(Session(conversation_id="t2", handoff=True, agent="agent7"))
+    waiting = Session(conversation_id="t3", handoff=True)
+    assert await service.bot_may_answer(waiting) and not await service.agents_available()
+    assert "isn't available" in (await service.on_handoff(waiting, "customer_asked"))[0].text
     with pytest.raises(HandoffError):
         await service.claim("nobody", "a", "A")
 

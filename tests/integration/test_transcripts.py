@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session as DbSession
@@ -13,12 +15,12 @@ from bot.types import Action, Hit, IntentScore, Parse, Reply, Turn
 pytestmark = pytest.mark.integration
 
 
-def turn(cid: str, mid: str, submitted: dict | None = None) -> Turn:
+def turn(cid: str, mid: str, submitted: dict | None = None, action: Action | None = None) -> Turn:
     hit = Hit(entry_id="e1", question="q", answer="a", category="c", score=0.9)
     return Turn(conversation_id=cid, channel="web", message_id=mid, text="hello",
                 parse=Parse(text="hello", intent="greet", confidence=0.9,
                             ranking=[IntentScore(name="greet", confidence=0.9)]),
-                action=Action(kind="faq_answer", name="e1", faq_hit=hit, submitted=submitted),
+                action=action or Action(kind="faq_answer", name="e1", faq_hit=hit, submitted=submitted),
                 replies=[Reply(text="hi")], latency_ms=12.5)
 
 
@@ -38,6 +40,17 @@ def exercise(store: TranscriptStore) -> None:
     store.record(turn("c2", "m1"))
     with DbSession(store.engine) as db:
         assert (db.get(Conversation, "c2").turns, db.get(Conversation, "c1").turns) == (1, 2)
+    # The resolution rate reads each turn's feedback and hand-offs (bot.resolution's definition).
+    store.record(turn("c3", "m1"))
+    store.record(turn("c3", "m2", action=Action(kind="respond", name="feedback:yes", feedback="yes")))
+    store.record(turn("c4", "m1"))
+    store.record(turn("c4", "m2", action=Action(kind="clarify", name="feedback:no", understood=False,
+                                                 feedback="no")))
+    store.record(turn("c5", "m1", action=Action(kind="handoff", name="complaint")))
+    assert store.turns("c3")[1].feedback == "yes"
+    got = store.resolution()
+    assert (got.conversations, got.resolved, got.confirmed, got.rejected, got.handed_off) == (5, 3, 1, 1, 1)
+    assert store.resolution(since=datetime.now(UTC) + timedelta(days=1)).conversations == 0
     assert store.ping()
 
 

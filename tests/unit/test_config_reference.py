@@ -63,6 +63,19 @@ def test_updated_changes_nested_values_and_validates() -> None:
         Settings().updated({"web.widget_origins": ["not an origin"]})
 
 
+def test_a_copy_still_tells_a_default_from_a_chosen_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `auto` generator is the OpenAI server only when its URL was chosen; a copy made by
+    `updated` once chose it for every setup (the benchmark's ablations called a server not there)."""
+    from bot.generation import resolve_backend as backend_name
+
+    monkeypatch.setenv("SUPPORTBOT_DATA_DIR", "/tmp/elsewhere")
+    copy = Settings().updated({"dialogue.confirm_answers": True})
+    assert backend_name(copy) == "extractive" and copy.dialogue.confirm_answers
+    assert str(copy.data_dir) == "/tmp/elsewhere" and copy.redis.url == Settings().redis.url
+    chosen = Settings().updated({"generation.base_url": "http://llm.local/v1"})
+    assert backend_name(chosen) == "openai" and backend_name(chosen.updated({})) == "openai"
+
+
 def test_the_two_spellings_mix_within_a_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUPPORTBOT_TELEGRAM_TOKEN", "123:abc")
     monkeypatch.setenv("SUPPORTBOT_TELEGRAM__API_URL", "http://bot-api.local")

@@ -72,6 +72,7 @@ async def conversation(request: Request, conversation_id: str,
     return {
         "conversation_id": cid, "channel": session.channel, "handoff": session.handoff,
         "language": session.language, "handoff_reason": session.handoff_reason,
+        "contact_email": session.contact_email,
         "assigned_to_me": session.agent == str(agent.id),
         "assigned": bool(session.agent), "status": state.get("status"),
         "history": [{**e.model_dump(include={"role", "text", "at", "agent"}),

@@ -35,7 +35,8 @@
       $("conv-title").textContent = c.conversation_id;
       $("conv-meta").textContent = "channel " + c.channel + (c.language ? " · language " + c.language : "")
         + (c.handoff ? " · handed off: " + (c.handoff_reason || "")
-        : " · with the bot") + (c.status ? " · " + c.status : "");
+        : " · with the bot") + (c.status ? " · " + c.status : "")
+        + (c.contact_email ? " · reply to " + c.contact_email : "");
       $("actions").hidden = false;
       $("claim").hidden = !c.handoff || c.assigned;
       $("handback").hidden = !c.assigned_to_me;

@@ -17,7 +17,7 @@ from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.pii import mask_sensitive
-from bot.questions import without_greeting
+from bot.questions import is_question, question_parts, without_greeting
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.textsafety import InvalidText, safe_message
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OnDelta = Callable[[str], Awaitable[None]]
+# (question, FAQ entry id) -> the words the question asks about that the entry never addresses
+Coverage = Callable[[str, str], list[str]]
 
 
 Nlu = BatchNlu
@@ -47,7 +49,8 @@ class Pipeline:
                  transcripts: Transcripts | None = None, faq_k: int = 3,
                  handoff: HandoffService | None = None, review: ReviewLog | None = None,
                  language: LanguageDetector | None = None,
-                 generation: GenerationService | None = None, max_batch: int = 16) -> None:
+                 generation: GenerationService | None = None, max_batch: int = 16,
+                 coverage: Coverage | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -61,6 +64,7 @@ class Pipeline:
         self.review = review
         self.language = language
         self.generation = generation
+        self.coverage = coverage
         self.models = model_calls(pool, nlu, knowledge, max_batch, metrics.inference_batch)
 
     async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
@@ -113,9 +117,28 @@ class Pipeline:
             action = self.policy.decide(session, parse, hits)
         if action.kind == "generate":
             action = await self._generate(session, msg, hits, on_delta)
+        if parse is not None and not msg.payload:
+            action = await self._check_coverage(session, msg.text, action)
         if action.kind == "handoff" and self.handoff is not None:
             action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
         return parse, action
+
+    async def _check_coverage(self, session: Session, text: str, action: Action) -> Action:
+        """An answer to one question (not a report: "you sent me someone else's teapot") whose entry
+        never addresses a word the question asks about is replaced by the policy's "no answer"."""
+        answered = action.kind == "faq_answer" or (action.kind, action.name) == ("generate", "answered")
+        if (self.coverage is None or not answered or action.faq_hit is None or not is_question(text)
+                or len(question_parts(text)) > 1):
+            return action
+        try:
+            gaps = await self.pool.run(self.coverage, text, action.faq_hit.entry_id)
+        except Busy:
+            raise
+        except Exception:  # the check failed: the answer stands
+            self.metrics.model_failures.labels("coverage").inc()
+            log.warning("the coverage check failed", exc_info=True)
+            return action
+        return self.policy.unaddressed(session, gaps) if gaps else action
 
     async def _while_waiting(self, msg: Message, session: Session) -> tuple[Parse | None, Action]:
         """A message in a handed-off conversation: silence once an agent has it (they reply);

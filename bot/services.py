@@ -29,12 +29,13 @@ from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue, RedisHandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
+from bot.knowledge.coverage import CoverageCheck
 from bot.knowledge.embedder import Embedder, load_embedder
 from bot.knowledge.retriever import KnowledgeBase, LanguageRoutedKnowledgeBase
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
 from bot.observability import Metrics
-from bot.pipeline import Pipeline
+from bot.pipeline import Coverage, Pipeline
 from bot.sessions.counters import RedisWindowCounter
 from bot.sessions.embedded import EmbeddedRedis
 from bot.sessions.review import ReviewLog
@@ -74,6 +75,21 @@ class Services:
     console_sessions: ConsoleSessions  # the console's log-ins (bot/handoff/console_sessions.py)
     counters: RedisWindowCounter  # the rate limits' fixed windows (bot/web/ratelimit.py's Limiter)
     generation: GenerationService | None = None
+
+
+def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
+    """Whether an answer's FAQ entry addresses what was asked (bot.knowledge.coverage), on the FAQ
+    encoder's token vectors; None when switched off or the encoder has none (ONNX int8)."""
+    margin = settings.thresholds.coverage_margin
+    encoder = getattr(knowledge, "embedder", None)
+    if margin is None or not isinstance(encoder, Embedder):
+        return None
+    check = CoverageCheck(encoder.encode_tokens, list(knowledge.entries), margin=margin)
+
+    def unaddressed(text: str, entry_id: str) -> list[str]:
+        entry = knowledge.get(entry_id)
+        return check.uncovered(text, entry) if entry is not None else []
+    return unaddressed
 
 
 def load_models(settings: Settings) -> Models:
@@ -248,7 +264,7 @@ def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, 
     pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
                         handoff=handoff, review=review, generation=generation,
                         language=LanguageDetector(settings.languages, settings.default_language),
-                        max_batch=settings.inference.max_batch)
+                        max_batch=settings.inference.max_batch, coverage=coverage_check(settings, knowledge))
     return Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics, pool, url,
                     queue, handoff, AgentStore(AgentRecords(engine)), review=review,
                     console_sessions=RedisConsoleSessions(client, prefix, settings.console.console_session_s),

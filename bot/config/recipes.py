@@ -29,6 +29,10 @@ class Thresholds(BaseModel):
     entry_intent_weight: float = Field(
         0.1, ge=0, description="FAQ hits are ordered by the retriever's rank + this × the agreement of the "
                                "message's intent distribution with the entry phrasings' (0: off).")
+    coverage_margin: float | None = Field(
+        0.58, description="An FAQ or composed answer whose entry never addresses a word the question asks "
+                          "about (alignment + 0.75 × cosine under this; benchmarks/coverage.py) is replaced "
+                          "by \"I don't have an answer to that\" and a person offered; None: no check.")
     generate_min: float = Field(
         0.4, description="With a generator: best FAQ score from which an unanswered question is composed "
                          "from FAQ passages instead of asking which intent was meant.")

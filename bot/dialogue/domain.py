@@ -256,7 +256,7 @@ REQUIRED_RESPONSES = (
     "utter_nothing_to_stop", "utter_anything_else", "utter_handoff_offline", "utter_agent_joined",
     "utter_bot_back", "utter_conversation_closed", "utter_handoff_pending_ask_email", "utter_ask_email",
     "utter_email_saved", "utter_still_in_queue", "utter_ask_helpful", "utter_glad_it_helped",
-    "utter_sorry_it_did_not_help",
+    "utter_sorry_it_did_not_help", "utter_no_answer",
 )
 
 

@@ -213,6 +213,15 @@ class Policy:
                           replies=[self._say(session, "utter_sorry_it_did_not_help")])
         return None
 
+    def unaddressed(self, session: Session, words: list[str]) -> Action:
+        """Instead of an answer whose FAQ entry never addresses what was asked ("student" in "is
+        there a student discount?"): say so, and offer a person."""
+        session.answered_entry = None
+        session.offer = "handoff"
+        session.failures = 0
+        return Action(kind="clarify", name="unaddressed", understood=False,
+                      replies=[self._say(session, "utter_no_answer", {"topic": ", ".join(words[:2])})])
+
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served
         (the domain falls back to its own language where a translation lacks a response), else

@@ -19,6 +19,7 @@ no word is a candidate (an entry's vectors are cached); English/Latin-script tex
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ class CoverageCheck:
         self._kb = _Vocabulary((i, t) for i, e in enumerate(entries) for t in _texts(e))
         self._cache: OrderedDict[str, tuple[_Vocabulary, _EntryVectors | None]] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # the inference pool's workers share one check
 
     def uncovered(self, question: str, entry: FaqEntry) -> list[str]:
         """Words of the question's ask the entry never addresses, least addressed first; [] when
@@ -156,7 +158,8 @@ class CoverageCheck:
         if len(words) < self.min_words or not _latin(question):
             return Assessment([], 0.0)
         key = _entry_key(entry)
-        cached = self._cache.pop(key) if key in self._cache else None
+        with self._lock:
+            cached = self._cache.pop(key, None)
         own, vectors = cached or (_Vocabulary((0, t) for t in _texts(entry)), None)
         start, end = ask_clause(question)
         candidates = [(w, s, e) for w, s, e in words
@@ -188,9 +191,10 @@ class CoverageCheck:
                 and len(self._kb.mentions(word)) < self.domain_entries)
 
     def _remember(self, key: str, own: _Vocabulary, vectors: _EntryVectors | None) -> None:
-        self._cache[key] = (own, vectors)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = (own, vectors)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
 
 def ask_clause(text: str) -> tuple[int, int]:

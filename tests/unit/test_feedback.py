@@ -111,3 +111,13 @@ def test_resolution_definition() -> None:
     got = report([[t("faq_answer", "x")], [t("handoff", "complaint")],
                   [t("faq_answer", "x"), t("respond", "feedback:yes", feedback="yes")]])
     assert (got.conversations, got.resolved, got.handed_off, got.confirmed, got.rate) == (3, 2, 1, 1, 0.6667)
+
+
+def test_an_answer_that_misses_the_point_becomes_an_offer_of_a_person(domain: Domain) -> None:
+    bot, s = policy(domain), Session(conversation_id="c")
+    bot.decide(s, p("is there a student discount code?", "discount_code"), [hit("payments-discount-code")])
+    assert s.offer == "confirm"
+    missed = bot.unaddressed(s, ["student"])
+    assert missed.kind == "clarify" and not missed.understood and s.offer == "handoff"
+    assert '"student"' in missed.replies[0].text and s.answered_entry is None
+    assert bot.decide(s, p("yes", "affirm"), []).kind == "handoff"

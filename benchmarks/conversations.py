@@ -117,14 +117,16 @@ def summarise(results: list[Result], tally: Tally, seconds: float) -> dict[str, 
         and any(f.startswith("handoff: expected False") for s in r.steps for f in s.failures))
     unanswerable = by_category.get("unanswerable", [])
     passed = [r for r in results if r.passed]
+    answerable = [r for r in results if _expects_an_answer(r.conversation)]
     by_transcript = {r.conversation.id: resolved(tally.outcomes.get(r.conversation.id, [])) for r in results}
     return {
         "conversations": len(results),
         "resolution": round(len(passed) / len(results), 4),
-        # bot.resolution's definition, which production transcripts allow, and how often it agrees
+        # bot.resolution's definition, which production transcripts allow (it counts a correct
+        # hand-off or refusal as unresolved), and how often the two agree where the bot should answer
         "resolution_transcript_definition": round(sum(by_transcript.values()) / len(results), 4),
-        "definitions_agree": round(sum(by_transcript[r.conversation.id] == r.passed for r in results)
-                                   / len(results), 4),
+        "definitions_agree": _ratio(sum(by_transcript[r.conversation.id] == r.passed for r in answerable),
+                                    len(answerable)),
         "per_category": {c: {"n": len(rs), "resolution": round(sum(r.passed for r in rs) / len(rs), 4)}
                          for c, rs in sorted(by_category.items())},
         "handoff_precision": _ratio(n["handoff_true_positive"], n["handoff_done"]),
@@ -152,6 +154,14 @@ def _first_failure(result: Result) -> str:
     return "unknown"
 
 
+def _expects_an_answer(conversation: Conversation) -> bool:
+    """The bot should resolve it alone: some turn expects an answer or a form done, none a hand-off
+    or a refusal."""
+    expects = [s.expect for s in conversation.steps]
+    return (any(e.faq or e.faq_all or e.form_completed for e in expects)
+            and not any(e.handoff or e.refuses or e.offers_handoff for e in expects))
+
+
 def _ratio(part: int, whole: int, digits: int = 4) -> float | None:
     return round(part / whole, digits) if whole else None
 
@@ -171,6 +181,7 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "no generation": (False, True, {}),
     "no entry ranker": (True, False, {}),
     "no intent rerank": (True, True, {"thresholds.entry_intent_weight": 0.0}),
+    "no coverage check": (True, True, {"thresholds.coverage_margin": None}),
 }
 
 

@@ -58,8 +58,11 @@ def is_short_answer(text: str) -> bool:
 
 
 def is_question(text: str) -> bool:
-    """Asks something: a question mark or an opening question word."""
-    return "?" in text or "？" in text or bool(_QUESTION_WORD.match(text)) or text.rstrip().endswith("吗")
+    """Asks something: a question mark, or a clause that opens with a question word ("i dont have it
+    to hand, where do i find the order number")."""
+    if "?" in text or "？" in text or text.rstrip().endswith("吗"):
+        return True
+    return any(_QUESTION_WORD.match(clause) for clause in re.split(r"[,;:.!]\s*|\s+-\s+", text))
 
 
 _GREETING = re.compile(

@@ -16,6 +16,7 @@ from typing import Protocol
 from bot.config import Thresholds
 from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
+from bot.dialogue.forms import FormSpec
 from bot.injection import detect_injection
 from bot.questions import is_keyword_query, is_question, is_short_answer, question_parts
 from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
@@ -371,6 +372,19 @@ class Policy:
                 and self.entry_intents.get(hit.entry_id, {}).get(intent, 0.0) < 0.3)
 
     @staticmethod
+    def _correction(form: FormSpec, asking: str, parse: Parse, session: Session) -> tuple[str, str] | None:
+        """A new value for a slot answered before (one with a pattern, so it cannot be mistaken):
+        the slot and its value."""
+        for other in form.slots:
+            given = parse.entities.get(other.name)
+            if other.name == asking or not other.pattern or not given or other.name not in session.slots:
+                continue
+            value = other.extract(given)
+            if value and value != session.slots[other.name]:
+                return other.name, value
+        return None
+
+    @staticmethod
     def _only_values(parse: Parse) -> bool:
         """The message is its entity values and nothing else ("KK-204871"): whatever intent the model
         reads into it (cancel_order, even), nothing was asked but what the number is for."""
@@ -407,9 +421,16 @@ class Policy:
             and parse.intent in self.domain.intents
         )
         spec = self.domain.intents.get(parse.intent or "")
-        # A short answer ("London") is the answer to the question asked, whatever topic it resembles.
+        # A short answer ("London") is the answer to the question asked, whatever topic it resembles,
+        # and so is a valid answer that asks nothing, read as an FAQ topic ("14 Millbrook Lane").
         short = is_short_answer(parse.text) and not (spec is not None and spec.action == "handoff")
-        if value and (slot.pattern or not switching or short):
+        statement = spec is not None and spec.action == "faq" and not is_question(parse.text)
+        corrected = self._correction(form, slot.name, parse, session)
+        if corrected:  # "sorry, wrong order, it's KK-318802": fixed, and the question asked again
+            session.slots[corrected[0]] = corrected[1]
+            return Action(kind="fill_form", name=f"{name}:corrected",
+                          replies=[self._say(session, slot.ask, session.slots)])
+        if value and (slot.pattern or not switching or short or statement):
             session.slots[slot.name] = value
             session.form_retries = 0
             return self._next_slot(session, name)

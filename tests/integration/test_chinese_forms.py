@@ -57,7 +57,7 @@ async def test_change_address_form_in_chinese(services: Services) -> None:
     assert session is not None and session.language == "zh" and session.active_form == "change_address"
 
     steps = [
-        ("我不记得了", "utter_invalid_order_number"),  # no order number: asked again, in Chinese
+        ("我现在查不到", "utter_invalid_order_number"),  # no order number: asked again, in Chinese
         ("我的订单号是ＫＫ２０４８７１", "utter_ask_street"),
         ("朝阳路88号", "utter_ask_postcode"),
         ("邮编：１０００２０。", "utter_ask_city"),

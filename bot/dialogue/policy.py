@@ -460,12 +460,8 @@ class Policy:
             session.offer = "handoff"
             return Action(kind="clarify", name="offer_handoff", understood=False,
                           replies=[self._say(session, "utter_offer_handoff")])
-        # Nonsense ("blorp zizzle quantum teapot"): out of scope, most like the out-of-scope class or
-        # near no FAQ entry, so the ranking's runners-up are noise and buttons would offer unrelated
-        # topics: ask to rephrase. A vague message ("delivery") still gets its topics offered.
-        nonsense = parse.out_of_scope and (
-            parse.intent == OOS or not hits or hits[0].score < self.t.clarify_topic_min)
-        buttons = [] if nonsense else self._topic_buttons(session, parse, hits)
+        # Nonsense gets a request to rephrase; a vague message ("delivery") its topics offered.
+        buttons = [] if self._nonsense(parse, hits) else self._topic_buttons(session, parse, hits)
         if len(buttons) < 2:
             return Action(kind="clarify", name="default", understood=False,
                           replies=[self._say(session, "utter_default")])
@@ -476,7 +472,14 @@ class Policy:
         """A bare topic ("delivery", "money back") that no FAQ question matches closely, read as a
         topic with answers or a form: which one is meant is asked with buttons."""
         return (spec is not None and spec.action in ("faq", "form") and not parse.entities
+                and not self._nonsense(parse, hits)
                 and not (hits and hits[0].score >= self.t.faq_strong) and is_keyword_query(parse.text))
+
+    def _nonsense(self, parse: Parse, hits: list[Hit]) -> bool:
+        """Out of scope, most like the out-of-scope class or near no FAQ entry ("blorp zizzle"):
+        the ranking's runners-up are noise, so topic buttons would offer unrelated topics."""
+        return parse.out_of_scope and (
+            parse.intent == OOS or not hits or hits[0].score < self.t.clarify_topic_min)
 
     def _topic_buttons(self, session: Session, parse: Parse, hits: list[Hit]) -> list[Button]:
         """The likely intents (and the closest FAQ question) as buttons, to ask which was meant."""

@@ -187,3 +187,22 @@ def test_faq_button_payload_answers_that_entry(policy: Policy) -> None:
 def test_unregistered_form_action_is_refused(domain: Domain) -> None:
     with pytest.raises(ValueError, match="unregistered"):
         Policy(domain, Thresholds(), {}, seed=1)
+
+
+def test_a_bare_topic_gets_topic_buttons_but_three_nonsense_words_do_not(policy: Policy) -> None:
+    ranking = [("shipping_cost", 0.7), ("shipping_time", 0.2)]
+    topic = policy.decide(session(), p("delivery", "shipping_cost", 0.7, ranking=ranking), [hit(score=0.6)])
+    assert topic.kind == "clarify" and topic.name == "clarify"
+    assert [b.payload for b in topic.replies[0].buttons][:2] == ["/shipping_cost", "/shipping_time"]
+    answered = policy.decide(session(), p("is delivery free?", "shipping_cost", 0.7), [hit(score=0.6)])
+    assert answered.kind == "faq_answer"  # a question is answered, not asked back
+    nonsense = policy.decide(session(), p("flibber flabber gronk", "damaged_item", 0.63, oos=True,
+                                          ranking=[("damaged_item", 0.63), ("wrong_item", 0.11)]),
+                             [hit(score=0.24)])
+    assert nonsense.kind == "clarify" and nonsense.replies[0].buttons == []
+
+
+def test_a_bare_order_number_is_looked_up_whatever_the_model_reads_into_it(policy: Policy) -> None:
+    s = session()
+    action = policy.decide(s, p("KK-204871", "cancel_order", 0.9, order_number="KK-204871"), [])
+    assert action.name == "order_status:submitted" and "PP88213402" in action.replies[0].text

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from bot.config import Thresholds
-from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
 from bot.generation.base import Answer, Passage
 from bot.generation.service import GenerationResult
 from bot.types import Hit, IntentScore, Parse, Session
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.demo_dialogue import demo_domain, demo_policy
 
 
 @pytest.fixture(scope="module")
 def domain() -> Domain:
-    return Domain.load(ROOT / "training_data" / "domain.yml")
+    return demo_domain()
 
 
 def policy(domain: Domain, generative: bool = True) -> Policy:
-    orders = CsvOrderBook(ROOT / "training_data" / "demo_orders.csv")
-    return Policy(domain, Thresholds(), default_actions(orders), seed=1, generative=generative)
+    return demo_policy(domain, generative=generative)
 
 
 def parse(text: str, intent: str | None, conf: float = 0.95) -> Parse:

@@ -196,7 +196,7 @@ class Policy:
         if entry is not None and entry == session.answered_entry and action.feedback is None:
             action.feedback = "repeated"
         session.answered_entry = entry
-        if self.confirm_answers:
+        if self.confirm_answers and not session.active_form:  # inside a form the slot's question stands
             session.offer = "confirm"
             action.replies.append(self._say(session, "utter_ask_helpful"))
 

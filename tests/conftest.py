@@ -144,3 +144,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests last: Playwright's sync API keeps an event loop running in the main thread
     for the rest of the session, which async tests cannot share."""
     items.sort(key=lambda item: "browser" in item.keywords)
+
+
+HELPDESK_PROJECT = ROOT.parent / "shared" / "rasa_projects" / "helpdesk-assistant"
+
+
+@pytest.fixture(scope="session")
+def helpdesk_action_server() -> Iterator[str]:
+    """The webhook URL of helpdesk-assistant's own rasa-sdk action server, started once per run."""
+    from tests.rasa_action_server import running_action_server
+
+    with running_action_server(HELPDESK_PROJECT) as url:
+        yield url

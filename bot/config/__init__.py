@@ -26,6 +26,7 @@ from bot.config.groups import (
 from bot.config.recipes import (
     DialogueSettings,
     GenerationSettings,
+    RasaSettings,
     RateLimitSettings,
     Thresholds,
     TrainSettings,
@@ -35,7 +36,7 @@ from bot.config.settings import Settings, reveal
 __all__ = [
     "ChatwootSettings", "ConsoleSettings", "DialogueSettings", "GenerationSettings", "HandoffSettings",
     "InferenceSettings",
-    "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RateLimitSettings",
+    "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RasaSettings", "RateLimitSettings",
     "RedisSettings", "SessionSettings", "Settings", "SlackSettings", "StorageSettings", "TelegramSettings",
     "Thresholds", "TrainSettings", "TwilioSettings", "WebSettings", "WhatsAppSettings", "reveal",
 ]

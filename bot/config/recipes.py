@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -105,6 +106,23 @@ class DialogueSettings(BaseModel):
     confirm_answers: bool = Field(
         False, description="After an FAQ or generated answer, ask \"Did that answer your question?\" with "
                            "Yes/No buttons; the reply is recorded per turn for the resolution rate.")
+
+
+class RasaSettings(BaseModel):
+    """A Rasa 3 project run on supportbot (env SUPPORTBOT_RASA__*; `--rasa DIR` on the command line)."""
+
+    project: Path | None = Field(
+        None, description="A Rasa 3 project folder (config.yml, domain.yml, data/, endpoints.yml): its "
+                          "rules, stories, forms and custom actions drive the dialogue; supportbot's FAQ, "
+                          "generation and hand-off answer what they do not cover.")
+    action_endpoint: str | None = Field(
+        None, description="The action server's webhook URL; overrides endpoints.yml's action_endpoint.")
+    action_timeout_s: float = Field(
+        10.0, gt=0, description="How long a custom action may take before the customer gets a polite "
+                                "reply and a hand-off offer instead.")
+    auth_token: SecretStr | None = Field(
+        None, description="Rasa's `token` query parameter for /conversations/{id}/tracker and "
+                          "trigger_intent (rasa run --auth-token); unset: those endpoints are closed.")
 
 
 class RateLimitSettings(BaseModel):

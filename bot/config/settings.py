@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     dialogue: recipes.DialogueSettings = Field(default_factory=recipes.DialogueSettings)
     train: recipes.TrainSettings = Field(default_factory=recipes.TrainSettings)
     generation: recipes.GenerationSettings = Field(default_factory=recipes.GenerationSettings)
+    rasa: recipes.RasaSettings = Field(default_factory=recipes.RasaSettings)
 
     @field_validator("models", "inference", "redis", "sessions", "storage", "limits", "web", "console",
                      "handoff", "telegram", "meta", "whatsapp", "messenger", "slack", "twilio", "chatwoot",
@@ -82,6 +83,15 @@ class Settings(BaseSettings):
                 target = target.setdefault(group, {})
             target[name] = value.model_dump() if isinstance(value, BaseModel) else value
         return type(self).model_validate(data)
+
+    def for_rasa_project(self, project: Path) -> Settings:
+        """These settings serving a Rasa 3 project: its domain.yml, data/ and knowledge_base/, and a
+        data folder of its own (var/rasa/<folder name>) unless one was chosen."""
+        project = project.resolve()
+        data_dir = self.data_dir if "data_dir" in self.model_fields_set else Path("var") / "rasa" / project.name
+        return self.updated({"rasa.project": project, "data_dir": data_dir, "domain_file": project / "domain.yml",
+                             "training_data": project / "data", "knowledge_base": project / "knowledge_base",
+                             "languages": [self.default_language]})
 
     @property
     def model_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -12,19 +13,51 @@ from bot.knowledge.embedder import TextEmbedder, is_e5, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
 from bot.nlu.data import Example, data_hash, deduplicate, load_examples
+from bot.nlu.rasa_nlu import RasaNluData, read_rasa_nlu_data
 from bot.nlu.train import Manifest, train
+
+
+def training_examples(settings: Settings, data: Path | None = None) -> list[Example]:
+    """The labelled messages the intent model learns: a Rasa project's every NLU file, else
+    the support logs (or nlu.yml, or CSV) at `data` or `settings.training_data`."""
+    if data is None and settings.rasa.project is not None:
+        return [Example(e.text, e.intent) for e in rasa_nlu(settings).examples]
+    return load_examples(data or settings.training_data)
+
+
+def rasa_nlu(settings: Settings) -> RasaNluData:
+    return read_rasa_nlu_data([settings.training_data])
 
 
 def train_model(settings: Settings, data: Path | None = None, out: Path | None = None,
                 console: Console | None = None) -> Manifest:
-    """The default language's model; with the default data, also the multilingual one."""
+    """The default language's model; with the default data, also the multilingual one (and, for
+    a Rasa project, the entity tagger on the fine-tuned encoder)."""
     console = console or Console(stderr=True)
-    manifest = _train(load_examples(data or settings.training_data), settings.train,
-                      out or settings.model_dir, settings.models.base_model, console)
-    export_onnx(settings, out or settings.model_dir, manifest, console)
-    if data is None and out is None and settings.multilingual_model_dir is not None:
+    model_dir = out or settings.model_dir
+    manifest = _train(training_examples(settings, data), settings.train, model_dir,
+                      settings.models.base_model, console)
+    export_onnx(settings, model_dir, manifest, console)
+    if data is None and settings.rasa.project is not None:
+        train_entities(settings, model_dir, console)
+    elif data is None and out is None and settings.multilingual_model_dir is not None:
         train_multilingual_model(settings, console)
     return manifest
+
+
+def train_entities(settings: Settings, model_dir: Path, console: Console) -> None:
+    """A Rasa project's entities: BIO tags learned on the intent model's encoder, plus its regexes,
+    lookup tables, synonyms and Duckling's dimensions (from built-in patterns)."""
+    from bot.nlu.entities import EntityExtractor
+    from bot.rasa.project import RasaProject
+
+    project = RasaProject.load(settings.rasa.project or Path("."))
+    manifest = Manifest.load(model_dir)
+    encoder = str(model_dir / "model") if (model_dir / "model").is_dir() else manifest.base_model
+    started = time.perf_counter()
+    EntityExtractor.train(rasa_nlu(settings), encoder, model_dir / "entities",
+                          dimensions=project.config.entity_dimensions, seed=settings.train.seed)
+    console.print(f"entity tagger trained in {time.perf_counter() - started:.0f}s")
 
 
 def train_multilingual_model(settings: Settings, console: Console | None = None) -> Manifest | None:
@@ -76,7 +109,8 @@ def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console
 
 
 def model_is_current(settings: Settings) -> bool:
-    return _is_current(settings.model_dir, load_examples(settings.training_data))
+    current = _is_current(settings.model_dir, training_examples(settings))
+    return current and (settings.rasa.project is None or (settings.model_dir / "entities").is_dir())
 
 
 def _is_current(model_dir: Path, examples: list[Example]) -> bool:
@@ -124,7 +158,8 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
         from bot.encoders.onnx import ensure_int8
 
         ensure_int8(settings.model_dir, Manifest.load(settings.model_dir))
-    build_faq_index(settings, console=console)
+    if settings.rasa.project is None or settings.knowledge_base.is_dir():
+        build_faq_index(settings, console=console)
     if settings.models.embedder_runtime == "onnx-int8" and not is_e5(settings.models.embedder):
         from bot.encoders.onnx import ensure_sentence_int8
         from bot.encoders.paths import resolve

@@ -18,6 +18,7 @@ from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.pii import mask_sensitive
 from bot.questions import is_question, question_parts, without_greeting
+from bot.rasa.dialogue import RasaDialogue
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
 from bot.textsafety import InvalidText, safe_message
@@ -50,7 +51,7 @@ class Pipeline:
                  handoff: HandoffService | None = None, review: ReviewLog | None = None,
                  language: LanguageDetector | None = None,
                  generation: GenerationService | None = None, max_batch: int = 16,
-                 coverage: Coverage | None = None) -> None:
+                 coverage: Coverage | None = None, rasa: RasaDialogue | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -65,6 +66,7 @@ class Pipeline:
         self.language = language
         self.generation = generation
         self.coverage = coverage
+        self.rasa = rasa
         self.models = model_calls(pool, nlu, knowledge, max_batch, metrics.inference_batch)
 
     async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
@@ -105,23 +107,32 @@ class Pipeline:
         """Steps 3-6: what the bot does with the message (and how it read it, if a model did)."""
         if session.handoff:
             return await self._while_waiting(msg, session)
-        parse: Parse | None = None
-        hits: list[Hit] = []
         language = await self._detect_language(msg, session)
         understood = await self._understand_safely(msg, language, session)
         if understood is None:
-            action = self._unreadable(session)
-        else:
-            parse, hits = understood
-            parse.language = language
-            action = self.policy.decide(session, parse, hits)
+            return None, await self._with_handoff(session, self._unreadable(session))
+        parse, hits = understood
+        parse.language = language
+        if self.rasa is not None and self.rasa.handles(parse):
+            # A Rasa project's rules, stories and forms decide; what they do not cover, supportbot.
+            return parse, await self.rasa.respond(session, msg, parse,
+                                                  lambda: self._decide(session, msg, parse, hits, on_delta))
+        return parse, await self._decide(session, msg, parse, hits, on_delta)
+
+    async def _decide(self, session: Session, msg: Message, parse: Parse, hits: list[Hit],
+                      on_delta: OnDelta | None) -> Action:
+        """Step 5-6 with supportbot's own policy: answer, form, generate or hand off."""
+        action = self.policy.decide(session, parse, hits)
         if action.kind == "generate":
             action = await self._generate(session, msg, hits, on_delta)
-        if parse is not None and not msg.payload:
+        if not msg.payload:
             action = await self._check_coverage(session, msg.text, action)
+        return await self._with_handoff(session, action)
+
+    async def _with_handoff(self, session: Session, action: Action) -> Action:
         if action.kind == "handoff" and self.handoff is not None:
             action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
-        return parse, action
+        return action
 
     async def _check_coverage(self, session: Session, text: str, action: Action) -> Action:
         """An answer to one question (not a report: "you sent me someone else's teapot") whose entry
@@ -180,6 +191,8 @@ class Pipeline:
                 return
         elif self.domain.offers(parsed.intent, parsed.entities, msg.payload):
             return
+        elif self.rasa is not None and self.rasa.agent.knows(parsed.intent):
+            return  # a Rasa project's `/intent{...}`: Rasa takes them, its forms validate the values
         raise InvalidText("invalid_payload", "no button of this assistant carries that payload")
 
     async def _understand_safely(self, msg: Message, language: str | None, session: Session
@@ -224,7 +237,8 @@ class Pipeline:
                                 language=language if localized else None)]
             return payload, hits
         t = time.perf_counter()
-        parse = await self.models.parse(without_greeting(msg.text), language)
+        # A Rasa project's model learned its own greetings: it reads the message as written.
+        parse = await self.models.parse(msg.text if self.rasa else without_greeting(msg.text), language)
         parse.text = msg.text
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))

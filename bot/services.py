@@ -31,11 +31,16 @@ from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.coverage import CoverageCheck
 from bot.knowledge.embedder import Embedder, load_embedder
-from bot.knowledge.retriever import KnowledgeBase, LanguageRoutedKnowledgeBase
+from bot.knowledge.retriever import EmptyKnowledgeBase, KnowledgeBase, LanguageRoutedKnowledgeBase
 from bot.nlu.language import LanguageDetector
-from bot.nlu.model import IntentModel, LanguageRoutedIntentModel
+from bot.nlu.model import EntityTaggedModel, IntentModel, LanguageRoutedIntentModel
 from bot.observability import Metrics
 from bot.pipeline import Coverage, Pipeline
+from bot.rasa.action_server import ActionServer
+from bot.rasa.agent import RasaAgent
+from bot.rasa.dialogue import RasaDialogue, to_message
+from bot.rasa.policies import PolicyEnsemble
+from bot.rasa.project import RasaProject
 from bot.sessions.counters import RedisWindowCounter
 from bot.sessions.embedded import EmbeddedRedis
 from bot.sessions.review import ReviewLog
@@ -51,8 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-Nlu = IntentModel | LanguageRoutedIntentModel
-Knowledge = KnowledgeBase | LanguageRoutedKnowledgeBase
+Nlu = IntentModel | LanguageRoutedIntentModel | EntityTaggedModel
+Knowledge = KnowledgeBase | LanguageRoutedKnowledgeBase | EmptyKnowledgeBase
 Models = tuple[Nlu, Knowledge]
 
 
@@ -75,6 +80,7 @@ class Services:
     console_sessions: ConsoleSessions  # the console's log-ins (bot/handoff/console_sessions.py)
     counters: RedisWindowCounter  # the rate limits' fixed windows (bot/web/ratelimit.py's Limiter)
     generation: GenerationService | None = None
+    rasa: RasaDialogue | None = None  # a Rasa project's dialogue (settings.rasa.project)
 
 
 def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
@@ -103,6 +109,14 @@ def load_models(settings: Settings) -> Models:
     if settings.multilingual_model_dir is not None:
         multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
         nlu = LanguageRoutedIntentModel(default, multilingual_nlu, settings.default_language)
+    if settings.rasa.project is not None:
+        from bot.nlu.entities import EntityExtractor
+
+        entities = settings.model_dir / "entities"
+        if entities.is_dir():
+            nlu = EntityTaggedModel(nlu, EntityExtractor.load(entities))
+        if not settings.knowledge_base.is_dir():
+            return nlu, EmptyKnowledgeBase()
     knowledge = KnowledgeBase(settings.index_dir, load_embedder(
         settings.models.embedder, settings.models.embedder_runtime, settings.data_dir / "models" / "embedder",
         settings.inference.torch_threads))
@@ -142,10 +156,31 @@ GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection",
 FROM_SETTINGS: Any = object()
 
 
+def build_rasa(settings: Settings, domain: Domain) -> RasaDialogue | None:
+    """A Rasa project's dialogue (None without `settings.rasa.project`): its rules and stories, its
+    forms, and its custom actions on its action server (the setting's URL, else endpoints.yml's)."""
+    if settings.rasa.project is None:
+        return None
+    project = RasaProject.load(settings.rasa.project)
+    for notice in project.notices:
+        log.info("rasa project %s: %s", project.name, notice)
+    timeout = settings.rasa.action_timeout_s
+    endpoint = settings.rasa.action_endpoint
+    actions = ActionServer(endpoint, timeout) if endpoint else ActionServer.from_endpoints(project.endpoints,
+                                                                                            timeout)
+    failed = "utter_action_failed"
+    failure = to_message(domain.render(failed)) if failed in domain.responses else None
+    config = project.config
+    agent = RasaAgent(project.domain, PolicyEnsemble(project.domain, project.stories, config.max_history),
+                      actions, config.nlu_fallback_threshold, config.core_fallback_action, failure)
+    return RasaDialogue(agent)
+
+
 def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, pool: InferencePool,
                      metrics: Metrics, generator: Generator | None) -> GenerationService | None:
-    """The generative fallback around `generator` (None: the bot runs without one)."""
-    if generator is None:
+    """The generative fallback around `generator` (None: the bot runs without one, or without an
+    FAQ to ground it in)."""
+    if generator is None or isinstance(knowledge, EmptyKnowledgeBase):
         return None
     missing = [r for r in GENERATION_RESPONSES if r not in domain.responses]
     if missing:
@@ -182,7 +217,11 @@ async def build_services(settings: Settings, models: Models | None = None,
         if gen is not None:
             stack.push_async_callback(gen.aclose)
         generation = build_generation(settings, domain, knowledge, pool, metrics, gen)
-        services = _wire(settings, client, url, engine, pool, domain, (nlu, knowledge), metrics, generation)
+        rasa = build_rasa(settings, domain)
+        if rasa is not None and rasa.agent.actions is not None:
+            stack.push_async_callback(rasa.agent.actions.aclose)
+        services = _wire(settings, client, url, engine, pool, domain, (nlu, knowledge), metrics, generation,
+                         rasa)
         purger = asyncio.create_task(purge_periodically(settings, services.transcripts, services.review),
                                      name="purge")
         # Cancelled again if a wait_for inside swallows it (bot.background).
@@ -243,8 +282,8 @@ def session_store(settings: Settings, client: aioredis.Redis) -> RedisSessionSto
 
 
 def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, pool: InferencePool,
-          domain: Domain, models: Models, metrics: Metrics, generation: GenerationService | None
-          ) -> Services:
+          domain: Domain, models: Models, metrics: Metrics, generation: GenerationService | None,
+          rasa: RasaDialogue | None = None) -> Services:
     """Every part over one Redis client and one database engine."""
     nlu, knowledge = models
     prefix = settings.sessions.key_prefix
@@ -264,8 +303,9 @@ def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, 
     pipeline = Pipeline(store, nlu, knowledge, policy, domain, pool, metrics, transcripts,
                         handoff=handoff, review=review, generation=generation,
                         language=LanguageDetector(settings.languages, settings.default_language),
-                        max_batch=settings.inference.max_batch, coverage=coverage_check(settings, knowledge))
+                        max_batch=settings.inference.max_batch, coverage=coverage_check(settings, knowledge),
+                        rasa=rasa)
     return Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics, pool, url,
                     queue, handoff, AgentStore(AgentRecords(engine)), review=review,
                     console_sessions=RedisConsoleSessions(client, prefix, settings.console.console_session_s),
-                    counters=RedisWindowCounter(client), generation=generation)
+                    counters=RedisWindowCounter(client), generation=generation, rasa=rasa)

@@ -26,6 +26,10 @@ class Reply(BaseModel):
     sources: list[Source] = Field(
         default_factory=list, description="Generated answers: the FAQ entries cited (the text ends with "
                                           "the rendered sources line).")
+    image: str | None = Field(None, description="Rasa projects: an image URL the response carries.")
+    custom: dict[str, Any] | None = Field(
+        None, description="Rasa projects: a response's `custom` payload (or an action's json_message).")
+    response: str | None = Field(None, description="Rasa projects: the domain response this reply came from.")
 
 
 class Message(BaseModel):
@@ -57,6 +61,8 @@ class Parse(BaseModel):
     ranking: list[IntentScore] = Field(default_factory=list)
     out_of_scope: bool = False
     entities: dict[str, str] = Field(default_factory=dict)
+    # Rasa's entity dicts (entity, value, start, end, extractor, confidence_entity...) a model found.
+    spans: list[dict[str, Any]] = Field(default_factory=list)
     language: str | None = None  # ISO 639-1 of the message (or the conversation's, when unclear)
 
 
@@ -127,6 +133,8 @@ class Session(BaseModel):
     answered_entry: str | None = None  # the FAQ entry of the bot's last answer: asked again?
     history: list[Event] = Field(default_factory=list)
     turns: int = 0
+    rasa_events: list[dict[str, Any]] = Field(
+        default_factory=list, description="A Rasa project's tracker events, in Rasa's JSON shapes.")
 
 
 class Turn(BaseModel):

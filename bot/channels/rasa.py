@@ -65,18 +65,28 @@ def message(sender: str, text: str, channel: str, message_id: str | None = None,
 
 def rest_reply(recipient: str, reply: Reply) -> dict[str, Any]:
     """One element of the REST channel's answer."""
-    out: dict[str, Any] = {"recipient_id": recipient, "text": reply.text}
+    out: dict[str, Any] = {"recipient_id": recipient}
+    if reply.text or not (reply.image or reply.custom):
+        out["text"] = reply.text
     if reply.buttons:
         out["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+    if reply.image:
+        out["image"] = reply.image
+    if reply.custom:
+        out["custom"] = reply.custom
     return out
 
 
 def bot_uttered(reply: Reply) -> dict[str, Any]:
     """The socket.io channel's `bot_uttered` event: buttons as quick replies."""
-    out: dict[str, Any] = {"text": reply.text}
+    out: dict[str, Any] = {"text": reply.text} if reply.text or not (reply.image or reply.custom) else {}
     if reply.buttons:
         out["quick_replies"] = [{"content_type": "text", "title": b.title, "payload": b.payload}
                                 for b in reply.buttons]
+    if reply.image:
+        out["attachment"] = {"type": "image", "payload": {"src": reply.image}}
+    if reply.custom:
+        out.update(reply.custom)  # Rasa's socket.io channel sends a custom response's keys as they are
     return out
 
 
@@ -96,6 +106,6 @@ def parse_answer(text: str, parse: Parse, patterns: Mapping[str, str]) -> dict[s
         "text": text,
         "intent": {"name": parse.intent, "confidence": parse.confidence},
         "intent_ranking": [{"name": r.name, "confidence": r.confidence} for r in parse.ranking],
-        "entities": entities(text, patterns),
+        "entities": parse.spans or entities(text, patterns),
         "out_of_scope": parse.out_of_scope,
     }

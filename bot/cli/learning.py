@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import console
+from bot.cli.common import RASA_OPTION, console
 from bot.cli.common import load_settings as _settings
 from bot.config import Settings
 
@@ -19,12 +19,14 @@ def train_cmd(
     mode: str | None = typer.Option(None, help="finetune (default) or frozen."),
     epochs: int | None = typer.Option(None),
     seed: int | None = typer.Option(None),
+    rasa: Path | None = RASA_OPTION,
 ) -> None:
-    """Fine-tune the intent model on support logs and write the model directory with its report
-    (and its ONNX int8 encoder when SUPPORTBOT_NLU_RUNTIME=onnx-int8)."""
+    """Fine-tune the intent model on support logs (or a Rasa project's NLU data, with its entity
+    tagger) and write the model directory with its report (and its ONNX int8 encoder when
+    SUPPORTBOT_NLU_RUNTIME=onnx-int8)."""
     from bot.assets import train_model
 
-    settings = _settings()
+    settings = _settings(rasa)
     overrides = {k: v for k, v in {"mode": mode, "epochs": epochs, "seed": seed}.items() if v is not None}
     settings.train = settings.train.model_copy(update=overrides)
     manifest = train_model(settings, data, out, console)

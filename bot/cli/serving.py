@@ -8,12 +8,13 @@ import gc
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from bot.cli.common import console
+from bot.cli.common import RASA_OPTION, console
 from bot.cli.common import load_settings as _settings
 from bot.config import Settings
 
@@ -25,6 +26,7 @@ def serve_cmd(
     graceful_timeout: float = typer.Option(
         20.0, min=0, help="On SIGTERM/SIGINT: stop accepting, then give in-flight requests this many "
         "seconds before closing them (WebSockets are closed at once; clients reconnect)."),
+    rasa: Path | None = RASA_OPTION,
 ) -> None:
     """Train and index first if needed, then serve the API and the demo page."""
     import uvicorn
@@ -34,7 +36,7 @@ def serve_cmd(
     from bot.web.app import create_app
     from bot.web.limits import websocket_max_size
 
-    settings = _settings()
+    settings = _settings(rasa)
     ensure_assets(settings, console)
     configure_logging(secrets=secret_values(settings))
     host, port = host or settings.web.host, port or settings.web.port
@@ -125,11 +127,12 @@ async def _end_leftovers(timeout_s: float) -> int:
     return len(await cancel_and_wait(left, timeout_s)) if left else 0
 
 
-def chat_cmd(conversation: str | None = typer.Option(None, help="Continue this conversation id.")) -> None:
+def chat_cmd(conversation: str | None = typer.Option(None, help="Continue this conversation id."),
+             rasa: Path | None = RASA_OPTION) -> None:
     """Chat with the bot in the terminal, through the same pipeline as the web API."""
     from bot.assets import ensure_assets
 
-    settings = _settings()
+    settings = _settings(rasa)
     ensure_assets(settings, console)
     asyncio.run(_chat(settings, conversation or f"cli-{uuid.uuid4().hex[:12]}"))
 

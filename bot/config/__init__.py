@@ -36,7 +36,8 @@ from bot.config.settings import Settings, reveal
 __all__ = [
     "ChatwootSettings", "ConsoleSettings", "DialogueSettings", "GenerationSettings", "HandoffSettings",
     "InferenceSettings",
-    "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RasaSettings", "RateLimitSettings",
+    "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RasaSettings",
+    "RateLimitSettings",
     "RedisSettings", "SessionSettings", "Settings", "SlackSettings", "StorageSettings", "TelegramSettings",
     "Thresholds", "TrainSettings", "TwilioSettings", "WebSettings", "WhatsAppSettings", "reveal",
 ]

@@ -88,9 +88,11 @@ class Settings(BaseSettings):
         """These settings serving a Rasa 3 project: its domain.yml, data/ and knowledge_base/, and a
         data folder of its own (var/rasa/<folder name>) unless one was chosen."""
         project = project.resolve()
-        data_dir = self.data_dir if "data_dir" in self.model_fields_set else Path("var") / "rasa" / project.name
-        return self.updated({"rasa.project": project, "data_dir": data_dir, "domain_file": project / "domain.yml",
-                             "training_data": project / "data", "knowledge_base": project / "knowledge_base",
+        chosen = "data_dir" in self.model_fields_set
+        data_dir = self.data_dir if chosen else Path("var") / "rasa" / project.name
+        return self.updated({"rasa.project": project, "data_dir": data_dir,
+                             "domain_file": project / "domain.yml", "training_data": project / "data",
+                             "knowledge_base": project / "knowledge_base",
                              "languages": [self.default_language]})
 
     @property

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
+from bot import yaml12
 from bot.dialogue.forms import FormSpec, normalize
 from bot.dialogue.forms import SlotSpec as SlotSpec  # re-exported: part of the domain's model
 from bot.dialogue.texts import OVERLAY_FILE, ResponseVariant, Translation, WidgetStrings, overlay_problems
@@ -120,7 +121,7 @@ class Domain(BaseModel):
     def load(cls, path: Path, languages: list[str] | None = None) -> Domain:
         """Our domain file, or a Rasa 3 project's domain.yml as it is (see `from_rasa`), with the
         translation overlays beside it: those of `languages`, or all of them (None or empty)."""
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yaml12.load(path.read_text(encoding="utf-8")) or {}  # a button titled "Yes" stays text
         domain = cls.from_rasa(doc) if isinstance(doc.get("intents"), list) else cls(**doc)
         wanted = {lang.lower() for lang in languages} if languages else None
         for overlay in sorted(path.parent.glob(f"*/{OVERLAY_FILE}")):
@@ -200,6 +201,8 @@ class Domain(BaseModel):
                 intents[name] = {"action": "respond", "response": "utter_out_of_scope"}
             else:
                 intents[name] = {"action": "faq"}
+        # The defaults' hand-off offers carry `/talk_to_human`: it hands off in every Rasa project.
+        intents.setdefault("talk_to_human", {"action": "handoff", "reason": "customer_asked"})
         return cls(company=str(doc.get("company", "")), widget=defaults["widget"], responses=responses,
                    intents=intents)
 

@@ -111,3 +111,21 @@ class LanguageRoutedKnowledgeBase:
 
     def get(self, entry_id: str) -> FaqEntry | None:
         return self.default.get(entry_id)
+
+
+class EmptyKnowledgeBase:
+    """A deployment without an FAQ (a Rasa project with no knowledge_base/): every search finds
+    nothing, so the policy's fallbacks (rephrase, hand-off) answer instead of an invented entry."""
+
+    def __init__(self) -> None:
+        self.entries: list[FaqEntry] = []
+        self.embedder: TextEmbedder | None = None
+
+    def search(self, text: str, k: int = 3, language: str | None = None) -> list[Hit]:
+        return []
+
+    def search_batch(self, texts: list[str], k: int = 3, language: str | None = None) -> list[list[Hit]]:
+        return [[] for _ in texts]
+
+    def get(self, entry_id: str) -> FaqEntry | None:
+        return None

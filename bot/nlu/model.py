@@ -152,3 +152,24 @@ class LanguageRoutedIntentModel:
 
     def parse_batch(self, texts: list[str], language: str | None = None) -> list[Parse]:
         return self.for_language(language).parse_batch(texts)
+
+
+class EntityTaggedModel:
+    """An intent model whose parses also carry the entities a Rasa project's extractor finds
+    (learned tags, regexes, lookup tables, synonyms), in Rasa's shape and as `entities`."""
+
+    def __init__(self, model: IntentModel | LanguageRoutedIntentModel | EntityTaggedModel, extractor: Any) -> None:
+        self.model, self.extractor = model, extractor
+        self.manifest: Manifest = model.manifest
+        self.labels: list[str] = model.labels
+
+    def parse(self, text: str, language: str | None = None) -> Parse:
+        return self._tag(self.model.parse(text, language))
+
+    def parse_batch(self, texts: list[str], language: str | None = None) -> list[Parse]:
+        return [self._tag(p) for p in self.model.parse_batch(texts, language)]
+
+    def _tag(self, parse: Parse) -> Parse:
+        parse.spans = self.extractor.extract(parse.text)
+        parse.entities.update({str(s["entity"]): str(s["value"]) for s in parse.spans})
+        return parse

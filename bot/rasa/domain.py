@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bot.rasa import yaml12
+from bot import yaml12
 
 DEFAULT_ACTIONS = (
     "action_listen",

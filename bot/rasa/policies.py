@@ -178,8 +178,13 @@ class RulePolicy:
             ]
             if partial and not starts_with_user:
                 partial[0].pop("prev_action", None)  # a rule that starts with an action: any before it
-            if action == LISTEN and not partial:
-                continue
+                first = rule.steps[0] if rule.steps else None
+                if isinstance(first, ActionStep) and first.name in domain.forms and len(partial) > 1:
+                    # "condition: active_loop: F; steps: F, active_loop: null, ..." holds whether F was
+                    # active before its last run or was activated and completed by it in one go.
+                    partial[0].pop("active_loop", None)
+            if not any(partial):
+                continue  # a fragment that requires nothing would fire everywhere
             out.append(_Fragment(tuple(partial), action, rule.conversation_start, rule.name))
         return out
 

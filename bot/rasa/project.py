@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from bot.rasa import yaml12
+from bot import yaml12
 from bot.rasa.domain import RasaDomain, RasaDomainError
 from bot.rasa.stories import StoryData, read_stories
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bot.rasa import yaml12
+from bot import yaml12
 
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))")
 MAX_JOINED = 2000  # stories after joining checkpoints: Rasa caps its augmentation the same way

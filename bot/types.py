@@ -133,6 +133,7 @@ class Session(BaseModel):
     answered_entry: str | None = None  # the FAQ entry of the bot's last answer: asked again?
     history: list[Event] = Field(default_factory=list)
     turns: int = 0
+    sender_id: str | None = None  # the channel's id of the customer (a Rasa tracker's sender_id)
     rasa_events: list[dict[str, Any]] = Field(
         default_factory=list, description="A Rasa project's tracker events, in Rasa's JSON shapes.")
 

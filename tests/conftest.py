@@ -156,3 +156,38 @@ def helpdesk_action_server() -> Iterator[str]:
 
     with running_action_server(HELPDESK_PROJECT) as url:
         yield url
+
+
+def helpdesk_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings that serve helpdesk-assistant (read from ../shared, never copied) from `data_dir`."""
+    overrides.setdefault("generation", GenerationSettings(backend="none"))
+    settings = Settings(data_dir=data_dir, train=TEST_TRAIN).for_rasa_project(HELPDESK_PROJECT)
+    return settings.updated({name.replace("__", "."): value for name, value in overrides.items()})
+
+
+@pytest.fixture(scope="session")
+def helpdesk_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """helpdesk-assistant's intent model and entity tagger, trained once per run."""
+    from bot.assets import train_model
+
+    data_dir = tmp_path_factory.mktemp("helpdesk-assets")
+    train_model(helpdesk_settings(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def helpdesk_models(helpdesk_assets: Path) -> tuple:
+    from bot.services import load_models
+
+    return load_models(helpdesk_settings(helpdesk_assets))
+
+
+@pytest.fixture
+def helpdesk_app_settings(helpdesk_assets: Path, tmp_path: Path, redis_url: str, key_prefix: str,
+                          helpdesk_action_server: str) -> Settings:
+    """An app of this test's own serving helpdesk-assistant, with its real action server."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(helpdesk_assets / "models")
+    return helpdesk_settings(data_dir, redis__url=redis_url, sessions__key_prefix=key_prefix,
+                             rasa__action_endpoint=helpdesk_action_server, rasa__auth_token="tracker-secret")

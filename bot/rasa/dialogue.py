@@ -34,7 +34,11 @@ class RasaDialogue:
         self.domain = agent.domain
 
     def tracker(self, session: Session) -> Tracker:
-        return Tracker(session.conversation_id, self.domain, list(session.rasa_events))
+        return Tracker(session.sender_id or session.conversation_id, self.domain, list(session.rasa_events))
+
+    def tracker_for(self, sender: str) -> Tracker:
+        """A conversation that has not started: what Rasa answers for an unknown sender."""
+        return Tracker(sender, self.domain)
 
     def handles(self, parse: Parse | None) -> bool:
         """The project's own intents (and low-confidence messages, its `nlu_fallback`) go to its
@@ -50,6 +54,7 @@ class RasaDialogue:
     async def respond(
         self, session: Session, msg: Message, parse: Parse, fallback: SupportbotFallback
     ) -> Action:
+        session.sender_id = session.sender_id or msg.sender_id
         tracker = self.tracker(session)
         user = user_event(
             msg.text or msg.payload or "",

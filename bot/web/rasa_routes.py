@@ -4,10 +4,12 @@ keying, is `bot.channels.rasa`; this module is the routes, validation and rate l
 
 from __future__ import annotations
 
+import hmac
+import json
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.channels import rasa
@@ -88,4 +90,73 @@ async def model_parse(request: Request, body: ParseIn) -> dict:
     check_token(request)
     text = clean_text(body.text)
     parse = await services.pool.run(services.nlu.parse, text)
-    return rasa.parse_answer(text, parse, services.domain.entities)
+    answer = rasa.parse_answer(text, parse, services.domain.entities)
+    if services.rasa is not None:  # the project's FallbackClassifier threshold, as Rasa answers
+        answer.update(services.rasa.agent.apply_nlu_fallback(answer))
+    return answer
+
+
+def check_api_token(request: Request) -> None:
+    """Rasa's HTTP API token (`rasa run --auth-token`): `?token=` must match `rasa.auth_token`.
+    Without one configured these endpoints stay closed: a tracker is a whole conversation."""
+    expected = services_of(request).settings.rasa.auth_token
+    if expected is None:
+        raise ApiError(403, "api_disabled", "set SUPPORTBOT_RASA__AUTH_TOKEN to use Rasa's conversation API")
+    presented = request.query_params.get("token")
+    if not presented or not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                                                expected.get_secret_value().encode()):
+        raise ApiError(401, "bad_token", "Rasa's conversation API needs its `token` query parameter")
+
+
+class TriggerIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][\w-]*$")
+    entities: dict[str, str | int | float | bool | None] | None = None
+
+
+EVENTS_VERBOSITY = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
+SENDER = Path(min_length=1, max_length=256)
+
+
+async def _tracker(request: Request, sender: str, include_events: str = "ALL") -> dict[str, Any]:
+    services = services_of(request)
+    if services.rasa is None:
+        raise ApiError(404, "no_rasa_project", "this server does not run a Rasa project (--rasa DIR)")
+    session = await services.store.get(rasa.conversation_id(sender, request.app.state.conversation_key))
+    tracker = services.rasa.tracker(session) if session else services.rasa.tracker_for(sender)
+    tracker.sender_id = sender
+    body = tracker.as_dict()
+    if include_events == "NONE":
+        body.pop("events")
+    elif include_events in ("APPLIED", "AFTER_RESTART"):
+        body["events"] = tracker.applied_events()
+    return body
+
+
+@router.get("/conversations/{sender}/tracker", summary="Rasa tracker",
+            description="The conversation in Rasa's tracker JSON; needs `?token=` (rasa.auth_token).",
+            responses=error_responses(401, 403, 404, 422))
+async def get_tracker(request: Request, sender: str = SENDER, include_events: str = "ALL") -> dict:
+    check_api_token(request)
+    if include_events.upper() not in EVENTS_VERBOSITY:
+        problem = "one of " + ", ".join(EVENTS_VERBOSITY)
+        raise ApiError(422, "invalid_request", [{"field": "include_events", "problem": problem}])
+    return await _tracker(request, sender, include_events.upper())
+
+
+@router.post("/conversations/{sender}/trigger_intent", summary="Rasa trigger_intent",
+             description="Handle an intent (with entities) as if the user had sent it; answers the tracker "
+                         "and the bot's messages. Needs `?token=` (rasa.auth_token).",
+             responses=error_responses(400, 401, 403, 404, 422, 503))
+async def trigger_intent(request: Request, body: TriggerIn, sender: str = SENDER) -> dict:
+    check_api_token(request)
+    services = services_of(request)
+    if services.rasa is None:
+        raise ApiError(404, "no_rasa_project", "this server does not run a Rasa project (--rasa DIR)")
+    if body.name not in services.rasa.domain.intents:
+        raise ApiError(422, "unknown_intent", f"the project's domain has no intent {body.name!r}")
+    payload = f"/{body.name}" + (json.dumps(body.entities) if body.entities else "")
+    msg = rasa.message(sender, payload, "rest", None, request.app.state.conversation_key)
+    replies = await services.pipeline.handle(msg)
+    messages = [rasa.rest_reply(sender, r) for r in replies]
+    return {"tracker": await _tracker(request, sender), "messages": messages}

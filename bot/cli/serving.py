@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import time
 import uuid
@@ -164,7 +165,13 @@ async def _chat(settings: Settings, conversation_id: str) -> None:
             replies = await services.pipeline.handle(msg)
             buttons = []
             for reply in replies:
-                out.print(Text.assemble(("bot> ", "bold"), reply.text), highlight=False)
+                if reply.text:
+                    out.print(Text.assemble(("bot> ", "bold"), reply.text), highlight=False)
+                if reply.image:
+                    out.print(f"      [image] {reply.image}", markup=False, highlight=False)
+                if reply.custom:
+                    out.print(f"      [custom] {json.dumps(reply.custom, ensure_ascii=False)}", markup=False,
+                              highlight=False)
                 for button in reply.buttons:
                     buttons.append(button)
                     out.print(f"      [{len(buttons)}] {button.title}", markup=False, highlight=False)

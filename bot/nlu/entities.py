@@ -33,9 +33,7 @@ WEIGHTS_FILE = "entities.pt"
 META_FILE = "entities.json"
 _FORMAT = 1
 _MAX_TOKENS = 512
-_STEPS_PER_EPOCH = 8
-_LR = 0.01
-_WEIGHT_DECAY = 0.01
+_C = 1.0  # inverse L2 strength of the head, as in scikit-learn's LogisticRegression
 
 
 # ---------------------------------------------------------------------------------------- patterns
@@ -158,7 +156,9 @@ class _Encoder:
         self.max_length = min(self.tokenizer.model_max_length, limit, _MAX_TOKENS)
         # A middle layer: more about the word itself than the last (tuned for sentence meaning),
         # and the least changed when the intent model fine-tuned the encoder.
-        self.layer = layer if layer is not None else int(self.model.config.num_hidden_layers) // 2
+        depth = int(getattr(self.model.config, "num_hidden_layers", 0))
+        self.layer = layer if layer is not None else (depth // 2 if depth > 1 else -1)
+        _drop_layers_above(self.model, self.layer)
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 32) -> list[_Tokens]:
@@ -180,6 +180,14 @@ class _Encoder:
             keep = [j for j, w in enumerate(words) if w is not None and spans[j][1] > spans[j][0]]
             yield _Tokens(_with_previous(states[row, keep]), [tuple(spans[j]) for j in keep],
                           [words[j] for j in keep])
+
+
+def _drop_layers_above(model: Any, layer: int) -> None:
+    """The blocks above the layer read are never needed: without them the encoder does half the work
+    (BERT-like models keep their blocks in `encoder.layer`; others run whole)."""
+    blocks = getattr(getattr(model, "encoder", None), "layer", None)
+    if isinstance(blocks, nn.ModuleList) and 0 < layer < len(blocks):
+        model.encoder.layer = blocks[:layer]
 
 
 def _with_previous(states: torch.Tensor) -> torch.Tensor:
@@ -211,33 +219,30 @@ def _targets(tokens: _Tokens, spans: tuple[EntitySpan, ...], index: dict[Label, 
 
 
 def _class_weights(y: torch.Tensor, n_tags: int) -> torch.Tensor:
-    """Rare tags (entities are rare next to O) count more: inverse square-root frequency."""
-    counts = torch.bincount(y, minlength=n_tags).float().clamp(min=1.0)
-    weights = (counts.sum() / counts).sqrt()
-    return weights / weights[y].mean()
+    """Balanced tags (entities are rare next to O): each present tag weighs in equally."""
+    counts = torch.bincount(y, minlength=n_tags).float()
+    present = int((counts > 0).sum())
+    return torch.where(counts > 0, len(y) / (present * counts.clamp(min=1.0)), torch.zeros_like(counts))
 
 
-def _batch_size(n: int) -> int:
-    """A fixed number of steps per epoch: more data makes bigger steps, not more of them."""
-    return max(16, -(-n // _STEPS_PER_EPOCH))
-
-
-def _fit_head(x: torch.Tensor, y: torch.Tensor, n_tags: int, seed: int, epochs: int) -> nn.Linear:
-    """A linear softmax head on standardised token states; zero init + seeded order = repeatable."""
+def _fit_head(x: torch.Tensor, y: torch.Tensor, n_tags: int, epochs: int) -> nn.Linear:
+    """L2-regularised logistic regression (a linear softmax head), full batch by L-BFGS from zeros:
+    a convex fit, so the same data always gives the same head; `epochs` bounds its iterations."""
     head = nn.Linear(x.shape[1], n_tags)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y, n_tags))
-    optim = torch.optim.AdamW(head.parameters(), lr=_LR, weight_decay=_WEIGHT_DECAY)
-    order = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(y), generator=order)
-        size = _batch_size(len(y))
-        for i in range(0, len(y), size):
-            idx = perm[i:i + size]
-            optim.zero_grad()
-            loss_fn(head(x[idx]), y[idx]).backward()
-            optim.step()
+    weights = _class_weights(y, n_tags)
+    optim = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=epochs, history_size=20,
+                              line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optim.zero_grad()
+        value = (nn.functional.cross_entropy(head(x), y, weight=weights, reduction="sum")
+                 + head.weight.pow(2).sum() / (2 * _C)) / len(y)
+        value.backward()
+        return value
+
+    optim.step(loss)
     return head.eval()
 
 
@@ -325,7 +330,10 @@ class EntityExtractor:
     @classmethod
     def train(cls, data: RasaNluData, encoder: str, out_dir: Path, dimensions: list[str] | None = None,
               seed: int = 13, epochs: int = 40) -> EntityExtractor:
-        """Train the head when the data annotates entities, and save everything in `out_dir`."""
+        """Train the head when the data annotates entities, and save everything in `out_dir`.
+
+        The head's fit is convex, full batch and starts from zeros: it uses no randomness, so every
+        seed gives the same head (`seed` is kept for the signature all our trainers share)."""
         settings = _settings(data, resolve(encoder), out_dir, dimensions or [])
         for notice in settings.notices:
             log.warning("entities: %s", notice)
@@ -333,7 +341,7 @@ class EntityExtractor:
         if settings.labels:
             enc = _Encoder(resolve(encoder))
             settings.layer = enc.layer
-            tagger = _train_tagger(data, enc, settings.labels, seed, epochs)
+            tagger = _train_tagger(data, enc, settings.labels, epochs)
         _save(out_dir, settings, tagger)
         return cls(settings, tagger, enc)
 
@@ -390,15 +398,14 @@ def _settings(data: RasaNluData, encoder: str, out_dir: Path, dimensions: list[s
         notices=notices)
 
 
-def _train_tagger(data: RasaNluData, enc: _Encoder, labels: list[Label], seed: int,
-                  epochs: int) -> _Tagger:
+def _train_tagger(data: RasaNluData, enc: _Encoder, labels: list[Label], epochs: int) -> _Tagger:
     index = {label: i for i, label in enumerate(labels)}
     encoded = enc.encode([ex.text for ex in data.examples])
     x = torch.cat([t.states for t in encoded])
     y = torch.tensor([tag for ex, t in zip(data.examples, encoded, strict=True)
                       for tag in _targets(t, ex.entities, index)], dtype=torch.long)
     mean, std = x.mean(dim=0), x.std(dim=0).clamp(min=1e-6)
-    head = _fit_head((x - mean) / std, y, 1 + 2 * len(labels), seed, epochs)
+    head = _fit_head((x - mean) / std, y, 1 + 2 * len(labels), epochs)
     return _Tagger(head, mean, std, labels)
 
 

@@ -158,7 +158,8 @@ class EntityTaggedModel:
     """An intent model whose parses also carry the entities a Rasa project's extractor finds
     (learned tags, regexes, lookup tables, synonyms), in Rasa's shape and as `entities`."""
 
-    def __init__(self, model: IntentModel | LanguageRoutedIntentModel | EntityTaggedModel, extractor: Any) -> None:
+    def __init__(self, model: IntentModel | LanguageRoutedIntentModel | EntityTaggedModel,
+                 extractor: Any) -> None:
         self.model, self.extractor = model, extractor
         self.manifest: Manifest = model.manifest
         self.labels: list[str] = model.labels

@@ -171,7 +171,7 @@ def _list_item(file: Path, name: str, item: Any, data: RasaNluData) -> Iterator[
     if isinstance(item, str):
         text = item
     elif isinstance(item, dict) and "text" in item:
-        text = str(item["text"])
+        text = "" if item["text"] is None else str(item["text"])
         for key in item:
             if key not in {"text", "metadata"}:
                 data.notices.append(f"{file}: {name!r}: example key {key!r} is not used")

@@ -56,10 +56,14 @@ class RasaAgent:
         self.forms = FormLoop(domain, self._run_named)
 
     def knows(self, intent: str | None) -> bool:
-        return intent is not None and (intent in self.domain.intents or intent == NLU_FALLBACK)
+        base = (intent or "").split("/", 1)[0]
+        return bool(base) and (base in self.domain.intents or base == NLU_FALLBACK)
 
     def apply_nlu_fallback(self, parse_data: dict[str, Any]) -> dict[str, Any]:
-        """Rasa's FallbackClassifier: an intent under the threshold becomes `nlu_fallback`."""
+        """Rasa's FallbackClassifier: an intent under the threshold becomes `nlu_fallback`. A
+        retrieval intent (`chitchat/ask_name`) is reported as its base intent with the chosen
+        response under `response_selector`, as Rasa's ResponseSelector reports it."""
+        parse_data = _retrieval(parse_data)
         intent = parse_data.get("intent") or {}
         threshold = self.nlu_fallback_threshold
         if threshold is None or float(intent.get("confidence") or 0) >= threshold or not intent.get("name"):
@@ -174,6 +178,10 @@ class RasaAgent:
         if name in self.domain.responses and not self.domain.is_custom(name):
             message = self.domain.render(name, tracker.slots, tracker.latest_message.get("input_channel"))
             return Outcome([bot_event(message)] if message else [])
+        chosen = _selected_response(name, tracker.latest_message)
+        if chosen is not None:  # `utter_chitchat`: the response the retrieval intent selected
+            message = self.domain.render(chosen, tracker.slots, tracker.latest_message.get("input_channel"))
+            return Outcome([bot_event(message)] if message else [])
         return await self._custom(name, tracker, result)
 
     def _default_action(self, name: str, tracker: Tracker) -> Outcome | None:
@@ -285,3 +293,37 @@ def _messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message["response"] = utter
         out.append(message)
     return out
+
+
+def _retrieval(parse_data: dict[str, Any]) -> dict[str, Any]:
+    name = str((parse_data.get("intent") or {}).get("name") or "")
+    if "/" not in name:
+        return parse_data
+    base = name.split("/", 1)[0]
+    confidence = (parse_data.get("intent") or {}).get("confidence")
+    selector = {
+        base: {
+            "response": {
+                "intent_response_key": name,
+                "utter_action": f"utter_{name}",
+                "confidence": confidence,
+            },
+            "ranking": [],
+        }
+    }
+    return {
+        **parse_data,
+        "intent": {"name": base, "confidence": confidence},
+        "response_selector": {**(parse_data.get("response_selector") or {}), **selector},
+    }
+
+
+def _selected_response(action: str, message: dict[str, Any]) -> str | None:
+    """The retrieval response for `utter_<base>` that the latest message's selector chose."""
+    if not action.startswith("utter_"):
+        return None
+    selected = ((message.get("response_selector") or {}).get(action.removeprefix("utter_")) or {}).get(
+        "response"
+    ) or {}
+    chosen = selected.get("utter_action")
+    return str(chosen) if chosen else None

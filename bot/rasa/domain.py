@@ -232,7 +232,8 @@ class RasaDomain:
     @property
     def action_names(self) -> list[str]:
         """Everything a policy may predict, in a stable order."""
-        names = [*DEFAULT_ACTIONS, *self.responses, *self.forms, *self.actions]
+        retrieval = [name.split("/", 1)[0] for name in self.responses if "/" in name]
+        names = [*DEFAULT_ACTIONS, *self.responses, *retrieval, *self.forms, *self.actions]
         return list(dict.fromkeys(names))
 
     def is_custom(self, name: str) -> bool:

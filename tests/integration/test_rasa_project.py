@@ -4,6 +4,7 @@ stories answer, Rasa's tracker API answers in Rasa's shapes, and its test storie
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import uuid
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bot.config import Settings
@@ -68,8 +71,8 @@ def test_open_incident_form_completes_through_the_action_server(client: TestClie
     assert names[:2] == ["action_session_start", "action_listen"]
     assert "validate_open_incident_form" not in names  # validation runs inside the form, as in Rasa
     assert names.count("open_incident_form") >= 5 and names[-2:] == ["action_open_incident", "action_listen"]
-    assert {"event": "active_loop", "name": None} in [{k: e.get(k) for k in ("event", "name")}
-                                                      for e in tracker["events"] if e["event"] == "active_loop"]
+    loops = [e.get("name") for e in tracker["events"] if e["event"] == "active_loop"]
+    assert loops[0] == "open_incident_form" and loops[-1] is None
 
 
 def test_incident_status_form_uses_the_previous_email(client: TestClient) -> None:
@@ -101,13 +104,13 @@ def test_rules_stories_and_fallbacks(client: TestClient) -> None:
 
 
 def test_model_parse_in_rasa_shape(client: TestClient) -> None:
-    body = client.post("/model/parse", json={"text": "open an urgent issue, reply to ops@corp.example"}).json()
+    text = "open an urgent issue, reply to ops@corp.example"
+    body = client.post("/model/parse", json={"text": text}).json()
     assert body["intent"]["name"] == "open_incident"
     by_entity: dict[str, dict] = {}
     for e in body["entities"]:
         by_entity.setdefault(e["entity"], e)  # the first of each, as a from_entity slot takes it
     assert by_entity["email"]["value"] == "ops@corp.example"
-    text = "open an urgent issue, reply to ops@corp.example"
     assert text[by_entity["email"]["start"]:by_entity["email"]["end"]] == "ops@corp.example"
     assert by_entity["priority"]["value"] == "high"  # the project's synonym: urgent -> high
     low = client.post("/model/parse", json={"text": "zzqx"}).json()
@@ -145,7 +148,8 @@ def test_trigger_intent(client: TestClient) -> None:
     assert "ServiceNow isn't connected" in body["messages"][0]["text"]  # email prefilled: form done at once
     assert body["messages"][0]["recipient_id"] == sender
     assert body["tracker"]["slots"]["previous_email"] == "kim@example.net"
-    r = client.post(f"/conversations/{sender}/trigger_intent", params={"token": TOKEN}, json={"name": "pizza"})
+    r = client.post(f"/conversations/{sender}/trigger_intent", params={"token": TOKEN},
+                    json={"name": "pizza"})
     assert r.status_code == 422 and r.json()["error"] == "unknown_intent"
 
 
@@ -161,7 +165,8 @@ def test_action_server_down_gets_a_polite_reply_and_a_handoff_offer(
     assert {"title": "Yes, connect me", "payload": "/talk_to_human"} in replies[0]["buttons"]
 
 
-def test_slow_action_server_times_out_politely(helpdesk_app_settings: Settings, helpdesk_models: tuple) -> None:
+def test_slow_action_server_times_out_politely(helpdesk_app_settings: Settings,
+                                               helpdesk_models: tuple) -> None:
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
@@ -206,3 +211,23 @@ def test_supportbot_test_runs_the_projects_test_stories(helpdesk_assets: Path, t
     assert result.exit_code == 0, result.output
     assert "12/12 test stories passed" in result.output
     assert 'tests="12"' in junit.read_text() and 'failures="0"' in junit.read_text()
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=st.text(alphabet=st.characters(blacklist_categories=()), min_size=1, max_size=200),
+       intent=st.text(min_size=1, max_size=40), value=st.text(max_size=40))
+def test_any_input_gets_an_answer_or_a_clear_error(client: TestClient, text: str, intent: str,
+                                                   value: str) -> None:
+    """Any Unicode (lone surrogates too), any `/intent{...}` and any trigger_intent: never a 5xx,
+    and the conversation still answers afterwards."""
+    sender = "fuzz-" + uuid.uuid4().hex[:8]
+    r = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert r.status_code in (200, 400, 422), r.text
+    payload = "/" + intent + json.dumps({"priority": value})
+    r = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": payload})
+    assert r.status_code in (200, 400, 422), r.text
+    r = client.post(f"/conversations/{sender}/trigger_intent", params={"token": TOKEN},
+                    json={"name": intent, "entities": {"email": value}})
+    assert r.status_code in (200, 404, 422), r.text
+    assert say(client, sender, "are you a bot?")

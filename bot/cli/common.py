@@ -34,4 +34,4 @@ def load_settings(rasa: Path | None = None) -> Settings:
         raise typer.Exit(2) from exc
     for notice in loaded.notices:
         console.print(f"[yellow]notice:[/] {notice}", highlight=False)
-    return settings.for_rasa_project(project)
+    return settings.for_rasa_project(project, loaded.config.language)

@@ -84,16 +84,18 @@ class Settings(BaseSettings):
             target[name] = value.model_dump() if isinstance(value, BaseModel) else value
         return type(self).model_validate(data)
 
-    def for_rasa_project(self, project: Path) -> Settings:
-        """These settings serving a Rasa 3 project: its domain.yml, data/ and knowledge_base/, and a
-        data folder of its own (var/rasa/<folder name>) unless one was chosen."""
+    def for_rasa_project(self, project: Path, language: str | None = None) -> Settings:
+        """These settings serving a Rasa 3 project: its domain.yml, data/ and knowledge_base/, its
+        language (config.yml's), and a data folder of its own (var/rasa/<folder name>) unless one
+        was chosen."""
         project = project.resolve()
         chosen = "data_dir" in self.model_fields_set
         data_dir = self.data_dir if chosen else Path("var") / "rasa" / project.name
         return self.updated({"rasa.project": project, "data_dir": data_dir,
                              "domain_file": project / "domain.yml", "training_data": project / "data",
                              "knowledge_base": project / "knowledge_base",
-                             "languages": [self.default_language]})
+                             "default_language": language or self.default_language,
+                             "languages": [language or self.default_language]})
 
     @property
     def model_dir(self) -> Path:

@@ -73,6 +73,8 @@ async def evaluate_story(
             if tracker.latest_action != LISTEN:
                 check(LISTEN, i)
                 tracker.add(action_event(LISTEN))
+            intent = step.intent
+            parsed: dict[str, Any] = {}
             if step.text is not None and parse is not None:
                 parsed = await parse(step.text)
                 got = (parsed.get("intent") or {}).get("name")
@@ -84,12 +86,11 @@ async def evaluate_story(
                 if step.intent is not None and step.intent not in keys:
                     result.misses.append(Miss(i, "intent", step.intent, str(got), step.text))
             entities = [{"entity": n, "value": v} for n, v in step.entities]
-            data = {
-                "intent": {"name": step.intent, "confidence": 1.0},
-                "entities": entities,
-                "text": step.text,
-            }
-            tracker.add(user_event(step.text or f"/{step.intent}", data, None, "test"))
+            if intent is None:  # an end-to-end step (text only): the tracker gets what the NLU read
+                intent = (parsed.get("intent") or {}).get("name")
+                entities = entities or list(parsed.get("entities") or [])
+            data = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities, "text": step.text}
+            tracker.add(user_event(step.text or f"/{intent}", data, None, "test"))
         elif isinstance(step, ActionStep):
             check(step.name, i)
             tracker.add(action_event(step.name))

@@ -176,17 +176,17 @@ class RasaAgent:
         if default is not None:
             return default
         if name in self.domain.responses and not self.domain.is_custom(name):
-            message = self.domain.render(name, tracker.slots, tracker.latest_message.get("input_channel"))
+            message = self.domain.render(name, tracker.slots, tracker.latest_input_channel)
             return Outcome([bot_event(message)] if message else [])
         chosen = _selected_response(name, tracker.latest_message)
         if chosen is not None:  # `utter_chitchat`: the response the retrieval intent selected
-            message = self.domain.render(chosen, tracker.slots, tracker.latest_message.get("input_channel"))
+            message = self.domain.render(chosen, tracker.slots, tracker.latest_input_channel)
             return Outcome([bot_event(message)] if message else [])
         return await self._custom(name, tracker, result)
 
     def _default_action(self, name: str, tracker: Tracker) -> Outcome | None:
         def utter(response: str) -> list[dict[str, Any]]:
-            message = self.domain.render(response, tracker.slots)
+            message = self.domain.render(response, tracker.slots, tracker.latest_input_channel)
             return [bot_event(message)] if message else []
 
         now = time.time()
@@ -259,7 +259,9 @@ class RasaAgent:
             name = response.pop("response", None) or response.pop("template", None)
             draft: dict[str, Any] = {}
             if name:
-                rendered = self.domain.render(str(name), tracker.slots, values=response)
+                rendered = self.domain.render(
+                    str(name), tracker.slots, tracker.latest_input_channel, response
+                )
                 if rendered is None:
                     continue
                 draft = rendered

@@ -99,17 +99,13 @@ class Slot:
     mappings: tuple[SlotMapping, ...] = ()
 
     def coerce(self, value: Any) -> Any:
-        """A value as the slot holds it (Rasa stores what it is given; bools and floats are read)."""
+        """A value as the slot holds it: what it is given, as Rasa stores it ("4 days" stays "4"),
+        except that a bool slot filled from text ("true", "no") holds the boolean."""
         if value is None:
             return None
         if self.type == "bool" and isinstance(value, str):
             low = value.strip().lower()
             return True if low in ("true", "yes", "1") else False if low in ("false", "no", "0") else value
-        if self.type == "float" and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return value
         return value
 
     def feature(self, value: Any) -> Any:
@@ -257,8 +253,14 @@ class RasaDomain:
         if not variants:
             return None
         usable = [v for v in variants if _channel_fits(v, channel) and _conditions_hold(v, slots)]
-        conditioned = [v for v in usable if v.get("condition")]
-        pool = conditioned or [v for v in usable if not v.get("condition")]
+        # Rasa's order: conditioned for this channel, this channel's, conditioned, then generic.
+        tiers = [
+            [v for v in usable if v.get("condition") and v.get("channel")],
+            [v for v in usable if not v.get("condition") and v.get("channel")],
+            [v for v in usable if v.get("condition") and not v.get("channel")],
+            [v for v in usable if not v.get("condition") and not v.get("channel")],
+        ]
+        pool = next((tier for tier in tiers if tier), [])
         if not pool:
             return None
         chosen = dict((rng or random).choice(pool))

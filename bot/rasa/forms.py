@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.rasa.domain import Form, RasaDomain
 from bot.rasa.slots import extract_slots
-from bot.rasa.tracker import LISTEN, Tracker, loop_event, slot_event
+from bot.rasa.tracker import LISTEN, Tracker, action_event, loop_event, slot_event
 
 REQUESTED = "requested_slot"
 
@@ -85,8 +85,11 @@ class FormLoop:
         action = f"validate_{form.name}"
         if action not in self.domain.actions:
             return Outcome(list(candidates))
-        # rasa-sdk validates the slot events that end the tracker: the candidates go last.
-        probe = Tracker(tracker.sender_id, self.domain, [*tracker.events, *candidates])
+        # As Rasa's temporary tracker: the form's own `action` event, then only the candidates (rasa-sdk
+        # validates the slot events that end the tracker).
+        probe = Tracker(
+            tracker.sender_id, self.domain, [*tracker.events, action_event(form.name), *candidates]
+        )
         return await self.run_action(action, probe)
 
     async def _request_next(

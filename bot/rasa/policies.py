@@ -190,19 +190,30 @@ class RulePolicy:
 
     def predict(self, states: list[Snapshot], tracker: Tracker) -> Prediction | None:
         best: _Fragment | None = None
+        loop = tracker.active_loop
         for f in self.fragments:
             n = len(f.states)
             if n == 0 or n > len(states):
                 continue
             if f.conversation_start and len(states) - n > 1:
                 continue
-            if tracker.active_loop and f.action == tracker.active_loop:
-                continue  # the loop's own turns (and its return after a digression) are the ensemble's
-            if all(
-                _matches(rule_state, state) for rule_state, state in zip(f.states, states[-n:], strict=True)
-            ) and (best is None or len(f.states) > len(best.states)):
-                best = f  # the more specific rule wins
-        return Prediction(best.action, "RulePolicy") if best else None
+            if loop and f.action == loop and f.states[-1].get("prev_action") in (None, LISTEN):
+                continue  # the loop's turn after the user spoke is the ensemble's (happy path)
+            if not all(_matches(r, s) for r, s in zip(f.states, states[-n:], strict=True)):
+                continue
+            if best is None or _specificity(f) > _specificity(best):
+                best = f  # the longer rule wins; of two as long, the one that requires more
+        if best is None:
+            return None
+        if loop and best.action == LISTEN and not any("active_loop" in s for s in best.states):
+            # Rasa: a general rule (one that says nothing of loops) answered inside a form; the
+            # form asks its question again instead of waiting.
+            return Prediction(loop, "RulePolicy")
+        return Prediction(best.action, "RulePolicy")
+
+
+def _specificity(f: _Fragment) -> tuple[int, int]:
+    return len(f.states), sum(len(s) for s in f.states)
 
 
 def _partial(s: Snapshot, slots: set[str], loop: bool, user: bool) -> dict[str, Any]:

@@ -108,6 +108,7 @@ class Tracker:
     loop_interrupted: bool = False
     latest_message: dict[str, Any] = field(default_factory=dict)
     latest_action: str | None = None
+    latest_input_channel: str | None = None
     followup: str | None = None
     paused: bool = False
 
@@ -134,6 +135,7 @@ class Tracker:
         self.slots = self.domain.initial_slots()
         self.active_loop, self.loop_rejected, self.loop_interrupted = None, False, False
         self.latest_message, self.latest_action, self.followup, self.paused = {}, None, None, False
+        self.latest_input_channel = None
         for e in self.applied_events():
             self._apply(e)
 
@@ -160,6 +162,7 @@ class Tracker:
                 self.loop_interrupted = True
         elif kind == "user":
             self.latest_message = {"text": e.get("text"), **(e.get("parse_data") or {})}
+            self.latest_input_channel = e.get("input_channel")
         elif kind == "entities":
             ents = list(self.latest_message.get("entities") or []) + list(e.get("entities") or [])
             self.latest_message = {**self.latest_message, "entities": ents}

@@ -85,3 +85,12 @@ def server(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         os.environ["SB_SERVED_DATA_DIR"] = str(data_dir)  # for tests that run the CLI against it
         yield url
     assert not (data_dir / "redis" / "redis.sock").exists(), "embedded Redis left running"
+
+
+@contextlib.contextmanager
+def serve_rasa_project(project: Path, data_dir: Path, **settings: str) -> Iterator[str]:
+    """`supportbot serve` for the Rasa 3 project folder `project` (SUPPORTBOT_RASA__PROJECT; the
+    project's domain, data/ and knowledge_base/ replace the demo's), its trained model already in
+    `data_dir`, with `SUPPORTBOT_*` `settings` on top; yields its URL once /readyz answers 200."""
+    with serve_demo(data_dir, SUPPORTBOT_RASA__PROJECT=str(project), **settings) as url:
+        yield url

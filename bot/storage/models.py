@@ -26,6 +26,8 @@ class Conversation(Base):
     turns: Mapped[int] = mapped_column(Integer, default=0)
     handoff: Mapped[bool] = mapped_column(Boolean, default=False)
     handoff_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    customer_email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # given for follow-up
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class TurnRecord(Base):
@@ -57,6 +59,8 @@ class TurnRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     # yes / no to "Did that answer your question?", or "repeated": what resolution reads.
     feedback: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # "up" / "down": the customer's thumbs on this turn's answer in the widget.
+    vote: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class FormRequest(Base):
@@ -96,3 +100,16 @@ class AgentMessage(Base):
     agent: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CannedReply(Base):
+    """An answer agents insert with its `/shortcut` in the console; admins manage them."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

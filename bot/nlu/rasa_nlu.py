@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bot import yaml12
 from bot.nlu.errors import DataError
 
 
@@ -53,18 +54,6 @@ class RasaNluData:
         return {ex.intent for ex in self.examples}
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """Booleans as YAML 1.2 (Rasa's reader) has them: `yes`, `no`, `on`, `off` stay strings."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                    list("tTfF"))
-
 # [surface](entity) / [surface](entity:value) / [surface]{json} / [surface][{json}, {json}]
 _ANNOTATION = re.compile(
     r"\[(?P<text>[^\[\]]+)\]"
@@ -102,7 +91,7 @@ def _yaml_files(paths: list[Path]) -> Iterator[Path]:
 
 def _documents(file: Path) -> list[Any]:
     try:
-        return list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_Yaml12Loader))
+        return yaml12.load_all(file.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DataError(f"{file}: not readable YAML ({exc})") from exc
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot import yaml12
 
 DEFAULT_ACTIONS = (
@@ -169,10 +167,7 @@ class RasaDomain:
             files += sorted([*p.glob("**/*.yml"), *p.glob("**/*.yaml")]) if p.is_dir() else [p]
         merged: dict[str, Any] = {}
         for f in files:
-            try:
-                doc = yaml12.load(f.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise RasaDomainError(f"{f}: not valid YAML: {exc}") from exc
+            doc = yaml12.read(f, RasaDomainError) or {}
             if not isinstance(doc, dict):
                 raise RasaDomainError(f"{f}: a domain is a mapping")
             for key, value in doc.items():

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot import yaml12
 from bot.rasa.domain import RasaDomain, RasaDomainError
 from bot.rasa.stories import StoryData, read_stories
@@ -92,10 +90,7 @@ class RasaProject:
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    try:
-        doc = yaml12.load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path}: not valid YAML: {exc}") from exc
+    doc = yaml12.read(path, ProjectError) or {}
     if not isinstance(doc, dict):
         raise ProjectError(f"{path}: expected a mapping at the top")
     return doc

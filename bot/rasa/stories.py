@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot import yaml12
 
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))")
@@ -74,10 +72,7 @@ def read_stories(paths: list[Path]) -> StoryData:
         files += sorted([*p.glob("**/*.yml"), *p.glob("**/*.yaml")]) if p.is_dir() else [p]
     raw_stories: list[tuple[dict[str, Any], str]] = []
     for f in files:
-        try:
-            doc = yaml12.load(f.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise StoryError(f"{f}: not valid YAML: {exc}") from exc
+        doc = yaml12.read(f, StoryError) or {}
         if not isinstance(doc, dict):
             continue
         for item in doc.get("stories") or []:

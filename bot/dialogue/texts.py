@@ -29,6 +29,24 @@ class WidgetStrings(BaseModel):
     error: str
     open_label: str
     close_label: str
+    # The widget's Messenger strings (optional: a domain without them gets the widget's catalog).
+    subtitle_online: str | None = None
+    subtitle_offline: str | None = None
+    email_prompt: str | None = None
+    email_placeholder: str | None = None
+    email_submit: str | None = None
+    email_saved: str | None = None
+    email_invalid: str | None = None
+    reconnecting: str | None = None
+    slow: str | None = None
+    failed: str | None = None
+    retry: str | None = None
+    queued: str | None = None
+    vote_up: str | None = None
+    vote_down: str | None = None
+    vote_thanks: str | None = None
+    new_conversation: str | None = None
+    unread: str | None = None
 
 
 class Translation(BaseModel):

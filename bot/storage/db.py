@@ -136,6 +136,25 @@ class TranscriptStore:
             return list(db.scalars(select(TurnRecord).where(
                 TurnRecord.conversation_id == conversation_id).order_by(TurnRecord.id)))
 
+    def set_vote(self, conversation_id: str, message_id: str, vote: str) -> bool:
+        """The customer's thumbs ("up"/"down") on the answer to their message `message_id`; False
+        when no such turn is recorded."""
+        with self.engine.begin() as conn:
+            done = conn.execute(update(TurnRecord).where(
+                TurnRecord.conversation_id == conversation_id,
+                TurnRecord.message_id == message_id).values(vote=vote))
+            return bool(done.rowcount)
+
+    def set_customer_email(self, conversation_id: str, email: str, channel: str = "web") -> None:
+        """The address the customer left for follow-up (the conversation row is created if no turn
+        has been recorded yet)."""
+        at = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(self._new_conversation, {"id": conversation_id, "channel": channel, "started_at": at,
+                                                  "last_message_at": at, "turns": 0, "handoff": False})
+            conn.execute(update(Conversation).where(Conversation.id == conversation_id)
+                         .values(customer_email=email))
+
     def resolution(self, since: datetime | None = None) -> ResolutionReport:
         """The bot's resolution rate (bot.resolution's definition) over the conversations started
         since `since` (all when None)."""

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from bot.textsafety import InvalidText
-from bot.types import Message
+from bot.types import Event, Message, Session
 from bot.web import ownership
 from bot.web.errors import ApiError, as_api_error, invalid_request
 from bot.web.schemas import (
     CONVERSATION_ID,
+    EMAIL,
+    Availability,
+    ContactIn,
+    ContactOut,
     ConversationCreated,
     ConversationIn,
     ConversationOut,
     MessageIn,
     MessageOut,
+    VoteIn,
     checked_text,
     error_responses,
     valid_conversation_id,
@@ -66,7 +74,25 @@ async def post_message(request: Request, body: MessageIn,
             await services.store.disown(conversation_id)
         raise
     return MessageOut(conversation_id=conversation_id, message_id=msg.message_id, replies=replies,
-                      conversation_token=token)
+                      conversation_token=token,
+                      rateable=await _rateable(services.store, conversation_id, msg.message_id))
+
+
+ANSWERS = ("faq_answer", "generate")
+
+
+async def _rateable(store: Any, conversation_id: str, message_id: str) -> bool:
+    """Whether the bot answered message `message_id` (an FAQ entry or a generated answer): what the
+    widget offers a thumbs up/down on."""
+    session = await store.get(conversation_id)
+    if session is None:
+        return False
+    for i in range(len(session.history) - 1, -1, -1):
+        event = session.history[i]
+        if event.role == "user" and event.message_id == message_id:
+            after = session.history[i + 1:i + 2]
+            return bool(after) and after[0].role == "bot" and after[0].action in ANSWERS
+    return False
 
 
 @router.post("/conversations", response_model=ConversationCreated, status_code=201,
@@ -89,8 +115,66 @@ async def get_conversation(request: Request, conversation_id: str = Conversation
     if session is None:  # created, nothing said yet
         return ConversationOut(conversation_id=conversation_id, handoff=False, history=[])
     return ConversationOut(conversation_id=conversation_id, handoff=session.handoff,
-                           language=session.language,
-                           history=[e.model_dump() for e in session.history])
+                           language=session.language, contact_email=session.contact_email,
+                           history=_history(session.history))
+
+
+def _history(events: list[Event]) -> list[dict[str, Any]]:
+    """The history as the widget reads it: each bot reply names the customer message it answers
+    (the turn a vote is about)."""
+    out, turn = [], None
+    for event in events:
+        row = event.model_dump()
+        if event.role == "user":
+            turn = event.message_id
+        elif event.role == "bot":
+            row["message_id"] = turn
+        else:
+            row["message_id"] = None
+        out.append(row)
+    return out
+
+
+@router.post("/conversations/{conversation_id}/votes", status_code=204,
+             summary="A thumbs up or down on the bot's answer to one of the customer's messages",
+             responses=error_responses(404, 422, 503))
+async def vote(request: Request, body: VoteIn, conversation_id: str = ConversationId) -> Response:
+    """Only the conversation's owner votes (its token; otherwise the same 404 as for an unknown id);
+    a message the transcripts do not have is 404 `unknown_message`. Voting again replaces the vote."""
+    services = services_of(request)
+    await ownership.authorize(services.store, conversation_id, ownership.presented_token(request))
+    transcripts = services.transcripts
+    found = await asyncio.to_thread(transcripts.set_vote, conversation_id, body.message_id, body.vote)
+    if not found:
+        raise ApiError(404, "unknown_message", f"no answered message {body.message_id!r}")
+    return Response(status_code=204)
+
+
+@router.put("/conversations/{conversation_id}/contact", response_model=ContactOut,
+            summary="The customer's e-mail address for a reply while nobody from the team is there",
+            responses=error_responses(404, 422, 503))
+async def set_contact(request: Request, body: ContactIn, conversation_id: str = ConversationId) -> ContactOut:
+    """Kept on the session (`contact_email`, shown in the console) and in the transcripts."""
+    services = services_of(request)
+    await ownership.authorize(services.store, conversation_id, ownership.presented_token(request))
+    email = checked_text(body.email, 254)
+    if not email or not re.fullmatch(EMAIL, email):
+        raise ApiError(422, "invalid_email", "not an e-mail address")
+    async with services.store.lock(conversation_id):
+        session = await services.store.get(conversation_id) or Session(conversation_id=conversation_id)
+        session.contact_email = email
+        await services.store.save(session)
+    await asyncio.to_thread(services.transcripts.set_customer_email, conversation_id, email)
+    return ContactOut(contact_email=email)
+
+
+@router.get("/availability", response_model=Availability,
+            summary="Whether the team is there now: business hours and agents logged in")
+async def availability(request: Request) -> Availability:
+    handoff = services_of(request).handoff
+    open_now = handoff.hours.open_at(datetime.now(UTC))
+    online = bool(await handoff.queue.agents_online())
+    return Availability(open_now=open_now, agents_online=online, available=open_now and online)
 
 
 @router.get("/widget", summary="The widget's own strings (from the domain file)")
@@ -179,8 +263,9 @@ async def _answer_frame(websocket: WebSocket, services: Any, conversation_id: st
             await websocket.send_json({"type": "delta", "message_id": message_id, "text": text})
 
         replies = await services.pipeline.handle(msg, on_delta=delta)
+        rateable = await _rateable(services.store, conversation_id, msg.message_id)
         await websocket.send_json({"type": "replies", "message_id": msg.message_id,
-                                   "replies": [r.model_dump() for r in replies]})
+                                   "replies": [r.model_dump() for r in replies], "rateable": rateable})
     except (ApiError, InvalidText) as refused:  # InvalidText: the pipeline's payload check
         exc = as_api_error(refused)
         services.metrics.errors.labels(exc.code).inc()

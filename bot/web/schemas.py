@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,7 @@ from bot.web.errors import ErrorOut, as_api_error
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,128}$"
+EMAIL = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 
 
 class MessageIn(BaseModel):
@@ -33,6 +34,8 @@ class MessageOut(BaseModel):
     conversation_token: str | None = Field(
         None, description="Only on the message that created the conversation: the secret that reads "
                           "and writes it from now on (send it as `X-Conversation-Token`). Keep it.")
+    rateable: bool = Field(False, description="The replies answer the question (an FAQ entry or a generated "
+                                              "answer): the customer may vote on them (`POST .../votes`).")
 
 
 class ConversationIn(BaseModel):
@@ -59,6 +62,9 @@ class HistoryEvent(BaseModel):
     role: str
     text: str
     at: float
+    message_id: str | None = Field(None, description="The customer message this entry answers (bot replies "
+                                                     "carry their turn's id: what a vote names).")
+    action: str | None = Field(None, description="Bot replies: what answered (`faq_answer`, `generate`...).")
     buttons: list[Button] = Field(default_factory=list)
     agent: str | None = None
     language: str | None = None
@@ -68,7 +74,30 @@ class ConversationOut(BaseModel):
     conversation_id: str
     handoff: bool
     language: str | None = None
+    contact_email: str | None = None
     history: list[HistoryEvent]
+
+
+class VoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str = Field(pattern=MESSAGE_ID, description="The customer message whose answer is rated.")
+    vote: Literal["up", "down"]
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=254, pattern=EMAIL,
+                       description="Where the team replies while nobody is available.")
+
+
+class ContactOut(BaseModel):
+    contact_email: str
+
+
+class Availability(BaseModel):
+    open_now: bool = Field(description="Within the business hours (`Settings.handoff.business_hours`).")
+    agents_online: bool = Field(description="At least one agent is logged in to the console.")
+    available: bool = Field(description="Both: a hand-off now reaches a person.")
 
 
 def valid_conversation_id(conversation_id: str) -> bool:

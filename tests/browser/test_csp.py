@@ -49,7 +49,7 @@ def test_console_pages_under_the_csp(server: str, page: Page) -> None:
     page.click("#submit")  # login.js (no longer inline) does the log-in
     expect(page.locator("body[data-ready='1']")).to_be_attached(timeout=15_000)
     page.goto(f"{server}/console/admin")
-    expect(page.locator("#agents li")).not_to_have_count(0, timeout=15_000)  # admin.js listed the agents
+    expect(page.locator("#agents tr")).not_to_have_count(0, timeout=15_000)  # admin.js listed the agents
     grid = page.locator(".admin-grid")
     assert grid.evaluate("e => getComputedStyle(e).display") == "grid"
     assert violations == []

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.web.console import admin, conversations, live, session
+from bot.web.console import admin, analytics, canned, conversations, live, session
 from bot.web.console.auth import ConsoleCookie, admin_caller
 
 __all__ = ["ConsoleCookie", "admin_caller", "router"]
@@ -33,3 +33,5 @@ __all__ = ["ConsoleCookie", "admin_caller", "router"]
 router = APIRouter()
 for _part in (session, conversations, admin, live):  # the order of the paths in /openapi.json
     router.include_router(_part.router)
+router.include_router(canned.router)  # canned replies (console dashboard)
+router.include_router(analytics.router)  # the analytics page and its API (admins)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.handoff.agents import AgentInfo
@@ -34,13 +34,74 @@ def _cid(conversation_id: str) -> str:
 
 
 # --- queue and conversations ----------------------------------------------------------
+class QueueFilters(BaseModel):
+    """The queue's search and filters (all optional; combined with AND). `q` looks in the id, the
+    customer's e-mail address and the messages; `agent` (a username) finds conversations that agent has."""
+
+    model_config = ConfigDict(extra="forbid")
+    q: str = Field("", max_length=200)
+    status: Literal["", "waiting", "assigned"] = ""
+    channel: str = Field("", max_length=32)
+    language: str = Field("", max_length=16)
+    reason: str = Field("", max_length=64)
+    agent: str = Field("", max_length=64)
+
+
 @router.get("/api/queue")
-async def queue(request: Request, agent: AgentInfo = Depends(current_agent)) -> dict:
+async def queue(request: Request, filters: Annotated[QueueFilters, Query()],
+                agent: AgentInfo = Depends(current_agent)) -> dict:
+    """Waiting conversations and the caller's own, as cards; with filters, only the matching ones
+    (and, for admins, the matching conversations other agents have)."""
     services = services_of(request)
     await services.queue.heartbeat(str(agent.id))
-    return {"waiting": await services.queue.waiting(),
-            "mine": await services.queue.assigned_to(str(agent.id)),
+    query = clean_text(filters.q).strip().casefold() if filters.q else ""
+    owner: str | None = None
+    if filters.agent:
+        found = await asyncio.to_thread(services.agents.by_username, filters.agent)
+        owner = str(found.id) if found is not None else "-"
+    waiting = [] if filters.status == "assigned" or owner else await services.queue.waiting()
+    mine = [] if filters.status == "waiting" or owner not in (None, str(agent.id)) else \
+        await services.queue.assigned_to(str(agent.id))
+    others: list[tuple[str, str]] = []
+    if agent.role == "admin" and (filters.status == "assigned" or owner) and owner != str(agent.id):
+        for a in await asyncio.to_thread(services.agents.all):
+            if str(a.id) != str(agent.id) and owner in (None, str(a.id)):
+                others += [(cid, a.username) for cid in await services.queue.assigned_to(str(a.id))]
+    cards = {cid: await _card(request, cid) for cid in
+             {*(w["conversation_id"] for w in waiting), *mine, *(cid for cid, _ in others)}}
+
+    def keep(card: dict) -> bool:
+        return ((not filters.channel or card.get("channel") == filters.channel)
+                and (not filters.language or card.get("language") == filters.language)
+                and (not filters.reason or card.get("reason") == filters.reason)
+                and (not query or query in card.pop("_text", "")))
+    waiting_cards = [c for c in ({**w, **cards[w["conversation_id"]]} for w in waiting) if keep(c)]
+    mine_cards = [c for c in ({"conversation_id": cid, **cards[cid]} for cid in mine) if keep(c)]
+    other_cards = [c for c in ({"conversation_id": cid, "agent": name, **cards[cid]} for cid, name in others)
+                   if keep(c)]
+    for c in (*waiting_cards, *mine_cards, *other_cards):
+        c.pop("_text", None)
+    return {"waiting": waiting_cards, "mine": [c["conversation_id"] for c in mine_cards],
+            "mine_cards": mine_cards, "others": other_cards,
             "agents_online": len(await services.queue.agents_online())}
+
+
+async def _card(request: Request, cid: str) -> dict:
+    """What a queue card shows beyond the queue entry: who (the e-mail address the customer left),
+    the language, the last message and how many customer messages there are (the console counts the
+    unread ones from that). `_text` is what the search looks in (dropped before answering)."""
+    services = services_of(request)
+    session = await services.store.get(cid)
+    state = await services.queue.state(cid)
+    base = {"reason": state.get("reason") or None}
+    if session is None:
+        return {**base, "contact": None, "language": None, "last_message": "", "customer_messages": 0,
+                "_text": cid.casefold()}
+    last = next((e.text for e in reversed(session.history) if e.role == "user"), "")  # the customer's
+    text = " ".join([cid, session.contact_email or "", *(e.text for e in session.history)]).casefold()
+    return {**base, "contact": session.contact_email, "language": session.language,
+            "channel": session.channel, "last_message": last[:160],
+            "customer_messages": sum(1 for e in session.history if e.role == "user"), "_text": text}
 
 
 async def _handoff(coro: Awaitable[T]) -> T:

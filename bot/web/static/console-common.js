@@ -11,7 +11,11 @@ var SB = (function () {
       body: body === undefined ? undefined : JSON.stringify(body)})
       .then(function (r) {
         return r.json().then(function (data) {
-          if (!r.ok) { if (r.status === 401) location.href = "/console/login"; throw data; }
+          if (!r.ok) {
+            // A failed log-in is a 401 too: the log-in page shows it instead of reloading itself.
+            if (r.status === 401 && url !== "/console/api/login") location.href = "/console/login";
+            throw data;
+          }
           if (data && data.csrf) csrf = data.csrf;
           return data;
         });
@@ -23,6 +27,6 @@ var SB = (function () {
     if (text !== undefined && text !== null) n.textContent = text;
     return n;
   }
-  return {session: session, post: function (u, b) { return call("POST", u, b || {}); },
+  return {session: session, call: call, post: function (u, b) { return call("POST", u, b || {}); },
           get: function (u) { return call("GET", u); }, el: el};
 })();

@@ -1,10 +1,17 @@
-/* The console's log-in page (a file of its own: the CSP allows no inline script). */
+/* The console's log-in page (a file of its own: the CSP allows no inline script). A failed log-in
+   says so and keeps the user name; the password field is emptied and focused for another try. */
 SB.session().then(function () {
-  document.getElementById("login").addEventListener("submit", function (e) {
+  var $ = function (id) { return document.getElementById(id); };
+  $("login").addEventListener("submit", function (e) {
     e.preventDefault();
-    SB.post("/console/api/login", {username: document.getElementById("username").value,
-                                   password: document.getElementById("password").value})
+    $("error").textContent = "";
+    SB.post("/console/api/login", {username: $("username").value, password: $("password").value})
       .then(function () { location.href = "/console"; },
-            function (err) { document.getElementById("error").textContent = err.detail || "Login failed"; });
+            function (err) {
+              $("error").textContent = (err && err.error === "bad_credentials")
+                ? "Wrong user name or password." : (err && err.detail) || "Log-in failed.";
+              $("password").value = ""; $("password").setAttribute("aria-invalid", "true");
+              $("password").focus();
+            });
   });
 });

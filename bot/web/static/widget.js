@@ -55,31 +55,61 @@
 
   var CSS = [
     ":host{all:initial;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;}",
-    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;",
+    "button:focus-visible,textarea:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #1a56c4;outline-offset:2px}",
+    "textarea:focus-visible{outline-offset:-3px}",
+    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;min-height:48px;",
     "padding:12px 18px;background:#8a4b2f;color:#fff;font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}",
-    ".panel{position:fixed;right:20px;bottom:76px;z-index:2147483000;width:340px;max-width:calc(100vw - 40px);",
-    "height:480px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;display:none;flex-direction:column;",
+    ".badge{display:inline-block;min-width:20px;margin-left:8px;padding:1px 6px;border-radius:10px;background:#fff;color:#8a1c1c;font-size:12px;font-weight:700;text-align:center}",
+    ".badge[hidden]{display:none}",
+    ".panel{position:fixed;right:20px;bottom:80px;z-index:2147483000;width:360px;max-width:calc(100vw - 40px);",
+    "height:540px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;display:none;flex-direction:column;",
     "box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden}",
     ".panel.open{display:flex}",
-    ".head{background:#8a4b2f;color:#fff;padding:12px 14px;display:flex;justify-content:space-between;align-items:center}",
-    ".head b{font-size:15px}.head small{display:block;opacity:.85;font-size:12px}",
-    ".close{background:none;border:0;color:#fff;font-size:20px;cursor:pointer}",
+    ".head{background:#8a4b2f;color:#fff;padding:8px 6px 8px 14px;display:flex;align-items:center;gap:4px}",
+    ".head .titles{flex:1;min-width:0}.head b{font-size:15px;display:block}.head small{display:block;font-size:12px;line-height:1.3}",
+    ".head button{background:none;border:0;color:#fff;font-size:20px;cursor:pointer;min-width:44px;min-height:44px;border-radius:8px}",
+    ".head button:focus-visible{outline:3px solid #fff;outline-offset:-3px}",
+    ".banner{background:#fff4d6;color:#5c4300;font-size:13px;padding:6px 12px;border-bottom:1px solid #e8d9a8}",
+    ".banner[hidden]{display:none}",
     ".log{flex:1;overflow-y:auto;padding:12px;background:#faf7f4;font-size:14px;line-height:1.4}",
-    ".msg{max-width:85%;margin:6px 0;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
+    ".row{display:flex;flex-direction:column;margin:6px 0}",
+    ".row.from-user{align-items:flex-end}",
+    ".msg{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}",
+    ".msg ul{margin:4px 0;padding-left:18px;white-space:normal}.msg li{margin:2px 0}",
+    ".msg a{color:inherit;text-decoration:underline}",
     ".bot{background:#fff;border:1px solid #e6ddd5;color:#222}",
-    ".user{background:#8a4b2f;color:#fff;margin-left:auto}",
+    ".user{background:#8a4b2f;color:#fff}",
     ".agent{background:#e9f2ec;border:1px solid #c9dfcf;color:#1d3b26}",
     ".agent-name{display:block;font-size:11px;font-weight:600;margin-bottom:2px}",
-    ".system{background:none;color:#666;font-size:12px;text-align:center;margin:8px auto}",
+    ".system{background:none;color:#595959;font-size:12px;text-align:center;margin:0 auto}",
     ".error{background:#fdecea;color:#8a1c1c;border:1px solid #f5c2c0}",
+    ".meta{display:flex;align-items:center;gap:6px;font-size:11px;color:#595959;margin-top:2px;padding:0 4px}",
+    ".meta .failed{color:#a3160e;font-weight:600}",
+    ".meta button{border:1px solid #c9bfb6;background:#fff;color:#3d3d3d;border-radius:12px;padding:2px 8px;cursor:pointer;font-size:12px;min-height:28px;min-width:28px}",
+    ".meta button[aria-pressed=true]{background:#8a4b2f;color:#fff;border-color:#8a4b2f}",
+    ".meta .retry{color:#8a1c1c;border-color:#8a1c1c}",
+    ".votes{display:inline-flex;align-items:center;gap:4px}",
     ".buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}",
     ".buttons button{border:1px solid #8a4b2f;background:#fff;color:#8a4b2f;border-radius:14px;padding:5px 10px;cursor:pointer;font-size:13px}",
-    ".typing{font-size:12px;color:#777;padding:0 12px 6px;min-height:16px;background:#faf7f4}",
-    ".sources{display:block;margin-top:6px;padding-top:4px;border-top:1px solid #eee;font-size:12px;color:#6b6b6b}",
+    ".typing{font-size:12px;color:#595959;padding:0 12px 6px;min-height:16px;background:#faf7f4}",
+    ".typing.slow{color:#7a4a00}",
+    ".sources{display:block;margin-top:6px;padding-top:4px;border-top:1px solid #eee;font-size:12px;color:#5f5f5f}",
     ".streaming{border-style:dashed}",
-    "form{display:flex;border-top:1px solid #eee}",
-    "textarea{flex:1;border:0;padding:10px;font:inherit;font-size:14px;resize:none;height:40px}",
-    "form button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px}"
+    ".contact{display:flex;flex-wrap:wrap;gap:6px;align-items:center;padding:8px 12px;border-top:1px solid #eee;background:#fff;font-size:13px;color:#333}",
+    ".contact[hidden]{display:none}",
+    ".contact p{margin:0;width:100%}",
+    ".contact input{flex:1;min-width:0;font:inherit;font-size:16px;padding:6px 8px;border:1px solid #8c8c8c;border-radius:6px;min-height:32px}",
+    ".contact button{border:0;background:#8a4b2f;color:#fff;border-radius:6px;padding:6px 12px;cursor:pointer;font-size:14px;min-height:34px}",
+    ".contact .note{color:#8a1c1c;width:100%}",
+    "form.compose{display:flex;border-top:1px solid #eee;background:#fff}",
+    "textarea{flex:1;border:0;padding:12px 10px;font:inherit;font-size:16px;resize:none;height:44px;box-sizing:border-box}",
+    "form.compose button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px;min-width:60px;min-height:44px}",
+    "@media (max-width:480px),(max-height:500px){",
+    ".panel{left:0;top:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}",
+    ".panel.open~.launcher{display:none}",
+    ".buttons button,.meta button,.contact button,.contact input{min-height:44px;min-width:44px}",
+    ".msg{max-width:90%}}",
+    "@media (max-height:500px){.head small,.contact p:first-child{display:none}}"
   ].join("");
 
   /* The English catalog, the locale's over it, the domain's strings over both when they are in this
@@ -125,44 +155,155 @@
   var host = el("div", { id: "supportbot-widget", lang: locale });
   var root = host.attachShadow({ mode: "open" });
   var style = el("style"); style.textContent = CSS; root.appendChild(style);
-  var launcher = el("button", { "class": "launcher", "data-sb": "launcher", type: "button" });
-  var panel = el("div", { "class": "panel", "data-sb": "panel", role: "dialog" });
+  var launcher = el("button", { "class": "launcher", "data-sb": "launcher", type: "button",
+                                "aria-expanded": "false", "aria-controls": "sb-panel" });
+  var launcherText = el("span");
+  var badge = el("span", { "class": "badge", "data-sb": "badge", hidden: "" });
+  launcher.appendChild(launcherText); launcher.appendChild(badge);
+  var panel = el("div", { "class": "panel", "data-sb": "panel", role: "dialog", id: "sb-panel" });
   var head = el("div", { "class": "head" });
-  var titleBox = el("div");
-  var title = el("b"); var subtitle = el("small");
+  var titleBox = el("div", { "class": "titles" });
+  var title = el("b"); var subtitle = el("small", { "data-sb": "subtitle" });
   titleBox.appendChild(title); titleBox.appendChild(subtitle);
-  var close = el("button", { "class": "close", type: "button", "data-sb": "close" }, "×");
-  head.appendChild(titleBox); head.appendChild(close);
-  var log = el("div", { "class": "log", "data-sb": "messages", "aria-live": "polite" });
-  var typing = el("div", { "class": "typing", "data-sb": "typing" });
-  var form = el("form", { "data-sb": "form" });
+  var restart = el("button", { type: "button", "data-sb": "new" }, "\u270E");
+  var close = el("button", { "class": "close", type: "button", "data-sb": "close" }, "\u00D7");
+  head.appendChild(titleBox); head.appendChild(restart); head.appendChild(close);
+  var banner = el("div", { "class": "banner", "data-sb": "banner", role: "status", hidden: "" });
+  var log = el("div", { "class": "log", "data-sb": "messages", role: "log", "aria-live": "polite", tabindex: "0" });
+  var typing = el("div", { "class": "typing", "data-sb": "typing", "aria-live": "polite" });
+  var contact = el("form", { "class": "contact", "data-sb": "contact", hidden: "", novalidate: "" });
+  var contactText = el("p");
+  var contactInput = el("input", { type: "email", "data-sb": "email", autocomplete: "email", maxlength: "254" });
+  var contactSave = el("button", { type: "submit", "data-sb": "email-save" });
+  var contactNote = el("p", { "class": "note", "data-sb": "email-note", role: "alert" });
+  contact.appendChild(contactText); contact.appendChild(contactInput); contact.appendChild(contactSave);
+  contact.appendChild(contactNote);
+  var form = el("form", { "class": "compose", "data-sb": "form" });
   var input = el("textarea", { "data-sb": "input", rows: "1", maxlength: "2000" });
   var send = el("button", { type: "submit", "data-sb": "send" });
   form.appendChild(input); form.appendChild(send);
-  panel.appendChild(head); panel.appendChild(log); panel.appendChild(typing); panel.appendChild(form);
+  panel.appendChild(head); panel.appendChild(banner); panel.appendChild(log); panel.appendChild(typing);
+  panel.appendChild(contact); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(launcher);
 
+  function optionalOr(key, fallback) { return optional(key) || optional(fallback); }
   function applyStrings() {
     host.setAttribute("lang", locale);
-    title.textContent = t("title"); subtitle.textContent = optional("subtitle");
+    title.textContent = t("title"); showAvailability();
     input.setAttribute("placeholder", t("placeholder")); input.setAttribute("aria-label", t("input_label"));
-    send.textContent = t("send"); launcher.textContent = t("open_label");
+    send.textContent = t("send"); launcherText.textContent = t("open_label"); showUnread();
     close.setAttribute("aria-label", t("close_label")); panel.setAttribute("aria-label", t("title"));
+    restart.setAttribute("aria-label", optional("new_conversation") || "+");
+    restart.setAttribute("title", optional("new_conversation"));
     log.setAttribute("aria-label", t("messages_label"));
+    banner.textContent = optional("reconnecting");
+    contactText.textContent = optional("email_prompt");
+    contactInput.setAttribute("placeholder", optional("email_placeholder"));
+    contactInput.setAttribute("aria-label", optional("email_placeholder") || "e-mail");
+    contactSave.textContent = optional("email_submit");
   }
   function errorText(data) {  /* the server's detail is English for developers: ours, by its code */
     var code = (data && typeof data.error === "string") ? data.error : "";
     return (code && typeof strings["error_" + code] === "string") ? strings["error_" + code] : t("error");
   }
+
+  /* --- the message log ------------------------------------------------------------------------ */
   function scroll() { log.scrollTop = log.scrollHeight; }
+  /* Kept at the newest message while the list changes size (banner, e-mail field, keyboard), unless
+   * the customer scrolled up to read. */
+  var stick = true;
+  log.addEventListener("scroll", function () { stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 8; });
+  if (window.ResizeObserver) new ResizeObserver(function () { if (stick) scroll(); }).observe(log);
   function clearButtons() {
     Array.prototype.forEach.call(log.querySelectorAll(".buttons"), function (b) { b.remove(); });
   }
-  function addMessage(role, text, who) {
+  /* Text into `node` as DOM: http(s) and mailto links (bare or [text](url)) and, with `rich`,
+   * **bold** and "- " bullet lists. Never markup: every piece of text is a text node. */
+  var INLINE = /\[([^\]\n]{1,300})\]\(((?:https?:\/\/|mailto:)[^\s)]{1,2000})\)|\*\*([^*\n]{1,500})\*\*|((?:https?:\/\/|mailto:)[^\s<>"']{1,2000})/g;
+  function safeHref(url) {
+    try {
+      var u = new URL(url);
+      return (u.protocol === "http:" || u.protocol === "https:" || u.protocol === "mailto:") ? u.href : null;
+    } catch (e) { return null; }
+  }
+  function link(text, url) {
+    var href = safeHref(url);
+    if (!href) return document.createTextNode(text);
+    var a = el("a", { href: href, target: "_blank", rel: "noopener noreferrer nofollow" }, text);
+    return a;
+  }
+  function inline(parent, text, rich) {
+    var last = 0, m, re = new RegExp(INLINE.source, "g");  /* its own: bold recurses */
+    while ((m = re.exec(text)) !== null) {
+      if (m[3] !== undefined && !rich) continue;
+      if (m[1] !== undefined && !rich) continue;
+      parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      if (m[1] !== undefined) parent.appendChild(link(m[1], m[2]));
+      else if (m[3] !== undefined) { var b = el("strong"); inline(b, m[3], false); parent.appendChild(b); }
+      else {
+        var url = m[4].replace(/[.,;:!?]+$/, "");  /* a sentence's full stop is not part of the link */
+        parent.appendChild(link(url, url));
+        if (url.length < m[4].length) parent.appendChild(document.createTextNode(m[4].slice(url.length)));
+      }
+      last = re.lastIndex;
+    }
+    parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+  function render(node, text, rich) {
+    if (!rich) { inline(node, text, false); return; }
+    var lines = String(text).split("\n"), list = null, buffer = [];
+    function flushText() {
+      if (buffer.length) { inline(node, buffer.join("\n"), true); buffer = []; }
+    }
+    lines.forEach(function (line) {
+      var item = /^\s*[-*\u2022]\s+(.*)$/.exec(line);
+      if (item) {
+        flushText();
+        if (!list) { list = el("ul"); node.appendChild(list); }
+        var li = el("li"); inline(li, item[1], true); list.appendChild(li);
+      } else {
+        list = null;
+        buffer.push(line);
+      }
+    });
+    flushText();
+  }
+  function clock(at) {
+    var d = new Date((at || Date.now() / 1000) * 1000);
+    try { return d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" }); }
+    catch (e) { return d.toTimeString().slice(0, 5); }
+  }
+  var unread = 0, baseTitle = document.title;
+  function isOpen() { return panel.classList.contains("open"); }
+  function showUnread() {
+    badge.textContent = unread ? String(unread) : "";
+    if (unread) badge.removeAttribute("hidden"); else badge.setAttribute("hidden", "");
+    /* the visible words first (the accessible name contains them), then the count */
+    if (unread) launcher.setAttribute("aria-label", launcherText.textContent + " " + badge.textContent + ", " +
+                                      t("unread", { count: unread }));
+    else launcher.removeAttribute("aria-label");
+    document.title = unread ? "(" + unread + ") " + baseTitle : baseTitle;
+  }
+  function arrived() {  /* a message from the bot or the team: counted while the panel is closed */
+    if (isOpen()) return;
+    unread += 1; showUnread();
+  }
+  /* One message: a row with its bubble (data-sb=msg-<role>, the text only) and a meta line (time,
+   * and for the customer's own messages the send state; for answers the thumbs). */
+  function addMessage(role, text, who, at) {
+    var row = el("div", { "class": "row from-" + role, "data-sb": "row-" + role });
     var node = el("div", { "class": "msg " + role, "data-sb": "msg-" + role });
     if (who) node.appendChild(el("span", { "class": "agent-name" }, who));
-    node.appendChild(document.createTextNode(text));
-    log.appendChild(node); scroll(); return node;
+    render(node, text, role === "bot" || role === "agent");
+    row.appendChild(node);
+    if (role !== "system") {
+      var meta = el("div", { "class": "meta", "data-sb": "meta" });
+      var when = new Date((at || Date.now() / 1000) * 1000);
+      meta.appendChild(el("time", { datetime: when.toISOString(), "data-sb": "time" }, clock(at)));
+      row.appendChild(meta);
+    }
+    node.row = row;
+    log.appendChild(row); scroll(); return node;
   }
   function addButtons(buttons) {
     if (!buttons || !buttons.length) return;
@@ -174,6 +315,31 @@
     });
     log.appendChild(box); scroll();
   }
+  function addVotes(node, messageId) {
+    var meta = node.row && node.row.querySelector(".meta");
+    if (!meta || !messageId || !optional("vote_up")) return;
+    var box = el("span", { "class": "votes", "data-sb": "votes" });
+    [["up", "vote_up"], ["down", "vote_down"]].forEach(function (v) {  /* words: no emoji font needed */
+      var btn = el("button", { type: "button", "data-sb": "vote-" + v[0], "aria-pressed": "false" }, t(v[1]));
+      btn.addEventListener("click", function () {
+        api("/conversations/" + cid + "/votes", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ message_id: messageId, vote: v[0] })
+        }).then(function (res) {
+          if (!res.ok) return;
+          Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) {
+            b.setAttribute("aria-pressed", b === btn ? "true" : "false");
+          });
+          box.setAttribute("data-voted", v[0]);
+          thanks.textContent = t("vote_thanks");
+        }).catch(function () {});
+      });
+      box.appendChild(btn);
+    });
+    var thanks = el("span", { "class": "thanks", "data-sb": "vote-thanks", "aria-live": "polite" });
+    box.appendChild(thanks);
+    meta.appendChild(box);
+  }
   /* A reply with sources ends with its sources line (after a blank line): shown apart. */
   function fillReply(node, r) {
     var text = r.text, line = null;
@@ -181,16 +347,18 @@
     if (r.sources && r.sources.length && cut > 0) { line = text.slice(cut + 2); text = text.slice(0, cut); }
     node.textContent = "";
     node.classList.remove("streaming");
-    node.appendChild(document.createTextNode(text));
+    render(node, text, true);
     if (line) node.appendChild(el("span", { "class": "sources", "data-sb": "sources" }, line));
   }
-  function showReplies(replies, withButtons, bubble) {
+  function showReplies(replies, withButtons, bubble, messageId, rateable) {
     replies.forEach(function (r, i) {
       var node = (i === 0 && bubble) ? bubble : addMessage("bot", "");
-      fillReply(node, r); scroll();
+      fillReply(node, r);
+      if (rateable && i === replies.length - 1) addVotes(node, messageId);
+      scroll(); arrived();
       if (withButtons) addButtons(r.buttons);
     });
-    if (bubble && !replies.length) bubble.remove();
+    if (bubble && !replies.length) bubble.row.remove();
   }
 
   var stored = storedConversation();
@@ -205,14 +373,13 @@
       localStorage.setItem(storageKey, cid); localStorage.setItem(tokenKey, token);
     });
   }
-  var busy = false;
   var live = null;      /* the open WebSocket, when there is one */
   var pending = {};     /* message id -> the socket send waiting for its replies */
 
   function viaSocket(body) {
     return new Promise(function (resolve, reject) {
       var entry = { resolve: resolve, reject: reject, bubble: null };
-      entry.timer = setTimeout(function () { delete pending[body.message_id]; reject(new Error("timeout")); }, 60000);
+      entry.timer = setTimeout(function () { delete pending[body.message_id]; reject(new Error("timeout")); }, 20000);
       pending[body.message_id] = entry;
       try { live.send(JSON.stringify(body)); } catch (e) {
         clearTimeout(entry.timer); delete pending[body.message_id]; reject(e);
@@ -223,7 +390,7 @@
     var entry = pending[ev.message_id];
     if (!entry) return false;
     if (ev.type === "delta") {
-      typing.textContent = "";
+      setTyping("");
       if (!entry.bubble) { entry.bubble = addMessage("bot", ""); entry.bubble.classList.add("streaming"); }
       entry.bubble.appendChild(document.createTextNode(ev.text)); scroll();
     } else if (ev.type === "replies" || ev.type === "error") {
@@ -239,6 +406,7 @@
     return fetch(server + "/api/v1" + path, options);
   }
 
+  /* REST: a 502/503 is retried with the same message id; a network failure rejects (queued). */
   function post(body, attempt) {
     return api("/conversations/" + cid + "/messages", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
@@ -247,50 +415,150 @@
         return new Promise(function (ok) { setTimeout(ok, 500 * (attempt + 1)); })
           .then(function () { return post(body, attempt + 1); });
       }
-      return res.json().then(function (data) { return { ok: res.ok, data: data }; });
-    }, function (err) {
-      if (attempt < 3) {
-        return new Promise(function (ok) { setTimeout(ok, 500 * (attempt + 1)); })
-          .then(function () { return post(body, attempt + 1); });
-      }
-      throw err;
+      return res.json().catch(function () { return {}; })
+        .then(function (data) { return { ok: res.ok, data: data }; });
     });
   }
 
-  function sendMessage(text, payload) {
-    text = (text || "").trim();
-    if ((!text && !payload) || busy || !cid) return;
-    busy = true; clearButtons();
-    addMessage("user", text || payload);
-    typing.textContent = t("typing");
-    var body = { message_id: newId() };
-    if (payload) body.payload = payload; else body.text = text;
+  /* --- connection state: the banner, and the outbox sent in order ------------------------------ */
+  var offline = false, retryTimer = null, retryDelay = 1000;
+  function setOffline(down) {
+    offline = down;
+    if (down) banner.removeAttribute("hidden"); else banner.setAttribute("hidden", "");
+    host.toggleAttribute("data-offline", down);
+    if (down) {
+      outbox.forEach(function (item) { if (item.state !== "queued") setState(item, "queued"); });
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(function () { retryDelay = Math.min(retryDelay * 2, 15000); flush(); }, retryDelay);
+    } else { retryDelay = 1000; clearTimeout(retryTimer); }
+  }
+  var typingTimer = null, slowTimer = null;
+  function setTyping(text, slow) {
+    typing.textContent = text;
+    typing.classList.toggle("slow", !!slow);
+    clearTimeout(slowTimer);
+  }
+  function waitingForReply() {
+    setTyping(t("typing"));
+    slowTimer = setTimeout(function () { setTyping(optional("slow") || t("typing"), true); }, 8000);
+  }
+  /* A customer message's state in its meta line: sending, sent, queued (offline) or failed (with a
+   * Retry that sends it again under the same message id: the server answers it once). */
+  function setState(item, state) {
+    item.state = state;
+    item.node.row.setAttribute("data-state", state);
+    var meta = item.node.row.querySelector(".meta");
+    var old = meta.querySelector(".state"); if (old) old.remove();
+    var box = el("span", { "class": "state", "data-sb": "state" });
+    if (state === "queued") box.textContent = optional("queued");
+    else if (state === "sent") box.textContent = "\u2713";
+    else if (state === "failed") {
+      box.appendChild(el("span", { "class": "failed" }, optional("failed") || t("error")));
+      var again = el("button", { type: "button", "class": "retry", "data-sb": "retry" }, optional("retry") || "\u21BB");
+      again.addEventListener("click", function () {
+        if (item.error) { item.error.row.remove(); item.error = null; }
+        outbox.push(item); setState(item, "sending"); flush();
+      });
+      box.appendChild(again);
+    }
+    meta.appendChild(box);
+  }
+  var outbox = [], sending = false;
+  function flush() {
+    if (sending || !outbox.length || !cid) return;
+    if (navigator.onLine === false) { setOffline(true); return; }
+    sending = true;
+    var item = outbox[0];
+    waitingForReply();
     var sent = (live && live.readyState === 1)
-      ? viaSocket(body).catch(function () { return post(body, 0); })  /* same id: answered once */
-      : post(body, 0);
+      ? viaSocket(item.body).catch(function () { return post(item.body, 0); })  /* same id: answered once */
+      : post(item.body, 0);
     sent.then(function (r) {
+      outbox.shift(); sending = false; setTyping("");
+      if (offline) setOffline(false);
       if (r.ok && r.data.conversation_token && r.data.conversation_id === cid) {
         token = r.data.conversation_token; localStorage.setItem(tokenKey, token);
       }
-      if (r.ok) showReplies(r.data.replies, true, r.bubble);
+      if (r.ok) { setState(item, "sent"); showReplies(r.data.replies, true, r.bubble, item.body.message_id, r.data.rateable); }
       else {
-        if (r.bubble) r.bubble.remove();
-        addMessage("error", errorText(r.data));
+        if (r.bubble) r.bubble.row.remove();
+        setState(item, "failed");
+        item.error = addMessage("error", errorText(r.data));
       }
-    }, function () { addMessage("error", t("error")); })
-      .then(function () {
-        busy = false; typing.textContent = ""; input.focus();
-        if (needResync) { needResync = false; resync(); }
-      });
+      if (needResync && !outbox.length) { needResync = false; resync(); }
+      flush();
+    }, function () {  /* no network: keep it, in order, and try again */
+      sending = false; setTyping("");
+      setOffline(true);
+    });
   }
+  function sendMessage(text, payload) {
+    text = (text || "").trim();
+    if ((!text && !payload) || !cid) return;
+    clearButtons();
+    var body = { message_id: newId() };
+    if (payload) body.payload = payload; else body.text = text;
+    var item = { body: body, node: addMessage("user", text || payload), state: "sending" };
+    outbox.push(item);
+    setState(item, offline || navigator.onLine === false ? "queued" : "sending");
+    flush();
+  }
+  window.addEventListener("online", function () { retryDelay = 1000; flush(); });
+  window.addEventListener("offline", function () {
+    setOffline(true);
+    if (live) live.close();  /* a socket that looks open sends into nothing: REST after reconnect */
+  });
 
-  function setOpen(open) {
-    panel.classList.toggle("open", open);
-    localStorage.setItem(openKey, open ? "1" : "0");
-    if (open) input.focus();
+  /* --- who is there: the subtitle, and the e-mail field when nobody is ------------------------- */
+  var available = null, contactEmail = null;
+  function showAvailability() {
+    var text = available === null ? optional("subtitle")
+      : optionalOr(available ? "subtitle_online" : "subtitle_offline", "subtitle");
+    subtitle.textContent = text;
+    var ask = available === false && !contactEmail && !!cid && !!optional("email_prompt");
+    if (ask) contact.removeAttribute("hidden"); else contact.setAttribute("hidden", "");
+    if (stick) scroll();
+    host.setAttribute("data-available", available === null ? "" : (available ? "1" : "0"));
   }
-  launcher.addEventListener("click", function () { setOpen(!panel.classList.contains("open")); });
-  close.addEventListener("click", function () { setOpen(false); });
+  function checkAvailability() {
+    return getJSON(server + "/api/v1/availability").then(function (a) {
+      available = !!a.available; showAvailability();
+    }).catch(function () {});
+  }
+  contact.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var email = contactInput.value.trim();
+    if (!/^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$/.test(email)) {
+      contactNote.textContent = optional("email_invalid"); contactInput.setAttribute("aria-invalid", "true");
+      return;
+    }
+    api("/conversations/" + cid + "/contact", {
+      method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: email })
+    }).then(function (res) {
+      if (!res.ok) { contactNote.textContent = optional("email_invalid"); return; }
+      contactEmail = email; contactNote.textContent = ""; contactInput.removeAttribute("aria-invalid");
+      showAvailability();
+      addMessage("system", t("email_saved", { email: email }));
+      input.focus();
+    }).catch(function () { setOffline(true); });
+  });
+
+  function setOpen(open, returnFocus) {
+    panel.classList.toggle("open", open);
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    localStorage.setItem(openKey, open ? "1" : "0");
+    if (open) {
+      unread = 0; showUnread();
+      scroll(); requestAnimationFrame(scroll);
+      input.focus();
+    } else if (returnFocus) launcher.focus();
+  }
+  launcher.addEventListener("click", function () { setOpen(!isOpen(), true); });
+  close.addEventListener("click", function () { setOpen(false, true); });
+  panel.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && !composing) { e.preventDefault(); e.stopPropagation(); setOpen(false, true); }
+  });
+  restart.addEventListener("click", function () { startOver(); });
   form.addEventListener("submit", function (e) {
     e.preventDefault(); var text = input.value; input.value = ""; sendMessage(text);
   });
@@ -311,19 +579,28 @@
     e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
   });
 
+  var ANSWERS = { faq_answer: true, generate: true };
   function restore() {
     if (!cid) return newConversation().then(greet, function () {});
     return api("/conversations/" + cid).then(function (res) {
       if (res.status === 404) { return newConversation().then(greet, function () {}); }  /* expired */
       if (!res.ok) return;
       return res.json().then(function (data) {
-        if (optional("greeting")) addMessage("bot", optional("greeting"));
+        greet();
+        contactEmail = data.contact_email || null;
         var last = null;
-        data.history.forEach(function (e) {
+        data.history.forEach(function (e, i) {
           var role = (e.role === "user" || e.role === "agent" || e.role === "system") ? e.role : "bot";
-          addMessage(role, e.text, role === "agent" ? e.agent : null); last = e;
+          var node = addMessage(role, e.text, role === "agent" ? e.agent : null, e.at);
+          if (role === "user") node.row.setAttribute("data-state", "sent");
+          var next = data.history[i + 1];
+          if (role === "bot" && ANSWERS[e.action] && !(next && next.role === "bot" && next.message_id === e.message_id)) {
+            addVotes(node, e.message_id);
+          }
+          last = e;
         });
         if (last && last.role === "bot") addButtons(last.buttons);
+        scroll();
       });
     }).catch(function () {});
   }
@@ -333,51 +610,76 @@
   /* After a Redis restart the server subscribes again and says "resync": what was published in
    * between is only in the stored conversation, so the log is drawn again from it. */
   var needResync = false;
+  function clearLog() { while (log.firstChild) log.removeChild(log.firstChild); }
   function resync() {
-    if (busy) { needResync = true; return; }
-    while (log.firstChild) log.removeChild(log.firstChild);
+    if (sending || outbox.length) { needResync = true; return; }
+    clearLog();
     restore();
+  }
+  /* A new conversation: the old one stays in the transcripts, this browser forgets it. */
+  function startOver() {
+    return newConversation().then(function () {
+      outbox = []; sending = false; setTyping(""); contactEmail = null;
+      clearLog(); greet(); showAvailability();
+      if (live) { var old = live; live = null; old.close(); }
+      host.setAttribute("data-cid", cid);
+      input.focus();
+    }, function () { setOffline(true); });
   }
 
   /* Live events from the team (agent joined, agent messages, typing, back to the bot). */
-  var typingTimer = null;
+  var socketFailures = 0;
   function listen(delay) {
     var url = server.replace(/^http/, "ws") + "/api/v1/conversations/" + (cid || "") + "/ws";
     var ws;
     if (!cid || !token) { setTimeout(function () { listen(delay); }, delay || 1000); return; }
     try { ws = new WebSocket(url, ["supportbot", "token." + token]); } catch (e) { return; }
-    ws.onopen = function () { delay = 1000; live = ws; host.setAttribute("data-live", "1"); };
+    var mine = cid;
+    ws.onopen = function () {
+      if (mine !== cid) { ws.close(); return; }
+      delay = 1000; socketFailures = 0; live = ws; host.setAttribute("data-live", "1");
+      if (offline && navigator.onLine !== false) setOffline(false);
+      flush();
+    };
     ws.onmessage = function (m) {
       var ev; try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (mine !== cid) return;
       if (ev.message_id && onTurnFrame(ev)) return;
-      if (ev.type === "agent_joined") addMessage("system", ev.text);
-      else if (ev.type === "agent_message") { typing.textContent = ""; addMessage("agent", ev.text, ev.agent); }
+      if (ev.type === "agent_joined") { addMessage("system", ev.text); arrived(); }
+      else if (ev.type === "agent_message") { setTyping(""); addMessage("agent", ev.text, ev.agent, ev.at); arrived(); }
       else if (ev.type === "agent_typing") {
-        typing.textContent = t("agent_typing", { agent: ev.agent || "" }); clearTimeout(typingTimer);
-        typingTimer = setTimeout(function () { typing.textContent = ""; }, 5000);
-      } else if (ev.type === "bot_back" || ev.type === "closed") addMessage("bot", ev.text);
+        setTyping(t("agent_typing", { agent: ev.agent || "" })); clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { setTyping(""); }, 5000);
+      } else if (ev.type === "bot_back" || ev.type === "closed") { addMessage("bot", ev.text); arrived(); }
       else if (ev.type === "resync") resync();
     };
     ws.onclose = function () {
       if (live === ws) live = null;
       Object.keys(pending).forEach(function (id) {  /* finish them over REST, same message id */
         var entry = pending[id]; delete pending[id]; clearTimeout(entry.timer);
-        if (entry.bubble) entry.bubble.remove();
+        if (entry.bubble) entry.bubble.row.remove();
         entry.reject(new Error("socket closed"));
       });
       host.removeAttribute("data-live");
+      if (mine !== cid) { listen(1000); return; }  /* a new conversation: its own socket */
+      socketFailures += 1;
+      if (socketFailures > 1 || navigator.onLine === false) setOffline(true);
       setTimeout(function () { listen(Math.min((delay || 1000) * 2, 30000)); }, delay || 1000);
     };
   }
 
   function mount() {
     document.body.appendChild(host);
+    showUnread();
     loadStrings().catch(function () {}).then(applyStrings)
       .then(restore)
       .then(function () {
+        showAvailability();
         if (localStorage.getItem(openKey) === "1") setOpen(true);
         host.setAttribute("data-ready", "1");
         listen(1000);
+        checkAvailability();
+        setInterval(checkAvailability, 60000);
       });
   }
   window.SupportBotWidget = { open: function () { setOpen(true); }, conversationId: function () { return cid; },

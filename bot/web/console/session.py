@@ -58,8 +58,9 @@ async def admin_page(request: Request) -> Response:
     agent = await session_agent(request)
     if agent is None:
         return RedirectResponse("/console/login", status_code=303)
-    if agent.role != "admin":  # a person in a browser: a page; an API client: a JSON error
-        if "text/html" not in request.headers.get("accept", ""):
+    if agent.role != "admin":  # the page, unless the client asked for JSON only
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/html" not in accept:
             raise ApiError(403, "forbidden", "admins only")
         return FileResponse(STATIC / "forbidden.html", status_code=403)
     return FileResponse(STATIC / "admin.html")

@@ -5,9 +5,6 @@ A screenshot goes to tmp_path (with UPDATE_SCREENSHOTS=1 to docs/analytics.png).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tarfile
 import uuid
 from pathlib import Path
 
@@ -15,27 +12,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bot.storage.db import make_engine
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, axe_violations, by_impact
 from tests.integration.test_analytics import seed
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def axe_core(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """axe-core 4 from the npm registry, fetched into a temporary folder (never committed)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to fetch axe-core for this test")
-        pytest.skip("npm not installed")
-    folder = tmp_path_factory.mktemp("axe-core-analytics")
-    subprocess.run([npm, "pack", "axe-core@4", "--silent"], cwd=folder, check=True, capture_output=True,
-                   timeout=180)
-    with tarfile.open(next(folder.glob("axe-core-*.tgz"))) as tar:
-        tar.extract("package/axe.min.js", folder, filter="data")
-    return folder / "package" / "axe.min.js"
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +30,7 @@ def seeded(server: str) -> str:
     return server
 
 
-def test_an_admin_reads_the_analytics(seeded: str, browser: Browser, agent_account: str, axe_core: Path,
+def test_an_admin_reads_the_analytics(seeded: str, browser: Browser, agent_account: str, axe_js: Path,
                                       tmp_path: Path) -> None:
     server = seeded
     ctx = browser.new_context(bypass_csp=True, accept_downloads=True,  # (bypass: only to inject axe)
@@ -100,11 +81,7 @@ def test_an_admin_reads_the_analytics(seeded: str, browser: Browser, agent_accou
         assert lines[0].startswith("bucket,conversations,messages,resolved,resolution_rate")
         assert lines[1].startswith("2026-11-23,") and lines[2].startswith("2026-11-30,2,3,0")
 
-        page.add_script_tag(path=str(axe_core))
-        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        found: dict[str, list[str]] = {}
-        for v in result["violations"]:
-            found.setdefault(v["impact"] or "unknown", []).append(v["id"])
+        found = by_impact(axe_violations(page, axe_js))
         print("axe-core violations by impact:", {k: len(v) for k, v in found.items()}, found)
         assert not found.get("serious") and not found.get("critical"), found
         assert not errors, errors

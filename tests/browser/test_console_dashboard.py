@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, axe_violations, by_impact
 
 pytestmark = pytest.mark.browser
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -54,22 +51,6 @@ def admin_api(server: str, agent_account: str) -> Iterator[tuple[httpx.Client, s
                           headers={"X-CSRF-Token": csrf})
             assert made.status_code in (201, 422), made.text
         yield c, csrf
-
-
-@pytest.fixture(scope="module")
-def axe_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """axe-core 4 from the npm registry, fetched into a temporary folder (never committed)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to fetch axe-core for this test")
-        pytest.skip("npm not installed")
-    folder = tmp_path_factory.mktemp("axe-core")
-    subprocess.run([npm, "pack", "axe-core@4", "--silent"], cwd=folder, check=True,
-                   capture_output=True, timeout=180)
-    with tarfile.open(next(folder.glob("axe-core-*.tgz"))) as tar:
-        tar.extract("package/axe.min.js", folder, filter="data")
-    return folder / "package" / "axe.min.js"
 
 
 def hand_off(server: str, cid: str, *texts: str) -> dict[str, str]:
@@ -262,15 +243,6 @@ def test_admin_disables_an_agent_and_resets_a_password(server: str, browser: Bro
         other_ctx.close()
 
 
-def axe_counts(page: Page, axe: Path) -> dict[str, list[str]]:
-    page.add_script_tag(path=str(axe))
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    found: dict[str, list[str]] = {}
-    for v in result["violations"]:
-        found.setdefault(v["impact"] or "unknown", []).append(v["id"])
-    return found
-
-
 def test_axe_finds_no_serious_or_critical_violations(server: str, browser: Browser, admin_api: tuple,
                                                       axe_js: Path, tmp_path: Path) -> None:
     ctx = browser.new_context(bypass_csp=True)  # (only so that axe itself can be injected)
@@ -282,7 +254,7 @@ def test_axe_finds_no_serious_or_critical_violations(server: str, browser: Brows
         page.fill("#password", "wrong-password-here")
         page.click("#submit")
         expect(page.locator("#error")).not_to_be_empty()
-        report["login"] = axe_counts(page, axe_js)
+        report["login"] = by_impact(axe_violations(page, axe_js))
         log_in(page, server, "maria", PASSWORD)
         cid = f"axe-{uuid.uuid4().hex[:8]}"
         hand_off(server, cid, "my kettle is broken")
@@ -290,10 +262,10 @@ def test_axe_finds_no_serious_or_critical_violations(server: str, browser: Brows
         expect(page.locator("body[data-ready='1']")).to_be_attached(timeout=15_000)
         page.locator(f"#queue [data-cid='{cid}']").click()
         expect(page.locator("#conv-title")).to_have_attribute("title", cid)
-        report["console"] = axe_counts(page, axe_js)
+        report["console"] = by_impact(axe_violations(page, axe_js))
         page.goto(f"{server}/console/admin")
         expect(page.locator("body[data-ready='1']")).to_be_attached(timeout=15_000)
-        report["admin"] = axe_counts(page, axe_js)
+        report["admin"] = by_impact(axe_violations(page, axe_js))
     finally:
         ctx.close()
     (tmp_path / "axe.json").write_text(json.dumps(report, indent=1))

@@ -3,10 +3,6 @@ never committed) talks to supportbot unchanged over the socket.io channel."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,21 +18,6 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>rasa-webchat t
                    socketPath: "/socket.io/", title: "Rasa widget", params: {storage: "session"},
                    customData: {language: "en"}}, null);
 </script></body></html>"""
-
-
-@pytest.fixture(scope="session")
-def webchat_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to fetch rasa-webchat for this test")
-        pytest.skip("npm not installed")
-    folder = tmp_path_factory.mktemp("rasa-webchat")
-    subprocess.run([npm, "pack", "rasa-webchat@1.0.1", "--silent"], cwd=folder, check=True,
-                   capture_output=True, timeout=180)
-    with tarfile.open(next(folder.glob("rasa-webchat-*.tgz"))) as tar:
-        tar.extract("package/lib/index.js", folder, filter="data")
-    return folder / "package" / "lib" / "index.js"
 
 
 def test_rasa_webchat_talks_to_supportbot(server: str, page: Page, webchat_js: Path, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.browser.test_rasa_webchat import webchat_js  # noqa: F401  (the same fetched widget)
 from tests.conftest import HELPDESK_PROJECT, ROOT
 from tests.e2e.conftest import serve_rasa_project
 
@@ -55,7 +54,7 @@ def helpdesk_server(helpdesk_assets: Path, helpdesk_action_server: str,
 
 
 def test_rasa_webchat_completes_the_helpdesk_incident_form(
-        helpdesk_server: tuple[str, Path], page: Page, webchat_js: Path, tmp_path: Path) -> None:  # noqa: F811
+        helpdesk_server: tuple[str, Path], page: Page, webchat_js: Path, tmp_path: Path) -> None:
     server, log = helpdesk_server
 
     def shows(locator: Locator, text: str | re.Pattern[str], step: str) -> None:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import APIRequestContext, Browser, Page, Playwright, expect
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, axe_violations
 from tests.browser.test_widget import open_widget, send
 
 pytestmark = pytest.mark.browser
@@ -405,39 +402,14 @@ def test_desktop_screenshot(server: str, page: Page, tmp_path: Path) -> None:
     assert (tmp_path / "widget-desktop.png").stat().st_size > 10_000
 
 
-# axe-core, fetched from npm by the test (never committed), on the widget closed and open.
-@pytest.fixture(scope="session")
-def axe_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to fetch axe-core for this test")
-        pytest.skip("npm not installed")
-    folder = tmp_path_factory.mktemp("axe-core")
-    subprocess.run([npm, "pack", "axe-core@4", "--silent"], cwd=folder, check=True,
-                   capture_output=True, timeout=180)
-    with tarfile.open(next(folder.glob("axe-core-*.tgz"))) as tar:
-        tar.extract("package/axe.min.js", folder, filter="data")
-    return folder / "package" / "axe.min.js"
-
-
-def axe_violations(page: Page, axe_js: Path) -> list[dict[str, Any]]:
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_js.read_text(encoding="utf-8"))  # evaluated, not a <script>: the CSP stays
-    result = page.evaluate("""() => axe.run({include: [['#supportbot-widget']]},
-        {resultTypes: ['violations']})""")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-            for v in result["violations"]]
-
-
 def test_widget_passes_axe_core(server: str, page: Page, axe_js: Path) -> None:
     page.goto(server)
     ready(page)
-    closed = axe_violations(page, axe_js)
+    closed = axe_violations(page, axe_js, "#supportbot-widget")
     page.locator("[data-sb=launcher]").click()
     send(page, "how long does delivery take?")
     expect(page.locator("[data-sb=vote-up]").last).to_be_visible(timeout=15_000)
-    opened = axe_violations(page, axe_js)
+    opened = axe_violations(page, axe_js, "#supportbot-widget")
     print("axe-core violations: closed", closed, "open", opened)
     serious = [v for v in closed + opened if v["impact"] in ("serious", "critical")]
     assert serious == [], serious

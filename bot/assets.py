@@ -21,8 +21,12 @@ def training_examples(settings: Settings, data: Path | None = None) -> list[Exam
     """The labelled messages the intent model learns: a Rasa project's every NLU file, else
     the support logs (or nlu.yml, or CSV) at `data` or `settings.training_data`."""
     if data is None and settings.rasa.project is not None:
-        return [Example(e.text, e.intent) for e in rasa_nlu(settings).examples]
+        return rasa_examples(rasa_nlu(settings))
     return load_examples(data or settings.training_data)
+
+
+def rasa_examples(nlu: RasaNluData) -> list[Example]:
+    return [Example(e.text, e.intent) for e in nlu.examples]
 
 
 def rasa_nlu(settings: Settings) -> RasaNluData:
@@ -35,27 +39,30 @@ def train_model(settings: Settings, data: Path | None = None, out: Path | None =
     a Rasa project, the entity tagger on the fine-tuned encoder)."""
     console = console or Console(stderr=True)
     model_dir = out or settings.model_dir
-    manifest = _train(training_examples(settings, data), settings.train, model_dir,
-                      settings.models.base_model, console)
+    project = settings.rasa.project if data is None else None
+    nlu = rasa_nlu(settings) if project is not None else None  # read once: intents and entities
+    examples = rasa_examples(nlu) if nlu is not None else training_examples(settings, data)
+    manifest = _train(examples, settings.train, model_dir, settings.models.base_model, console)
     export_onnx(settings, model_dir, manifest, console)
-    if data is None and settings.rasa.project is not None:
-        train_entities(settings, model_dir, console)
+    if project is not None and nlu is not None:
+        train_entities(settings, project, nlu, model_dir, console)
     elif data is None and out is None and settings.multilingual_model_dir is not None:
         train_multilingual_model(settings, console)
     return manifest
 
 
-def train_entities(settings: Settings, model_dir: Path, console: Console) -> None:
+def train_entities(settings: Settings, project_dir: Path, nlu: RasaNluData, model_dir: Path,
+                   console: Console) -> None:
     """A Rasa project's entities: BIO tags learned on the intent model's encoder, plus its regexes,
     lookup tables, synonyms and Duckling's dimensions (from built-in patterns)."""
     from bot.nlu.entities import EntityExtractor
     from bot.rasa.project import RasaProject
 
-    project = RasaProject.load(settings.rasa.project or Path("."))
+    project = RasaProject.load(project_dir)
     manifest = Manifest.load(model_dir)
     encoder = str(model_dir / "model") if (model_dir / "model").is_dir() else manifest.base_model
     started = time.perf_counter()
-    EntityExtractor.train(rasa_nlu(settings), encoder, model_dir / "entities",
+    EntityExtractor.train(nlu, encoder, model_dir / "entities",
                           dimensions=project.config.entity_dimensions, seed=settings.train.seed)
     console.print(f"entity tagger trained in {time.perf_counter() - started:.0f}s")
 

@@ -1,19 +1,23 @@
-"""Analytics benchmark: the console's analytics queries (bot/storage/analytics.py) on PostgreSQL with
-100k and 1M synthetic turns, with the indexes of migration 0008 and without them (the baseline,
-measured in the same run on the same data).
+"""Analytics benchmark: the console's analytics page on PostgreSQL with 100k and 1M synthetic turns,
+read from the rollup (bot/storage/analytics_rollup.py, migration 0009) and from the transcripts by the
+reference SQL (bot/storage/analytics.py, with migration 0008's indexes), in the same run on the same
+data; and what the rollup's triggers add to writing a turn (`TranscriptStore.record`), on SQLite and
+PostgreSQL, with and without them.
 
 A temporary database is created on the PostgreSQL server (SUPPORTBOT_TEST_PG, as the tests'
 `pg_url` fixture does) and dropped at the end. The data are generated here (a fixed seed): 5 turns per
 conversation on average, 90 days, 4 channels, 4 languages, a mix of FAQ answers, composed answers,
 forms, fallbacks and hand-offs, thumbs and "did that answer" feedback, agent messages after
-hand-offs and CSAT ratings. Each query runs once to warm the cache, then `--repeat` times; the median
-is reported. Two page views: the default (the last 30 days, every channel, per day) and the whole 90
-days per week for one channel. PostgreSQL is asked for at most one parallel worker per query (two
-processes: the "2 cores" of the goal). The load average is read before and after.
+hand-offs and CSAT ratings. They are loaded by COPY (the triggers mark the days), then the rollup is
+rebuilt (timed). Each query runs once to warm the cache, then `--repeat` times; the median is
+reported. Two page views: the default (the last 30 days, every channel, per day) and the whole 90
+days per week for one channel; for the rollup also "a day changed": the last day is marked as
+changed before each run, so the page pays for recomputing it (what a page view costs while turns
+arrive). PostgreSQL is asked for at most one parallel worker per query (two processes: the "2 cores"
+of the goal). The load average is read before and after.
 
-    .venv/bin/python benchmarks/analytics.py [--sizes 100000 1000000] [--repeat 5]
+    .venv/bin/python benchmarks/analytics.py [--sizes 100000 1000000] [--repeat 5] [--write-turns 3000]
 """
-
 from __future__ import annotations
 
 import importlib.util
@@ -23,6 +27,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,11 +45,14 @@ from sqlalchemy import create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from benchmarks.common import RESULTS, arg_parser  # noqa: E402
+from bot.storage import rollup  # noqa: E402
 from bot.storage.analytics import Analytics, Filters  # noqa: E402
-from bot.storage.db import migrate  # noqa: E402
+from bot.storage.analytics_rollup import RollupAnalytics  # noqa: E402
+from bot.storage.db import TranscriptStore, make_engine, migrate  # noqa: E402
+from bot.types import Action, Hit, Parse, Turn  # noqa: E402
 
 PG_ADMIN = os.environ.get("SUPPORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MIGRATION = Path(__file__).resolve().parents[1] / "bot/storage/migrations/versions/0008_analytics.py"
+VERSIONS = Path(__file__).resolve().parents[1] / "bot/storage/migrations/versions"
 END = date(2026, 12, 6)  # the last day of the synthetic data
 DAYS = 90
 GOAL_MS = 300.0
@@ -185,20 +193,22 @@ def vacuum(engine: Engine) -> None:
         conn.execute(text("VACUUM ANALYZE"))
 
 
-def migration() -> Any:
-    spec = importlib.util.spec_from_file_location("migration_0008", MIGRATION)
+def migration(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", VERSIONS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def set_indexes(engine: Engine, present: bool) -> None:
-    m = migration()
+def set_triggers(engine: Engine, present: bool) -> None:
+    """Migration 0009's triggers on or off (the write path's before/after)."""
+    m = migration("0009_analytics_rollup")
     with engine.begin() as conn:
         ops = Operations(MigrationContext.configure(conn))
-        (m.create_indexes if present else m.drop_indexes)(ops)
-    vacuum(engine)
+        m.drop_triggers(ops)
+        if present:
+            m.create_triggers(ops)
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> float:
@@ -217,27 +227,82 @@ def views() -> dict[str, Filters]:
                                               bucket="week")}
 
 
-def measure(engine: Engine, repeat: int) -> dict[str, dict[str, float]]:
-    a = Analytics(engine)
-    out: dict[str, dict[str, float]] = {}
+PARTS: dict[str, Callable[[Analytics, Any, Filters], Any]] = {
+    "volume + resolution": lambda a, c, f: a.conversations_by_bucket(c, f),
+    "messages + satisfaction": lambda a, c, f: a.turns_by_bucket(c, f),
+    "hand-off reasons": lambda a, c, f: a.handoff_reasons(c, f),
+    "ratings": lambda a, c, f: a.ratings(c, f),
+    "agent times": lambda a, c, f: a.agent_times(c, f),
+    "top intents": lambda a, c, f: a.top_intents(c, f),
+    "unanswered": lambda a, c, f: a.unanswered(c, f),
+    "faq usage": lambda a, c, f: a.faq_usage(c, f),
+}
+PAGE = "whole page (report)"
+
+
+def measure(engine: Engine, repeat: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per view: each query and the whole page from the transcripts (`raw`) and from the rollup;
+    the rollup's page again with the last day marked as changed before each run."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for view, f in views().items():
-        parts: dict[str, Callable[[Any], Any]] = {
-            "volume + resolution": lambda c, f=f: a.conversations_by_bucket(c, f),
-            "messages + satisfaction": lambda c, f=f: a.turns_by_bucket(c, f),
-            "hand-off reasons": lambda c, f=f: a.handoff_reasons(c, f),
-            "ratings": lambda c, f=f: a.ratings(c, f),
-            "agent times": lambda c, f=f: a.agent_times(c, f),
-            "top intents": lambda c, f=f: a.top_intents(c, f),
-            "unanswered": lambda c, f=f: a.unanswered(c, f),
-            "faq usage": lambda c, f=f: a.faq_usage(c, f),
-        }
-        row: dict[str, float] = {}
-        with engine.connect() as conn:
-            for name, q in parts.items():
-                row[name] = timed(lambda q=q, conn=conn: q(conn), repeat)
-        row["whole page (report)"] = timed(lambda f=f: a.report(f), repeat)
+        row: dict[str, dict[str, float]] = {}
+        for name, a in (("raw", Analytics(engine)), ("rollup", RollupAnalytics(engine))):
+            times: dict[str, float] = {}
+            with engine.connect() as conn:
+                for part, q in PARTS.items():
+                    times[part] = timed(lambda q=q, a=a, conn=conn, f=f: q(a, conn, f), repeat)
+            times[PAGE] = timed(lambda a=a, f=f: a.report(f), repeat)
+            row[name] = times
+        rolled = RollupAnalytics(engine)
+
+        def changed_day(f: Filters = f, rolled: RollupAnalytics = rolled) -> Any:
+            with engine.begin() as conn:
+                conn.execute(rollup.dirty_days.insert().values(day=END))
+            return rolled.report(f)
+
+        row["rollup, a day changed"] = {PAGE: timed(changed_day, repeat)}
+        assert rolled.report(f).as_dict() == Analytics(engine).report(f).as_dict(), view
         out[view] = row
     return out
+
+
+def turn(rng: random.Random, cid: str, k: int) -> Turn:
+    """A turn as the pipeline hands it to the transcript store."""
+    text = question(rng)
+    faq = rng.random() < 0.55
+    hit = Hit(entry_id=rng.choice(FAQ), question="q", answer="a", category="c", score=0.7) if faq else None
+    action = Action(kind="faq_answer" if faq else "respond", name="faq" if faq else "utter_greet",
+                    faq_hit=hit)
+    return Turn(conversation_id=cid, channel="web", message_id=f"m{k}", text=text,
+                parse=Parse(text=text, intent=rng.choice(INTENTS), confidence=0.9), action=action,
+                replies=[], latency_ms=10.0)
+
+
+def write_cost(without_url: str, with_url: str, n: int) -> dict[str, Any]:
+    """Median ms of `TranscriptStore.record` per turn (5 turns per conversation) on two databases, one
+    without the rollup's triggers and one with them, alternating turn by turn (so load from other work
+    falls on both alike)."""
+    stores: dict[str, TranscriptStore] = {}
+    for variant, url in (("without triggers", without_url), ("with triggers", with_url)):
+        engine = make_engine(url)
+        migrate(engine)
+        set_triggers(engine, present=variant == "with triggers")
+        stores[variant] = TranscriptStore(engine)
+    rng = random.Random(3)
+    runs: dict[str, list[float]] = {v: [] for v in stores}
+    for i in range(n // 5):
+        for k in range(5):
+            t = turn(rng, f"w{i}", k)
+            for variant in (sorted(stores) if (i + k) % 2 else sorted(stores, reverse=True)):
+                t0 = time.perf_counter()
+                stores[variant].record(t)
+                runs[variant].append((time.perf_counter() - t0) * 1000)
+    for store in stores.values():
+        store.engine.dispose()
+    before, after = (statistics.median(runs[v]) for v in ("without triggers", "with triggers"))
+    return {"turns_per_variant": len(runs["with triggers"]),
+            "median_ms_without_triggers": round(before, 3), "median_ms_with_triggers": round(after, 3),
+            "added_ms": round(after - before, 3), "ratio": round(after / before, 3)}
 
 
 def two_workers(engine: Engine) -> None:
@@ -252,6 +317,7 @@ def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--write-turns", type=int, default=3000, help="turns per variant")
     args = parser.parse_args()
     console = Console()
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -259,7 +325,8 @@ def main() -> None:
     name = f"sbbench_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    engine = create_engine(url)
     two_workers(engine)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
                                "cpus": os.cpu_count(), "goal_ms_at_1m": GOAL_MS,
@@ -272,33 +339,47 @@ def main() -> None:
             t0 = time.perf_counter()
             counts = load(engine, size)
             loaded_s = round(time.perf_counter() - t0, 1)
-            console.print(f"{size:,} turns loaded in {loaded_s} s: {counts}")
-            set_indexes(engine, present=False)
-            without = measure(engine, args.repeat)
-            set_indexes(engine, present=True)
-            with_ix = measure(engine, args.repeat)
-            results["sizes"][str(size)] = {"rows": counts, "load_s": loaded_s, "without_indexes_ms": without,
-                                           "with_indexes_ms": with_ix}
+            t0 = time.perf_counter()
+            rollup.rebuild(engine)
+            vacuum(engine)
+            rebuild_s = round(time.perf_counter() - t0, 1)
+            console.print(f"{size:,} turns loaded in {loaded_s} s, rollup rebuilt in {rebuild_s} s: {counts}")
+            ms = measure(engine, args.repeat)
+            results["sizes"][str(size)] = {
+                "rows": counts, "load_s": loaded_s, "rollup_rebuild_s": rebuild_s, "ms": ms,
+                "page_ratio_raw_to_rollup": {v: round(r["raw"][PAGE] / r["rollup"][PAGE], 1)
+                                             for v, r in ms.items()}}
+            console.print(results["sizes"][str(size)]["page_ratio_raw_to_rollup"])
+        engine.dispose()
+        with tempfile.TemporaryDirectory() as tmp:
+            with admin.connect() as conn:
+                for db in ("w0", "w1"):
+                    conn.execute(text(f'CREATE DATABASE "{name}_{db}"'))
+            results["write_path"] = {
+                "sqlite": write_cost(f"sqlite:///{tmp}/w0.db", f"sqlite:///{tmp}/w1.db", args.write_turns),
+                "postgresql": write_cost(f"{url}_w0", f"{url}_w1", args.write_turns)}
     finally:
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for db in ("w0", "w1"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}_{db}" WITH (FORCE)'))
         admin.dispose()
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
-    table = Table(title="Analytics queries on PostgreSQL (median ms, without and with migration 0008's "
-                        "indexes)")
-    table.add_column("turns")
-    table.add_column("view")
-    table.add_column("query")
-    table.add_column("no indexes", justify="right")
-    table.add_column("indexes", justify="right")
+    table = Table(title="Analytics page on PostgreSQL (median ms): the reference SQL over the transcripts "
+                        "vs the rollup")
+    for col in ("turns", "view", "query", "raw", "rollup", "rollup, a day changed"):
+        table.add_column(col, justify="right" if col.startswith(("raw", "rollup")) else "left")
     for size, r in results["sizes"].items():
-        for view, row in r["with_indexes_ms"].items():
-            for q, ms in row.items():
-                before = r["without_indexes_ms"][view][q]
-                table.add_row(f"{int(size):,}", view, q, f"{before:.1f}", f"{ms:.1f}")
+        for view, row in r["ms"].items():
+            for q, raw_ms in row["raw"].items():
+                changed = row["rollup, a day changed"].get(q)
+                table.add_row(f"{int(size):,}", view, q, f"{raw_ms:.1f}", f"{row['rollup'][q]:.1f}",
+                              "" if changed is None else f"{changed:.1f}")
     console.print(table)
+    for db, w in results.get("write_path", {}).items():
+        console.print(f"TranscriptStore.record on {db}: {w}")
     console.print(f"load average before {load_before}, after {results['load_average_after']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "analytics.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -24,6 +24,7 @@ from bot.generation.base import Generator
 from bot.generation.guard import GroundingChecker, PiiMasker
 from bot.generation.service import GenerationService
 from bot.handoff.agents import AgentStore
+from bot.handoff.attachments import AttachmentService
 from bot.handoff.console_sessions import ConsoleSessions, RedisConsoleSessions
 from bot.handoff.hours import BusinessHours
 from bot.handoff.queue import HandoffQueue, RedisHandoffQueue
@@ -45,7 +46,10 @@ from bot.sessions.counters import RedisWindowCounter
 from bot.sessions.embedded import EmbeddedRedis
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import RedisSessionStore, connect
+from bot.storage import rollup
 from bot.storage.agents import AgentRecords
+from bot.storage.attachments import AttachmentRecords
+from bot.storage.blobs import attachment_store
 from bot.storage.db import TranscriptStore, make_engine, migrate
 
 if TYPE_CHECKING:
@@ -81,6 +85,7 @@ class Services:
     counters: RedisWindowCounter  # the rate limits' fixed windows (bot/web/ratelimit.py's Limiter)
     generation: GenerationService | None = None
     rasa: RasaDialogue | None = None  # a Rasa project's dialogue (settings.rasa.project)
+    attachments: AttachmentService | None = None  # customers' photos (bot/handoff/attachments.py)
 
 
 def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
@@ -128,28 +133,45 @@ def load_models(settings: Settings) -> Models:
 
 
 async def purge_expired(settings: Settings, transcripts: TranscriptStore, review: ReviewLog,
-                        days: int | None = None) -> dict[str, int]:
+                        days: int | None = None, attachments: AttachmentRecords | None = None
+                        ) -> dict[str, int]:
     """Delete what is older than the retention period (`days`, else the setting): transcript rows
-    in SQL and review entries in Redis; rows and entries per kind ({} when kept forever)."""
+    in SQL, review entries in Redis and customers' images (rows and bytes); rows and entries per
+    kind ({} when kept forever)."""
     days = settings.storage.transcript_retention_days if days is None else days
     if not days:
         return {}
     before = datetime.now(UTC) - timedelta(days=days)
     counts = await asyncio.to_thread(transcripts.purge, before)
     counts["review_entries"] = await review.purge(before.timestamp())
+    if attachments is not None:
+        counts["attachments"] = await asyncio.to_thread(attachments.purge, before)
     log.info("purged transcripts older than %d days: %s", days, counts)
     return counts
 
 
-async def purge_periodically(settings: Settings, transcripts: TranscriptStore, review: ReviewLog) -> None:
+async def purge_periodically(settings: Settings, transcripts: TranscriptStore, review: ReviewLog,
+                             attachments: AttachmentRecords | None = None) -> None:
     """At start-up, then every `transcript_purge_every_s`, until cancelled. A failed purge is
     logged and tried again next time: retention must not take the bot down."""
     while True:
         try:
-            await purge_expired(settings, transcripts, review)
+            await purge_expired(settings, transcripts, review, attachments=attachments)
         except Exception:
             log.warning("purging expired transcripts failed", exc_info=True)
         await asyncio.sleep(settings.storage.transcript_purge_every_s)
+
+
+async def refresh_analytics_periodically(settings: Settings, engine: Engine) -> None:
+    """Fold the days changed since the last refresh into the analytics rollup, every
+    `analytics_refresh_every_s`: the day marks the triggers write stay few even when nobody opens
+    the analytics page, and the page has little left to do when someone does."""
+    while True:
+        await asyncio.sleep(settings.storage.analytics_refresh_every_s)
+        try:
+            await asyncio.to_thread(rollup.refresh, engine)
+        except Exception:
+            log.warning("refreshing the analytics rollup failed", exc_info=True)
 
 
 GENERATION_RESPONSES = ("utter_generation_unsure", "utter_generation_injection", "utter_generation_sources")
@@ -222,10 +244,12 @@ async def build_services(settings: Settings, models: Models | None = None,
             stack.push_async_callback(rasa.agent.actions.aclose)
         services = _wire(settings, client, url, engine, pool, domain, (nlu, knowledge), metrics, generation,
                          rasa)
-        purger = asyncio.create_task(purge_periodically(settings, services.transcripts, services.review),
-                                     name="purge")
+        records = services.attachments.records if services.attachments is not None else None
+        purger = asyncio.create_task(purge_periodically(settings, services.transcripts, services.review,
+                                                        records), name="purge")
+        refresher = asyncio.create_task(refresh_analytics_periodically(settings, engine), name="rollup")
         # Cancelled again if a wait_for inside swallows it (bot.background).
-        stack.push_async_callback(cancel_and_wait, {purger})
+        stack.push_async_callback(cancel_and_wait, {purger, refresher})
         yield services
 
 
@@ -257,6 +281,7 @@ class Records:
     review: ReviewLog
     transcripts: TranscriptStore
     queue: RedisHandoffQueue
+    attachments: AttachmentRecords | None = None
 
 
 @contextlib.asynccontextmanager
@@ -269,7 +294,8 @@ async def open_records(settings: Settings) -> AsyncIterator[Records]:
             prefix = settings.sessions.key_prefix
             yield Records(session_store(settings, client),
                           ReviewLog(client, prefix, settings.thresholds.intent),
-                          TranscriptStore(engine), RedisHandoffQueue(client, prefix))
+                          TranscriptStore(engine), RedisHandoffQueue(client, prefix),
+                          attachment_records(settings, engine))
     finally:
         engine.dispose()
 
@@ -279,6 +305,11 @@ def session_store(settings: Settings, client: aioredis.Redis) -> RedisSessionSto
     return RedisSessionStore(client, prefix=s.key_prefix, ttl_s=s.session_ttl_s,
                              reply_ttl_s=s.reply_cache_ttl_s, lease_s=s.lock_lease_s,
                              wait_s=s.lock_wait_s, history_limit=s.history_limit)
+
+
+def attachment_records(settings: Settings, engine: Engine) -> AttachmentRecords:
+    """Customers' images: rows in this database, bytes in the configured attachment store."""
+    return AttachmentRecords(engine, attachment_store(settings.attachments, settings.data_dir))
 
 
 def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, pool: InferencePool,
@@ -305,7 +336,10 @@ def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, 
                         language=LanguageDetector(settings.languages, settings.default_language),
                         max_batch=settings.inference.max_batch, coverage=coverage_check(settings, knowledge),
                         rasa=rasa)
+    attachments = AttachmentService(store, handoff, domain, attachment_records(settings, engine),
+                                    settings.attachments, metrics, transcripts)
     return Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics, pool, url,
                     queue, handoff, AgentStore(AgentRecords(engine)), review=review,
                     console_sessions=RedisConsoleSessions(client, prefix, settings.console.console_session_s),
-                    counters=RedisWindowCounter(client), generation=generation, rasa=rasa)
+                    counters=RedisWindowCounter(client), generation=generation, rasa=rasa,
+                    attachments=attachments)

@@ -98,6 +98,15 @@ class Action(BaseModel):
         return self.kind == "faq_answer" or (self.kind, self.name) == ("generate", "answered")
 
 
+class Attachment(BaseModel):
+    """An image the customer sent, as a history entry names it (the bytes live in storage)."""
+
+    id: str
+    content_type: str
+    width: int
+    height: int
+
+
 class Event(BaseModel):
     """One entry of a conversation's history, kept in the session and in transcripts."""
 
@@ -111,6 +120,7 @@ class Event(BaseModel):
     buttons: list[Button] = Field(default_factory=list)
     agent: str | None = None
     language: str | None = None
+    attachment: Attachment | None = None  # a customer's photo (the event's text is empty)
 
 
 class Session(BaseModel):
@@ -131,6 +141,9 @@ class Session(BaseModel):
     handoff_at: float | None = None
     contact_email: str | None = None  # left by the customer for follow-up while nobody was there
     answered_entry: str | None = None  # the FAQ entry of the bot's last answer: asked again?
+    # An agent closed the conversation: the widget asks for a 1-5 rating (of this agent) until given.
+    rating_requested: bool = False
+    rating_agent: str | None = None
     history: list[Event] = Field(default_factory=list)
     turns: int = 0
     sender_id: str | None = None  # the channel's id of the customer (a Rasa tracker's sender_id)

@@ -1,6 +1,7 @@
 """supportbot's command line: train, index, serve, chat, test (conversation tests), ingest, discover,
 export-review, retrain, purge (retention), forget (right to erasure), resolution (the bot's
-resolution rate from the transcripts) and config-reference.
+resolution rate from the transcripts), config-reference and analytics (refresh or rebuild the
+analytics page's rollup).
 
 The commands live by theme (`learning`: models, FAQ and labels; `serving`: the server and the
 terminal chat; `records`: agents, retention, erasure) and are registered here, in the order
@@ -14,7 +15,7 @@ from typing import Any
 
 import typer
 
-from bot.cli import docs, learning, records, serving, testing
+from bot.cli import analytics, docs, learning, records, serving, testing
 from bot.cli.common import console, load_settings
 
 __all__ = ["app", "console"]
@@ -41,3 +42,4 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 ]
 for _name, _command in _COMMANDS:
     app.command(_name)(_command)
+app.add_typer(analytics.app, name="analytics")

@@ -41,12 +41,14 @@ def purge_cmd(days: int | None = typer.Option(
         None, min=0, help="Keep this many days (default SUPPORTBOT_TRANSCRIPT_RETENTION_DAYS; 0 keeps all).")
 ) -> None:
     """Delete transcripts older than the retention period: turns, conversations, form requests, agent
-    messages and review entries (the server also does this at start-up and once a day)."""
+    messages, review entries and customers' images (the server also does this at start-up and once
+    a day)."""
     from bot.services import open_records, purge_expired
 
     async def run(settings: Settings) -> dict[str, int]:
         async with open_records(settings) as records:
-            return await purge_expired(settings, records.transcripts, records.review, days)
+            return await purge_expired(settings, records.transcripts, records.review, days,
+                                       attachments=records.attachments)
 
     counts = asyncio.run(run(_settings()))
     if not counts:
@@ -64,7 +66,8 @@ def forget_cmd(conversation_ids: list[str] = typer.Argument(..., help="Conversat
     async def run(settings: Settings) -> None:
         async with open_records(settings) as r:
             for cid in conversation_ids:
-                counts = await erase_conversation(cid, r.store, r.review, r.transcripts, r.queue)
+                counts = await erase_conversation(cid, r.store, r.review, r.transcripts, r.queue,
+                                                  r.attachments)
                 print(json.dumps({"conversation_id": cid, "erased": counts}))
 
     asyncio.run(run(_settings()))

@@ -13,6 +13,7 @@ from bot.config.channels import (
     WhatsAppSettings,
 )
 from bot.config.groups import (
+    AttachmentSettings,
     ConsoleSettings,
     HandoffSettings,
     InferenceSettings,
@@ -34,7 +35,8 @@ from bot.config.recipes import (
 from bot.config.settings import Settings, reveal
 
 __all__ = [
-    "ChatwootSettings", "ConsoleSettings", "DialogueSettings", "GenerationSettings", "HandoffSettings",
+    "AttachmentSettings", "ChatwootSettings", "ConsoleSettings", "DialogueSettings", "GenerationSettings",
+    "HandoffSettings",
     "InferenceSettings",
     "LimitSettings", "MessengerSettings", "MetaSettings", "ModelSettings", "RasaSettings",
     "RateLimitSettings",

@@ -130,6 +130,9 @@ class StorageSettings(BaseSettings):
                     "review entries); older ones are purged at start-up, then every "
                     "`transcript_purge_every_s`, and by `supportbot purge`. 0 or None: kept forever.")
     transcript_purge_every_s: int = Field(86_400, ge=60, description="Seconds between two purges.")
+    analytics_refresh_every_s: int = Field(
+        300, ge=1, description="Seconds between two background refreshes of the analytics rollup (the "
+                               "days changed since the last one); the analytics page also refreshes first.")
 
 
 class LimitSettings(BaseSettings):
@@ -227,3 +230,29 @@ class HandoffSettings(BaseSettings):
         "Mon-Fri 08:00-20:00; Sat 09:00-17:00", description="When agents answer; outside, a hand-off "
                                                             "leaves a message for the next shift.")
     timezone: str = Field("Europe/Amsterdam", description="IANA time zone of `business_hours`.")
+
+
+class AttachmentSettings(BaseSettings):
+    """Photos customers send in the widget: limits, cleaning and where they are kept
+    (env SUPPORTBOT_ATTACHMENTS_*)."""
+
+    model_config = env_group("SUPPORTBOT_ATTACHMENTS_")
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="Where the cleaned images are kept: `local` (files in <data_dir>/attachments/) "
+                             "or `s3` (any S3-compatible server: AWS, MinIO, Ceph, R2).")
+    max_bytes: int = Field(5_000_000, ge=1024, description="Bytes of one uploaded image; over it: 413.")
+    max_pixels: int = Field(
+        40_000_000, ge=1, description="Pixels (width x height) of one image; over it: 422 `image_too_large` "
+                                      "(the guard against decompression bombs).")
+    max_side: int = Field(2048, ge=16, description="Longer side of a kept image; larger ones are scaled "
+                                                   "down when they are re-encoded.")
+    s3_bucket: str | None = Field(None, description="S3 backend: the bucket (it must exist).")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 backend: the server's URL, e.g. http://minio:9000 (None: AWS's own).")
+    s3_region: str | None = Field(None, description="S3 backend: the region (None: the client's default).")
+    s3_prefix: str = Field("attachments/", description="S3 backend: the prefix of every object key.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 backend: the access key id (None: boto3's own credential chain).")
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 backend: the secret access key (None: boto3's own credential chain).")

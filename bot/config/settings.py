@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     web: groups.WebSettings = Field(default_factory=groups.WebSettings)
     console: groups.ConsoleSettings = Field(default_factory=groups.ConsoleSettings)
     handoff: groups.HandoffSettings = Field(default_factory=groups.HandoffSettings)
+    attachments: groups.AttachmentSettings = Field(default_factory=groups.AttachmentSettings)
     rate_limit: recipes.RateLimitSettings = Field(default_factory=recipes.RateLimitSettings)
     telegram: channels.TelegramSettings = Field(default_factory=channels.TelegramSettings)
     meta: channels.MetaSettings = Field(default_factory=channels.MetaSettings)
@@ -55,7 +56,8 @@ class Settings(BaseSettings):
     rasa: recipes.RasaSettings = Field(default_factory=recipes.RasaSettings)
 
     @field_validator("models", "inference", "redis", "sessions", "storage", "limits", "web", "console",
-                     "handoff", "telegram", "meta", "whatsapp", "messenger", "slack", "twilio", "chatwoot",
+                     "handoff", "attachments", "telegram", "meta", "whatsapp", "messenger", "slack", "twilio",
+                     "chatwoot",
                      mode="before")
     @classmethod
     def _group_reads_its_own_variables(cls, value: Any, info: ValidationInfo) -> Any:

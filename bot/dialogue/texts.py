@@ -47,6 +47,19 @@ class WidgetStrings(BaseModel):
     vote_thanks: str | None = None
     new_conversation: str | None = None
     unread: str | None = None
+    # Rating a conversation an agent closed, and sending a photo.
+    rating_prompt: str | None = None
+    rating_prompt_agent: str | None = None
+    rating_star: str | None = None
+    rating_comment: str | None = None
+    rating_submit: str | None = None
+    rating_thanks: str | None = None
+    attach_label: str | None = None
+    attach_sending: str | None = None
+    attachment_alt: str | None = None
+    error_unsupported_image_type: str | None = None
+    error_invalid_image: str | None = None
+    error_image_too_large: str | None = None
 
 
 class Translation(BaseModel):

@@ -53,6 +53,8 @@ class HandoffQueue(Protocol):
     async def agents_online(self) -> list[str]: ...
     async def set_typing(self, cid: str, agent: str, seconds: int = 6) -> None: ...
     async def agent_typing(self, cid: str) -> bool: ...
+    async def mark_seen(self, agent: str, cid: str, count: int) -> None: ...
+    async def seen(self, agent: str, cids: list[str]) -> dict[str, int]: ...
     async def announce(self, event: dict) -> None: ...
     async def to_customer(self, cid: str, event: dict) -> None: ...
 
@@ -139,6 +141,23 @@ class RedisHandoffQueue:
 
     async def agent_typing(self, cid: str) -> bool:
         return bool(await self.redis.exists(f"{self.prefix}:typing:{conversation_tag(cid)}"))
+
+    def _seen(self, agent: str) -> str:
+        return f"{self.prefix}:agent:{agent}:seen"
+
+    async def mark_seen(self, agent: str, cid: str, count: int) -> None:
+        """How many of the customer's messages agent `agent` has seen in `cid`: the queue's unread
+        counts are per agent and follow them to any browser."""
+        async with self.redis.pipeline(transaction=True) as pipe:  # one key: one slot
+            pipe.hset(self._seen(agent), cid, count)
+            pipe.expire(self._seen(agent), 30 * 86400)
+            await pipe.execute()
+
+    async def seen(self, agent: str, cids: list[str]) -> dict[str, int]:
+        if not cids:
+            return {}
+        values = await self.redis.hmget(self._seen(agent), cids)
+        return {cid: int(v) for cid, v in zip(cids, values, strict=True) if v is not None}
 
     async def announce(self, event: dict) -> None:
         await self.redis.publish(self.console_channel, json.dumps(event))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from bot.dialogue.domain import Domain
 from bot.handoff.hours import BusinessHours
@@ -113,6 +113,10 @@ class HandoffService:
                 session = await self._session(cid)
             else:
                 session = await self.access(cid, agent, admin, "act")
+            rate = close and bool(session.agent)  # a person helped: ask the customer how it went
+            if rate:
+                session.rating_requested = True
+                session.rating_agent = _last_agent_name(session)
             session.handoff = False
             session.agent = None
             session.handoff_reason = None
@@ -122,7 +126,10 @@ class HandoffService:
             session.history.append(Event(role="bot", text=text, action="handback"))
             await self.store.save(session)
         await self.queue.finish(cid, "closed" if close else "bot")
-        await self.queue.to_customer(cid, {"type": "closed" if close else "bot_back", "text": text})
+        event: dict[str, Any] = {"type": "closed" if close else "bot_back", "text": text}
+        if rate:
+            event["rating"] = {"agent": session.rating_agent}
+        await self.queue.to_customer(cid, event)
         return session
 
     async def _session(self, cid: str) -> Session:
@@ -130,3 +137,9 @@ class HandoffService:
         if session is None:
             raise HandoffError("unknown_conversation", f"no conversation {cid!r}")
         return session
+
+
+def _last_agent_name(session: Session) -> str | None:
+    """The name of the agent who last wrote or joined: whom the customer's rating is about."""
+    return next((e.agent for e in reversed(session.history) if e.agent and e.role in ("agent", "system")),
+                None)

@@ -14,7 +14,9 @@ week (UTC, weeks start on Monday), filtered by date range, channel and language:
 - top intents, top unanswered questions (not understood, out of scope or handed off; grouped by
   their normalised text), the FAQ entries most used and those with the most negative feedback.
 
-The indexes these queries use are created by migration 0008 (benchmarks/analytics.py measures them).
+These queries over the transcripts are the reference: the console reads the same report from the
+per-day rollup (bot/storage/analytics_rollup.py, bot/storage/rollup.py), and a test checks that the two
+agree. The indexes they use are created by migration 0008 (benchmarks/analytics.py measures both).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def _bucket(col: Any, unit: str, dialect: str) -> ColumnElement[Any]:
     return func.date(col)
 
 
-def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
+def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return func.extract("epoch", later - earlier)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
@@ -220,31 +222,42 @@ class Analytics:
              .group_by(reason).order_by(func.count().desc(), reason))
         return [(r, n) for r, n in conn.execute(q)]
 
-    def ratings(self, conn: Connection, f: Filters) -> dict[str, Any]:
+    def rating_counts(self, conn: Connection, f: Filters) -> dict[int, int]:
+        """Ratings per score of the conversations started in the period."""
         r = Rating
         q = (select(r.score, func.count()).select_from(r)
              .join(Conversation, Conversation.id == r.conversation_id)
              .where(*self._conversation_filter(f)).group_by(r.score))
-        counts = {int(s): n for s, n in conn.execute(q)}
+        return {int(s): int(n) for s, n in conn.execute(q)}
+
+    def ratings(self, conn: Connection, f: Filters) -> dict[str, Any]:
+        counts = self.rating_counts(conn, f)
         total = sum(counts.values())
         average = round(sum(s * n for s, n in counts.items()) / total, 2) if total else None
         return {"count": total, "average": average,
                 "distribution": {str(s): counts.get(s, 0) for s in range(1, 6)}}
 
-    def agent_times(self, conn: Connection, f: Filters) -> dict[str, Any]:
-        """Median seconds from the hand-off (the conversation's first `handoff` turn) to the first and
-        the last agent message, overall and per agent (the agent of the messages)."""
+    def agent_rows(self, f: Filters) -> Any:
+        """One row per handed-off conversation of the period and agent: `cid`, `agent`, `first` and
+        `handling` (seconds from the conversation's first `handoff` turn to the agent's first and last
+        message), as a subquery."""
         t, m = TurnRecord, AgentMessage
         handoffs = (select(t.conversation_id.label("cid"), func.min(t.at).label("at"))
                     .join(Conversation, Conversation.id == t.conversation_id)
                     .where(t.action == "handoff", *self._conversation_filter(f))
                     .group_by(t.conversation_id)).subquery()
         per_agent = (select(m.conversation_id.label("cid"), m.agent.label("agent"),
-                            _seconds(func.min(m.at), handoffs.c.at, self.dialect).label("first"),
-                            _seconds(func.max(m.at), handoffs.c.at, self.dialect).label("handling"))
+                            seconds_between(func.min(m.at), handoffs.c.at, self.dialect).label("first"),
+                            seconds_between(func.max(m.at), handoffs.c.at, self.dialect).label("handling"))
                      .join(handoffs, handoffs.c.cid == m.conversation_id)
                      .where(m.at >= handoffs.c.at)
                      .group_by(m.conversation_id, m.agent, handoffs.c.at)).subquery()
+        return per_agent
+
+    def agent_times(self, conn: Connection, f: Filters) -> dict[str, Any]:
+        """Median seconds from the hand-off (the conversation's first `handoff` turn) to the first and
+        the last agent message, overall and per agent (the agent of the messages)."""
+        per_agent = self.agent_rows(f)
         per_conv = (select(per_agent.c.cid, func.min(per_agent.c.first).label("first"),
                            func.max(per_agent.c.handling).label("handling"))
                     .group_by(per_agent.c.cid)).subquery()
@@ -281,16 +294,20 @@ class Analytics:
              .group_by(t.intent).order_by(func.count().desc(), t.intent).limit(limit))
         return [(i, n) for i, n in conn.execute(q)]
 
-    def unanswered(self, conn: Connection, f: Filters, limit: int = TOP) -> list[dict[str, Any]]:
-        """The review stream grouped: the database groups by lower-cased text (the 500 biggest groups
-        come back), then `normalise` merges what differs only in punctuation, spacing or width."""
+    def unanswered_groups(self, conn: Connection, f: Filters) -> list[tuple[str, int, str]]:
+        """The 500 biggest groups of unanswered turns by lower-cased text: key, turns, an example."""
         t = TurnRecord
         key = func.lower(func.trim(t.user_text))
         q = (self._turns(f, key, func.count(), func.min(t.user_text), where=[text(UNANSWERED_SQL)])
              .group_by(key).order_by(func.count().desc(), key).limit(500))
+        return [(k, int(n), sample) for k, n, sample in conn.execute(q)]
+
+    def unanswered(self, conn: Connection, f: Filters, limit: int = TOP) -> list[dict[str, Any]]:
+        """The review stream grouped: the database groups by lower-cased text (the 500 biggest groups
+        come back), then `normalise` merges what differs only in punctuation, spacing or width."""
         groups: Counter[str] = Counter()
         example: dict[str, str] = {}
-        for _, n, sample in conn.execute(q):
+        for _, n, sample in self.unanswered_groups(conn, f):
             k = normalise(sample)
             groups[k] += n
             example.setdefault(k, sample)
@@ -314,6 +331,8 @@ class Analytics:
 
     # The page -------------------------------------------------------------------------------
     def report(self, f: Filters) -> Report:
+        """The whole page, from the transcripts (the reference; the console reads
+        bot.storage.analytics_rollup's subclass, which overrides the queries)."""
         with self.engine.connect() as conn:
             convs = self.conversations_by_bucket(conn, f)
             turns = self.turns_by_bucket(conn, f)
@@ -382,5 +401,5 @@ def _buckets(f: Filters) -> list[str]:
     return out
 
 
-__all__ = ["BUCKETS", "DEFAULT_DAYS", "MAX_DAYS", "RESOLUTION_DEFINITION", "Analytics", "Filters", "Report",
-           "normalise"]
+__all__ = ["BUCKETS", "DEFAULT_DAYS", "MAX_DAYS", "RESOLUTION_DEFINITION", "UNANSWERED_SQL", "Analytics",
+           "Filters", "Report", "normalise", "resolution_columns", "seconds_between"]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.pii import mask_sensitive
 from bot.resolution import ResolutionReport, TurnOutcome, report
-from bot.storage.models import AgentMessage, Conversation, FormRequest, TurnRecord
+from bot.storage.models import AgentMessage, Conversation, FormRequest, Rating, TurnRecord
 from bot.types import Turn
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -155,6 +155,29 @@ class TranscriptStore:
             conn.execute(update(Conversation).where(Conversation.id == conversation_id)
                          .values(customer_email=email))
 
+    def set_handoff(self, conversation_id: str, reason: str, channel: str = "web") -> None:
+        """A hand-off that no turn recorded (the customer sent a photo): the conversation's row
+        says so, for the console's analytics (the row is created if no turn was recorded yet)."""
+        at = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(self._new_conversation, {"id": conversation_id, "channel": channel, "started_at": at,
+                                                  "last_message_at": at, "turns": 0, "handoff": False})
+            conn.execute(update(Conversation).where(Conversation.id == conversation_id)
+                         .values(handoff=True, handoff_reason=reason, last_message_at=at))
+
+    def add_rating(self, conversation_id: str, score: int, comment: str | None, agent: str | None) -> Rating:
+        """The customer's CSAT rating (1..5, an optional comment) of a conversation an agent closed."""
+        with self._sessions.begin() as db:
+            rating = Rating(conversation_id=conversation_id, score=score, agent=agent,
+                            comment=mask_sensitive(comment) if comment else None)
+            db.add(rating)
+        return rating
+
+    def ratings(self, conversation_id: str) -> list[Rating]:
+        with DbSession(self.engine) as db:
+            return list(db.scalars(select(Rating).where(
+                Rating.conversation_id == conversation_id).order_by(Rating.id)))
+
     def resolution(self, since: datetime | None = None) -> ResolutionReport:
         """The bot's resolution rate (bot.resolution's definition) over the conversations started
         since `since` (all when None)."""
@@ -179,7 +202,8 @@ class TranscriptStore:
 
     def erase(self, conversation_id: str) -> dict[str, int]:
         """The right to erasure: every row of one conversation, in every table; rows per table."""
-        tables = (("turns", TurnRecord), ("form_requests", FormRequest), ("agent_messages", AgentMessage))
+        tables = (("turns", TurnRecord), ("form_requests", FormRequest), ("agent_messages", AgentMessage),
+                  ("ratings", Rating))
         with self.engine.begin() as conn:
             counts = {name: conn.execute(delete(table).where(table.conversation_id == conversation_id)
                                          ).rowcount for name, table in tables}
@@ -200,6 +224,7 @@ class TranscriptStore:
                 "form_requests": conn.execute(delete(FormRequest).where(
                     or_(FormRequest.created_at < before, FormRequest.conversation_id.in_(stale)))).rowcount,
                 "agent_messages": conn.execute(delete(AgentMessage).where(AgentMessage.at < before)).rowcount,
+                "ratings": conn.execute(delete(Rating).where(Rating.created_at < before)).rowcount,
             }
             counts["conversations"] = conn.execute(
                 delete(Conversation).where(Conversation.last_message_at < before)).rowcount

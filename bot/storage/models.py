@@ -126,3 +126,19 @@ class Rating(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     agent: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AttachmentRecord(Base):
+    """An image a customer sent (cleaned, bytes in the attachment store under `storage_key`)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    sender: Mapped[str] = mapped_column(String(16), default="customer")
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column("bytes", Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

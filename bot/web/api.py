@@ -27,6 +27,8 @@ from bot.web.schemas import (
     ConversationOut,
     MessageIn,
     MessageOut,
+    RatingIn,
+    RatingOut,
     VoteIn,
     checked_text,
     error_responses,
@@ -116,6 +118,7 @@ async def get_conversation(request: Request, conversation_id: str = Conversation
         return ConversationOut(conversation_id=conversation_id, handoff=False, history=[])
     return ConversationOut(conversation_id=conversation_id, handoff=session.handoff,
                            language=session.language, contact_email=session.contact_email,
+                           rating_requested=session.rating_requested, rating_agent=session.rating_agent,
                            history=_history(session.history))
 
 
@@ -148,6 +151,27 @@ async def vote(request: Request, body: VoteIn, conversation_id: str = Conversati
     if not found:
         raise ApiError(404, "unknown_message", f"no answered message {body.message_id!r}")
     return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/rating", response_model=RatingOut, status_code=201,
+             summary="The customer's rating (1-5, a comment) after an agent closed the conversation",
+             responses=error_responses(404, 409, 422, 503))
+async def rate(request: Request, body: RatingIn, conversation_id: str = ConversationId) -> RatingOut:
+    """Once per closing by an agent: without one to rate, 409 `no_rating_requested` (a second
+    rating of the same closing included). The row is written before the request is cleared, so a
+    failure on the way loses nothing: the widget asks again."""
+    services = services_of(request)
+    await ownership.authorize(services.store, conversation_id, ownership.presented_token(request))
+    comment = checked_text(body.comment or "", 1000) or None
+    async with services.store.lock(conversation_id):
+        session = await services.store.get(conversation_id)
+        if session is None or not session.rating_requested:
+            raise ApiError(409, "no_rating_requested", "there is no closed conversation to rate")
+        await asyncio.to_thread(services.transcripts.add_rating, conversation_id, body.score, comment,
+                                session.rating_agent)
+        session.rating_requested = False
+        await services.store.save(session)
+    return RatingOut(score=body.score, comment=comment)
 
 
 @router.put("/conversations/{conversation_id}/contact", response_model=ContactOut,
@@ -190,7 +214,7 @@ async def widget_strings(
     translation = domain.translations.get(wanted) if wanted != domain.language else None
     if translation is not None:
         return {**translation.widget, "language": wanted}
-    return {**domain.widget.model_dump(), "language": domain.language}
+    return {**domain.widget.model_dump(exclude_none=True), "language": domain.language}
 
 
 @router.websocket("/conversations/{conversation_id}/ws")

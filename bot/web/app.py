@@ -22,7 +22,7 @@ from bot.background import TaskSet
 from bot.channels import enabled_channels
 from bot.config import Settings, reveal
 from bot.services import FROM_SETTINGS, Services, build_services
-from bot.web import api, console, errors, privacy, rasa_routes
+from bot.web import api, attachments, console, errors, privacy, rasa_routes
 from bot.web.limits import BodyLimit, HeaderLimit
 from bot.web.rasa_socketio import close_socketio, socketio_server
 from bot.web.ratelimit import Limiter, RateLimit
@@ -52,6 +52,7 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
                                                      settings.console.cookie_secure)
     _middleware(app, settings)
     app.include_router(api.router)
+    app.include_router(attachments.router)
     app.include_router(console.router)
     app.include_router(privacy.router)
     app.include_router(rasa_routes.router)
@@ -65,7 +66,7 @@ def create_app(settings: Settings, models: tuple | None = None, generator: objec
 def _middleware(app: FastAPI, settings: Settings) -> None:
     """Added innermost first: the last one added sees a request first."""
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes,
-                       json_prefixes=("/api/", "/console/api/"))
+                       json_prefixes=("/api/", "/console/api/"), rules=(attachments.upload_rule(settings),))
     app.add_middleware(RateLimit, limiter=lambda: getattr(app.state, "limiter", None))
     app.add_middleware(ScopedCORS, origins=settings.web.widget_origins)
     app.add_middleware(RequestId)

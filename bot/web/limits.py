@@ -9,6 +9,8 @@ Rasa REST channel and every platform webhook. WebSocket frames are capped by the
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,24 +39,48 @@ async def _reply(send: Send, status: int, code: str, detail: str) -> None:
     await reply(send, status, {"error": code, "detail": detail})
 
 
+@dataclass(frozen=True)
+class BodyRule:
+    """A route whose bodies are not the default's: their own size limit and media types (a
+    customer's photo: megabytes of image/jpeg where everything else is a few KB of JSON)."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+    content_types: frozenset[str]
+    detail: str  # the 415's detail: what to send instead
+
+    def matches(self, scope: Scope) -> bool:
+        return scope["method"] == self.method and self.path.fullmatch(scope["path"]) is not None
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, json_prefixes: tuple[str, ...] = ("/api/",)) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, json_prefixes: tuple[str, ...] = ("/api/",),
+                 rules: tuple[BodyRule, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.json_prefixes = json_prefixes
+        self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
+        rule = next((r for r in self.rules if r.matches(scope)), None)
+        max_bytes = rule.max_bytes if rule is not None else self.max_bytes
+        too_large = f"request bodies are limited to {max_bytes} bytes"
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _reply(send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await _reply(send, 413, "body_too_large", too_large)
             return
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = (length is not None and int(length) > 0) or b"transfer-encoding" in headers
-        if scope["path"].startswith(self.json_prefixes) and has_body and ctype != b"application/json":
+        if rule is not None:
+            if has_body and ctype.decode("latin-1") not in rule.content_types:
+                await _reply(send, 415, "unsupported_media_type", rule.detail)
+                return
+        elif scope["path"].startswith(self.json_prefixes) and has_body and ctype != b"application/json":
             await _reply(send, 415, "unsupported_media_type", "send the body as application/json")
             return
         received = 0
@@ -64,14 +90,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         try:
             await self.app(scope, limited, send)
         except BodyTooLarge:
-            await _reply(send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
+            await _reply(send, 413, "body_too_large", too_large)
 
 
 class BodyTooLarge(ApiError, StarletteHTTPException):  # type: ignore[misc]  # ApiError's fields win

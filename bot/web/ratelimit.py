@@ -164,7 +164,8 @@ def _bucket(address: str) -> str:
 # even read): (methods or None for all, path pattern, limit kind, channel label or None for the
 # pattern's first group).
 RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str, str | None]] = [
-    (frozenset({"POST"}), re.compile(r"^/api/v1/conversations(?:/[^/]+/messages)?$"), "ip", "web"),
+    (frozenset({"POST"}), re.compile(r"^/api/v1/conversations(?:/[^/]+/(?:messages|attachments))?$"), "ip",
+     "web"),
     (frozenset({"POST"}), re.compile(r"^/webhooks/rest/webhook$"), "ip", "rest"),
     (frozenset({"POST"}), re.compile(r"^/model/parse$"), "ip", "parse"),
     (None, re.compile(r"^/webhooks/([^/]+)$"), "webhook", None),

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.textsafety import InvalidText, safe_text
-from bot.types import Button, Reply
+from bot.types import Attachment, Button, Reply
 from bot.web.errors import ErrorOut, as_api_error
 
 CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -68,6 +68,9 @@ class HistoryEvent(BaseModel):
     buttons: list[Button] = Field(default_factory=list)
     agent: str | None = None
     language: str | None = None
+    attachment: Attachment | None = Field(
+        None, description="A photo the customer sent: GET "
+                          "`/api/v1/conversations/{id}/attachments/{attachment.id}` serves it.")
 
 
 class ConversationOut(BaseModel):
@@ -75,6 +78,8 @@ class ConversationOut(BaseModel):
     handoff: bool
     language: str | None = None
     contact_email: str | None = None
+    rating_requested: bool = Field(False, description="An agent closed the conversation: ask for a rating.")
+    rating_agent: str | None = Field(None, description="Whom the rating is about.")
     history: list[HistoryEvent]
 
 
@@ -82,6 +87,17 @@ class VoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message_id: str = Field(pattern=MESSAGE_ID, description="The customer message whose answer is rated.")
     vote: Literal["up", "down"]
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    score: int = Field(ge=1, le=5, strict=True, description="1 (very unhappy) to 5 (very happy).")
+    comment: str | None = Field(None, max_length=1000, description="What went well or badly, optional.")
+
+
+class RatingOut(BaseModel):
+    score: int
+    comment: str | None = None
 
 
 class ContactIn(BaseModel):

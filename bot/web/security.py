@@ -65,7 +65,7 @@ def content_security_policy(host: str | None, style_sources: list[str] | tuple[s
         connect += [f"ws://{host}", f"wss://{host}"]
     directives = [
         "default-src 'self'", "script-src 'self'", "style-src " + " ".join(["'self'", *style_sources]),
-        "img-src 'self' data:", "font-src 'self'", "connect-src " + " ".join(connect),
+        "img-src 'self' data: blob:", "font-src 'self'", "connect-src " + " ".join(connect),
         "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
     ]
     return "; ".join(directives)
@@ -125,9 +125,12 @@ class SecurityHeaders:
             headers["Access-Control-Allow-Origin"] = "*"
         elif path.startswith("/static/"):
             headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if path.startswith(PRIVATE_API):  # a conversation is personal data: never cached
+        # A route that chose a private (browser-only) cache keeps it: a customer's photo, served by
+        # an id that never changes what it names.
+        kept = "private" in headers.get("cache-control", "")
+        if path.startswith(PRIVATE_API) and not kept:  # a conversation is personal data: never cached
             headers["Cache-Control"] = "no-store"
-        if console:  # pages and API alike: conversations are personal data, sessions are private
+        if console and not kept:  # pages and API alike: conversations are personal, sessions private
             headers["Cache-Control"] = "no-store"
 
 

@@ -165,3 +165,24 @@ def test_admin_page_is_html_for_browsers_and_json_for_api_calls(client: TestClie
     api = client.get("/console/admin", headers={"Accept": "application/json"})
     assert api.status_code == 403 and api.json()["error"] == "forbidden"
     assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg+xml")
+
+
+def test_unread_counts_are_per_agent_and_kept_by_the_server(client: TestClient) -> None:
+    say(client, "unread-1", "I want to talk to a real person")
+    say(client, "unread-1", "it's about a refund")
+
+    def unread(c: TestClient) -> int:
+        waiting = c.get("/console/api/queue").json()["waiting"]
+        return next(w["unread"] for w in waiting if w["conversation_id"] == "unread-1")
+
+    login(client, "agent1")
+    assert unread(client) == 2
+    assert client.get("/console/api/conversations/unread-1").is_success  # opening it reads it
+    assert unread(client) == 0
+    with WidgetClient(client.app) as other:  # another agent (or another browser of the first) agrees
+        login(other, "agent2")
+        assert unread(other) == 2
+        login(other, "agent1")
+        assert unread(other) == 0
+    say(client, "unread-1", "are you there?")
+    assert unread(client) == 1

@@ -316,11 +316,13 @@ def test_transcripts_are_masked_erased_and_purged_on_postgresql(pg_url: str) -> 
     assert store.turns("pg-1")[0].user_text == "card [CARD]"
     assert store.requests("pg-1")[0].slots == {"s": "[SSN]"}
     assert store.agent_messages("pg-1")[0].text == "your IBAN [IBAN]?"
-    assert store.erase("pg-1") == {"turns": 1, "form_requests": 1, "agent_messages": 1, "conversations": 1}
+    assert store.erase("pg-1") == {"turns": 1, "form_requests": 1, "agent_messages": 1, "ratings": 0,
+                                   "conversations": 1}
     store.record(a_turn("pg-old", "m1", "hi", at=time.time() - 400 * 86400))
     store.record(a_turn("pg-new", "m1", "hi"))
     purged = store.purge(datetime.now(UTC) - timedelta(days=365))
-    assert purged == {"turns": 1, "form_requests": 0, "agent_messages": 0, "conversations": 1}
+    assert purged == {"turns": 1, "form_requests": 0, "agent_messages": 0, "ratings": 0,
+                      "conversations": 1}
     assert [len(store.turns(c)) for c in ("pg-old", "pg-new")] == [0, 1]
     engine.dispose()
 
@@ -448,7 +450,8 @@ async def test_the_admin_api_erases_one_conversation_everywhere(app_settings: Se
         assert r.status_code == 200, r.text
         erased = r.json()["erased"]
         assert erased == {"redis_keys": before["redis_keys"], "review_entries": before["review_entries"],
-                          "turns": 3, "form_requests": 1, "agent_messages": 1, "conversations": 1}
+                          "turns": 3, "form_requests": 1, "agent_messages": 1, "conversations": 1,
+                          "ratings": 0, "attachments": 0}
         assert not any((await footprint(services, "forget-me")).values())
         assert await footprint(services, "keep-me") == kept
         assert await services.store.get("forget-me") is None

@@ -28,7 +28,7 @@ def test_every_setting_is_described() -> None:
 def test_every_credential_is_a_secret(word: str) -> None:
     """Tokens, passwords and connection URLs that may carry one are never plain strings; public
     endpoint URLs (platform API bases, Chatwoot's, the public base URL) are not credentials."""
-    public = {"api_url", "graph_url", "base_url", "public_base_url", "chatwoot.url"}
+    public = {"api_url", "graph_url", "base_url", "public_base_url", "chatwoot.url", "s3_endpoint_url"}
     for v in variables():
         leaf = v.path.rsplit(".", 1)[-1]
         if leaf.endswith(word) and leaf not in public and v.path not in public:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.web.console import admin, analytics, canned, conversations, live, session
+from bot.web.console import admin, analytics, canned, conversations, images, live, session
 from bot.web.console.auth import ConsoleCookie, admin_caller
 
 __all__ = ["ConsoleCookie", "admin_caller", "router"]
@@ -35,3 +35,4 @@ for _part in (session, conversations, admin, live):  # the order of the paths in
     router.include_router(_part.router)
 router.include_router(canned.router)  # canned replies (console dashboard)
 router.include_router(analytics.router)  # the analytics page and its API (admins)
+router.include_router(images.router)  # customers' photos, for agents who may read the conversation

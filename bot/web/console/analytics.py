@@ -3,7 +3,8 @@
 
 Filters (query parameters, all optional): `from`, `to` (YYYY-MM-DD, UTC, both included; default the
 last 30 days), `channel`, `language`, `bucket` (`day` or `week`). `charts=true` adds the page's
-server-rendered SVG charts (bot/web/console/charts.py). The numbers come from bot/storage/analytics.py.
+server-rendered SVG charts (bot/web/console/charts.py). The numbers come from the analytics rollup
+(bot/storage/analytics_rollup.py: the reference queries of bot/storage/analytics.py over per-day rows).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from bot.handoff.agents import AgentInfo
-from bot.storage.analytics import BUCKETS, DEFAULT_DAYS, MAX_DAYS, Analytics, Filters
+from bot.storage.analytics import BUCKETS, DEFAULT_DAYS, MAX_DAYS, Filters
+from bot.storage.analytics_rollup import RollupAnalytics
 from bot.web.console.auth import admin_caller, presented_api_key, session_agent
 from bot.web.console.charts import report_charts
 from bot.web.console.session import STATIC
@@ -73,7 +75,7 @@ def filters(start: str | None = Query(None, alias="from", max_length=32, descrip
 
 
 async def _report(request: Request, f: Filters) -> dict[str, Any]:
-    analytics = Analytics(services_of(request).transcripts.engine)
+    analytics = RollupAnalytics(services_of(request).transcripts.engine)
     return (await asyncio.to_thread(analytics.report, f)).as_dict()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import UTC
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -79,8 +80,10 @@ async def queue(request: Request, filters: Annotated[QueueFilters, Query()],
     mine_cards = [c for c in ({"conversation_id": cid, **cards[cid]} for cid in mine) if keep(c)]
     other_cards = [c for c in ({"conversation_id": cid, "agent": name, **cards[cid]} for cid, name in others)
                    if keep(c)]
+    seen = await services.queue.seen(str(agent.id), list(cards))
     for c in (*waiting_cards, *mine_cards, *other_cards):
         c.pop("_text", None)
+        c["unread"] = max(0, c.get("customer_messages", 0) - seen.get(c["conversation_id"], 0))
     return {"waiting": waiting_cards, "mine": [c["conversation_id"] for c in mine_cards],
             "mine_cards": mine_cards, "others": other_cards,
             "agents_online": len(await services.queue.agents_online())}
@@ -125,19 +128,25 @@ async def conversation(request: Request, conversation_id: str,
     session = await _access(request, conversation_id, agent, "read")
     cid = session.conversation_id
     turns = await asyncio.to_thread(services.transcripts.turns, cid)
+    ratings = await asyncio.to_thread(services.transcripts.ratings, cid)
     understood = {t.message_id: {"intent": t.intent, "confidence": t.confidence, "action": t.action_name,
                                  "faq_entry": t.faq_entry, "faq_score": t.faq_score} for t in turns}
     last_user = next((e.text for e in reversed(session.history) if e.role == "user"), "")
     hits = await services.pool.run(services.knowledge.search, last_user, 3) if last_user else []
     state = await services.queue.state(cid)
+    # Opening it is reading it: this agent's unread count of it goes to zero.
+    await services.queue.mark_seen(str(agent.id), cid, sum(1 for e in session.history if e.role == "user"))
     return {
         "conversation_id": cid, "channel": session.channel, "handoff": session.handoff,
         "language": session.language, "handoff_reason": session.handoff_reason,
         "contact_email": session.contact_email,
         "assigned_to_me": session.agent == str(agent.id),
         "assigned": bool(session.agent), "status": state.get("status"),
-        "history": [{**e.model_dump(include={"role", "text", "at", "agent"}),
+        "history": [{**e.model_dump(include={"role", "text", "at", "agent", "attachment"}),
                      "understood": understood.get(e.message_id or "")} for e in session.history],
+        "ratings": [{"score": r.score, "comment": r.comment, "agent": r.agent,
+                     "at": r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC).timestamp()}
+                    for r in ratings],
         "suggestions": [{"entry_id": h.entry_id, "question": h.question, "answer": h.answer,
                          "score": h.score} for h in hits],
     }

@@ -3,8 +3,13 @@
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); }, el = SB.el;
-  function fail(where) { return function (err) { $(where).textContent = (err && err.detail) || "Failed"; }; }
-  function ok(where) { $(where).textContent = ""; }
+  function fail(where) {
+    return function (err) {
+      var done = $(where + "-done"); if (done) done.textContent = "";
+      $(where).textContent = (err && err.detail) || "Failed";
+    };
+  }
+  function ok(where, text) { $(where).textContent = ""; var done = $(where + "-done"); if (done) done.textContent = text || ""; }
   function agentPath(username, action) {
     return "/console/api/agents/" + encodeURIComponent(username) + "/" + action;
   }
@@ -36,8 +41,8 @@
         form.addEventListener("submit", function (e) {
           e.preventDefault();
           SB.post(agentPath(a.username, "password"), {password: input.value})
-            .then(function () { $("agents-error").textContent = "Password of " + a.username + " changed.";
-                                input.value = ""; }, fail("agents-error"));
+            .then(function () { ok("agents-error", "Password of " + a.username + " changed."); input.value = ""; },
+                  fail("agents-error"));
         });
         td.appendChild(form);
         body.appendChild(tr);

@@ -5,13 +5,6 @@
 
   function showError(err) { $("error").textContent = (err && (err.detail || err.error)) || ""; }
 
-  // Unread: customer messages that arrived since this browser last had the conversation open.
-  var seen = {};
-  try { seen = JSON.parse(localStorage.getItem("sb-seen") || "{}"); } catch (e) { seen = {}; }
-  function markSeen(cid, count) {
-    seen[cid] = count;
-    try { localStorage.setItem("sb-seen", JSON.stringify(seen)); } catch (e) { /* private mode */ }
-  }
   function short(cid) { return cid.length > 18 ? cid.slice(0, 8) + "…" + cid.slice(-6) : cid; }
   function waited(s) {
     if (s < 60) return s + " s"; if (s < 3600) return Math.floor(s / 60) + " min";
@@ -23,7 +16,8 @@
     var b = el("button", "item" + (cid === current ? " active" : ""));
     b.type = "button"; b.setAttribute("role", "listitem"); b.setAttribute("data-cid", cid);
     b.title = cid;
-    var unread = cid === current ? 0 : Math.max(0, (item.customer_messages || 0) - (seen[cid] || 0));
+    // Unread: customer messages since this agent last had it open (kept by the server, per agent).
+    var unread = cid === current ? 0 : (item.unread || 0);
     if (unread) b.appendChild(el("span", "badge", String(unread)));
     b.appendChild(el("div", "who", who));
     var meta = [item.channel || "web"];
@@ -131,6 +125,24 @@
   });
   showToggles();
 
+  // A customer's photo: served to logged-in agents only (the cookie goes with the <img> request).
+  function photo(cid, a) {
+    var url = "/console/api/conversations/" + encodeURIComponent(cid) + "/attachments/" + encodeURIComponent(a.id);
+    var link = el("a", "photo"); link.href = url; link.target = "_blank"; link.rel = "noopener";
+    var img = el("img"); img.src = url; img.alt = "Photo from the customer (" + a.width + "×" + a.height + ")";
+    img.width = a.width; img.height = a.height; img.setAttribute("data-sb", "attachment");
+    link.appendChild(img);
+    return link;
+  }
+  // The customer's rating of a conversation an agent closed (1..5 and a comment).
+  function rating(r) {
+    var box = el("div", "rating"); box.setAttribute("data-sb", "rating");
+    box.appendChild(el("b", null, "Rated " + r.score + "/5 " + "★★★★★".slice(0, r.score) + "☆☆☆☆☆".slice(r.score)));
+    box.appendChild(el("span", "meta", (r.agent ? " · " + r.agent : "") + " · " + new Date(r.at * 1000).toLocaleString()));
+    if (r.comment) box.appendChild(el("div", null, "“" + r.comment + "”"));
+    return box;
+  }
+
   function open(cid) {
     current = cid; showError(null);
     return SB.get("/console/api/conversations/" + encodeURIComponent(cid)).then(function (c) {
@@ -148,6 +160,7 @@
       var t = $("transcript"); t.textContent = "";
       c.history.forEach(function (e) {
         var m = el("div", "msg " + e.role, (e.agent && e.role === "agent" ? e.agent + ": " : "") + e.text);
+        if (e.attachment) m.appendChild(photo(c.conversation_id, e.attachment));
         t.appendChild(m);
         if (e.understood && e.understood.intent) {
           t.appendChild(el("div", "why", "understood: " + e.understood.intent + " (" +
@@ -155,8 +168,8 @@
             (e.understood.faq_entry ? " · FAQ " + e.understood.faq_entry + " " + e.understood.faq_score : "")));
         }
       });
+      (c.ratings || []).forEach(function (r) { t.appendChild(rating(r)); });
       t.scrollTop = t.scrollHeight;  // the latest message, with the reply box under it, in view
-      markSeen(cid, c.history.filter(function (e) { return e.role === "user"; }).length);
       if (c.assigned_to_me) $("reply-box").scrollIntoView({block: "nearest"});
       var s = $("suggestions"); s.textContent = "";
       c.suggestions.forEach(function (h) {
@@ -286,5 +299,12 @@
     $("analytics-link").hidden = me.role !== "admin";
     document.body.setAttribute("data-ready", "1");
     loadQueue(); loadCanned(); live();
+    openFromHash();
   });
+  // /console#<conversation id> opens that conversation (links in notifications, e-mails, analytics).
+  function openFromHash() {
+    var cid = decodeURIComponent(location.hash.slice(1));
+    if (cid && cid !== current) open(cid);
+  }
+  window.addEventListener("hashchange", openFromHash);
 })();

@@ -102,12 +102,30 @@
     ".contact button{border:0;background:#8a4b2f;color:#fff;border-radius:6px;padding:6px 12px;cursor:pointer;font-size:14px;min-height:34px}",
     ".contact .note{color:#8a1c1c;width:100%}",
     "form.compose{display:flex;border-top:1px solid #eee;background:#fff}",
+    "form.compose .attach{background:#fff;color:#6b3a24;min-width:44px;padding:0 10px;border-right:1px solid #eee}",
+    "form.compose .attach svg{width:22px;height:22px;vertical-align:middle;fill:none;stroke:currentColor;stroke-width:2}",
+    "form.compose .attach[hidden]{display:none}",
+    ".photo{display:block;max-width:100%;height:auto;border-radius:8px;margin-top:2px;background:#eee}",
+    ".msg.user .photo{max-height:220px;width:auto}",
+    ".rating{margin:8px 0;padding:10px 12px;background:#fff;border:1px solid #e6ddd5;border-radius:12px;font-size:14px;color:#222}",
+    ".rating p{margin:0 0 6px}",
+    ".rating fieldset{border:0;margin:0 0 6px;padding:0;display:flex;gap:2px}",
+    ".rating legend{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
+    ".rating label{cursor:pointer;display:inline-flex;align-items:center;justify-content:center;min-width:36px;min-height:36px;border-radius:8px}",
+    ".rating input{position:absolute;opacity:0;width:1px;height:1px}",
+    ".rating label span{font-size:26px;line-height:1;color:#767676}",
+    ".rating label.on span{color:#b35c00}",
+    ".rating input:focus-visible+span{outline:3px solid #1a56c4;outline-offset:2px;border-radius:4px}",
+    ".rating textarea{display:block;width:100%;box-sizing:border-box;height:56px;border:1px solid #8c8c8c;border-radius:6px;padding:6px 8px;font:inherit;font-size:16px;margin-bottom:6px}",
+    ".rating button{border:0;background:#8a4b2f;color:#fff;border-radius:6px;padding:6px 12px;cursor:pointer;font-size:14px;min-height:34px}",
+    ".rating button:disabled{background:#b7a69b;cursor:default}",
+    ".rating .note{color:#8a1c1c;margin:4px 0 0}",
     "textarea{flex:1;border:0;padding:12px 10px;font:inherit;font-size:16px;resize:none;height:44px;box-sizing:border-box}",
     "form.compose button{border:0;background:#8a4b2f;color:#fff;padding:0 16px;cursor:pointer;font-size:14px;min-width:60px;min-height:44px}",
     "@media (max-width:480px),(max-height:500px){",
     ".panel{left:0;top:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}",
     ".panel.open~.launcher{display:none}",
-    ".buttons button,.meta button,.contact button,.contact input{min-height:44px;min-width:44px}",
+    ".buttons button,.meta button,.contact button,.contact input,.rating button,.rating label{min-height:44px;min-width:44px}",
     ".msg{max-width:90%}}",
     "@media (max-height:500px){.head small,.contact p:first-child{display:none}}"
   ].join("");
@@ -181,7 +199,18 @@
   var form = el("form", { "class": "compose", "data-sb": "form" });
   var input = el("textarea", { "data-sb": "input", rows: "1", maxlength: "2000" });
   var send = el("button", { type: "submit", "data-sb": "send" });
-  form.appendChild(input); form.appendChild(send);
+  var attach = el("button", { type: "button", "class": "attach", "data-sb": "attach", hidden: "" });
+  (function () {  /* a camera icon, built as DOM like everything else */
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false");
+    var body = document.createElementNS(ns, "path"); body.setAttribute("d", "M4 8h3l2-3h6l2 3h3v11H4z");
+    var lens = document.createElementNS(ns, "circle");
+    lens.setAttribute("cx", "12"); lens.setAttribute("cy", "13"); lens.setAttribute("r", "3.5");
+    svg.appendChild(body); svg.appendChild(lens); attach.appendChild(svg);
+  })();
+  var picker = el("input", { type: "file", accept: "image/jpeg,image/png,image/webp", "data-sb": "file",
+                             hidden: "", tabindex: "-1", "aria-hidden": "true" });
+  form.appendChild(attach); form.appendChild(picker); form.appendChild(input); form.appendChild(send);
   panel.appendChild(head); panel.appendChild(banner); panel.appendChild(log); panel.appendChild(typing);
   panel.appendChild(contact); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(launcher);
@@ -201,6 +230,16 @@
     contactInput.setAttribute("placeholder", optional("email_placeholder"));
     contactInput.setAttribute("aria-label", optional("email_placeholder") || "e-mail");
     contactSave.textContent = optional("email_submit");
+    if (optional("attach_label")) {  /* a photo needs its words: the button's name */
+      attach.setAttribute("aria-label", optional("attach_label")); attach.setAttribute("title", optional("attach_label"));
+      attach.removeAttribute("hidden");
+    }
+  }
+  /* A photo refused for its size or type by the transport says so in the photo's words. */
+  function photoError(data) {
+    var code = data && data.error;
+    var photo = { body_too_large: "image_too_large", unsupported_media_type: "unsupported_image_type" }[code];
+    return photo ? { error: photo } : data;
   }
   function errorText(data) {  /* the server's detail is English for developers: ours, by its code */
     var code = (data && typeof data.error === "string") ? data.error : "";
@@ -340,6 +379,73 @@
     box.appendChild(thanks);
     meta.appendChild(box);
   }
+  /* A photo in a bubble. Its bytes are the conversation's: fetched with the token, shown from a
+   * blob URL (an <img src> could not send the token). */
+  function addPhoto(role, source, size, at) {
+    var node = addMessage(role, "", null, at);
+    var img = el("img", { "class": "photo", "data-sb": "photo", alt: optional("attachment_alt") });
+    if (size && size.width && size.height) { img.setAttribute("width", size.width); img.setAttribute("height", size.height); }
+    if (typeof source === "string") {
+      api("/conversations/" + cid + "/attachments/" + encodeURIComponent(source)).then(function (res) {
+        if (!res.ok) throw new Error("HTTP " + res.status);
+        return res.blob();
+      }).then(function (blob) { img.src = URL.createObjectURL(blob); }).catch(function () {});
+    } else img.src = URL.createObjectURL(source);
+    img.addEventListener("load", function () { if (stick) scroll(); });
+    node.appendChild(img);
+    return node;
+  }
+  /* After an agent closed the conversation: 1-5 stars and a comment, until sent (asked again after
+   * a reload until then). */
+  var ratingCard = null;
+  function showRating(agent) {
+    if (ratingCard || !optional("rating_submit")) return;
+    var prompt = agent && optional("rating_prompt_agent") ? t("rating_prompt_agent", { agent: agent })
+                                                         : optional("rating_prompt");
+    var card = el("form", { "class": "rating", "data-sb": "rating", "aria-label": prompt, novalidate: "" });
+    card.appendChild(el("p", {}, prompt));
+    var stars = el("fieldset", {}); stars.appendChild(el("legend", {}, prompt));
+    var score = 0, labels = [];
+    for (var i = 1; i <= 5; i++) {
+      (function (n) {
+        var label = el("label", { "data-sb": "star-" + n });
+        var radio = el("input", { type: "radio", name: "sb-score", value: String(n),
+                                  "aria-label": t("rating_star", { score: n }) });
+        label.appendChild(radio); label.appendChild(el("span", { "aria-hidden": "true" }, "\u2605"));
+        radio.addEventListener("change", function () {
+          score = n; submit.disabled = false;
+          labels.forEach(function (l, j) { l.classList.toggle("on", j < n); });
+        });
+        labels.push(label); stars.appendChild(label);
+      })(i);
+    }
+    var comment = el("textarea", { "data-sb": "rating-comment", maxlength: "1000",
+                                   placeholder: optional("rating_comment"), "aria-label": optional("rating_comment") });
+    var submit = el("button", { type: "submit", "data-sb": "rating-submit", disabled: "" }, optional("rating_submit"));
+    var note = el("p", { "class": "note", role: "alert" });
+    card.appendChild(stars); card.appendChild(comment); card.appendChild(submit); card.appendChild(note);
+    card.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!score) return;
+      submit.disabled = true;
+      api("/conversations/" + cid + "/rating", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ score: score, comment: comment.value.trim() || null })
+      }).then(function (res) {
+        if (res.ok || res.status === 409) {  /* 409: already rated (another tab) */
+          card.remove(); ratingCard = null;
+          if (res.ok) addMessage("system", optional("rating_thanks"));
+          input.focus();
+          return;
+        }
+        return res.json().catch(function () { return {}; }).then(function (data) {
+          note.textContent = errorText(data); submit.disabled = false;
+        });
+      }).catch(function () { note.textContent = t("error"); submit.disabled = false; });
+    });
+    ratingCard = card;
+    log.appendChild(card); scroll();
+  }
   /* A reply with sources ends with its sources line (after a blank line): shown apart. */
   function fillReply(node, r) {
     var text = r.text, line = null;
@@ -470,9 +576,10 @@
     sending = true;
     var item = outbox[0];
     waitingForReply();
-    var sent = (live && live.readyState === 1)
-      ? viaSocket(item.body).catch(function () { return post(item.body, 0); })  /* same id: answered once */
-      : post(item.body, 0);
+    var sent = item.file ? upload(item.file)
+      : (live && live.readyState === 1)
+        ? viaSocket(item.body).catch(function () { return post(item.body, 0); })  /* same id: answered once */
+        : post(item.body, 0);
     sent.then(function (r) {
       outbox.shift(); sending = false; setTyping("");
       if (offline) setOffline(false);
@@ -483,7 +590,7 @@
       else {
         if (r.bubble) r.bubble.row.remove();
         setState(item, "failed");
-        item.error = addMessage("error", errorText(r.data));
+        item.error = addMessage("error", errorText(item.file ? photoError(r.data) : r.data));
       }
       if (needResync && !outbox.length) { needResync = false; resync(); }
       flush();
@@ -492,6 +599,31 @@
       setOffline(true);
     });
   }
+  /* A photo: the raw bytes, re-encoded by the server (no metadata kept); the answer is the bot's
+   * replies. A network failure rejects (the photo stays queued, in order). */
+  function upload(file) {
+    return api("/conversations/" + cid + "/attachments", {
+      method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file
+    }).then(function (res) {
+      return res.json().catch(function () { return {}; })
+        .then(function (data) { return { ok: res.ok, data: data }; });
+    });
+  }
+  function sendPhoto(file) {
+    if (!file || !cid) return;
+    clearButtons();
+    var item = { file: file, body: { message_id: newId() }, node: addPhoto("user", file), state: "sending" };
+    outbox.push(item);
+    setState(item, offline || navigator.onLine === false ? "queued" : "sending");
+    flush();
+  }
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () {
+    var file = picker.files && picker.files[0];
+    picker.value = "";
+    sendPhoto(file);
+    input.focus();
+  });
   function sendMessage(text, payload) {
     text = (text || "").trim();
     if ((!text && !payload) || !cid) return;
@@ -591,7 +723,8 @@
         var last = null;
         data.history.forEach(function (e, i) {
           var role = (e.role === "user" || e.role === "agent" || e.role === "system") ? e.role : "bot";
-          var node = addMessage(role, e.text, role === "agent" ? e.agent : null, e.at);
+          var node = e.attachment ? addPhoto(role, e.attachment.id, e.attachment, e.at)
+                                  : addMessage(role, e.text, role === "agent" ? e.agent : null, e.at);
           if (role === "user") node.row.setAttribute("data-state", "sent");
           var next = data.history[i + 1];
           if (role === "bot" && ANSWERS[e.action] && !(next && next.role === "bot" && next.message_id === e.message_id)) {
@@ -600,6 +733,7 @@
           last = e;
         });
         if (last && last.role === "bot") addButtons(last.buttons);
+        if (data.rating_requested) showRating(data.rating_agent);
         scroll();
       });
     }).catch(function () {});
@@ -610,7 +744,7 @@
   /* After a Redis restart the server subscribes again and says "resync": what was published in
    * between is only in the stored conversation, so the log is drawn again from it. */
   var needResync = false;
-  function clearLog() { while (log.firstChild) log.removeChild(log.firstChild); }
+  function clearLog() { while (log.firstChild) log.removeChild(log.firstChild); ratingCard = null; }
   function resync() {
     if (sending || outbox.length) { needResync = true; return; }
     clearLog();
@@ -650,7 +784,10 @@
       else if (ev.type === "agent_typing") {
         setTyping(t("agent_typing", { agent: ev.agent || "" })); clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { setTyping(""); }, 5000);
-      } else if (ev.type === "bot_back" || ev.type === "closed") { addMessage("bot", ev.text); arrived(); }
+      } else if (ev.type === "bot_back" || ev.type === "closed") {
+        addMessage("bot", ev.text); arrived();
+        if (ev.type === "closed" && ev.rating) showRating(ev.rating.agent);
+      }
       else if (ev.type === "resync") resync();
     };
     ws.onclose = function () {

@@ -53,9 +53,17 @@ class AttachmentService:
         self.transcripts = transcripts
         self._cleaning = asyncio.Semaphore(CLEANING_AT_ONCE)
 
-    async def receive(self, conversation_id: str, data: bytes, channel: str = "web") -> Received:
+    async def receive(self, conversation_id: str, data: bytes, channel: str = "web",
+                      message_id: str | None = None) -> Received:
         """Clean and keep the image (ImageRejected when it is not one we take), then the turn it
-        makes, under the conversation's lock; the bot's replies (none once an agent has it)."""
+        makes, under the conversation's lock; the bot's replies (none once an agent has it). A
+        `message_id` seen before (a retried upload) gets the first upload's answer and keeps
+        nothing new."""
+        key = f"{channel}:attachment:{message_id}" if message_id else None
+        if key is not None:
+            earlier = await self._earlier(conversation_id, key, message_id)
+            if earlier is not None:
+                return earlier
         s = self.settings
         async with self._cleaning:
             image = await asyncio.to_thread(clean_image, data, s.max_pixels, s.max_side)
@@ -65,19 +73,38 @@ class AttachmentService:
                                 height=stored.height)
         try:
             async with self.store.lock(conversation_id):
-                session = await self.store.get(conversation_id) or Session(
-                    conversation_id=conversation_id, channel=channel)
-                handed_now = not session.handoff
-                replies = await self._answer(session)
-                self._append(session, attachment, replies)
-                await self.store.save(session)
+                earlier = await self._earlier(conversation_id, key, message_id) if key else None
+                if earlier is None:
+                    session = await self.store.get(conversation_id) or Session(
+                        conversation_id=conversation_id, channel=channel)
+                    handed_now = not session.handoff
+                    replies = await self._answer(session)
+                    self._append(session, attachment, replies, message_id)
+                    await self.store.save(session, key, replies)
         except BaseException:  # the conversation never got it: nothing may name the bytes
             await asyncio.shield(asyncio.to_thread(self.records.remove, attachment.id))
             raise
+        if earlier is not None:  # the same upload raced itself: the first one stays
+            await asyncio.to_thread(self.records.remove, attachment.id)
+            return earlier
         if handed_now and self.transcripts is not None:  # analytics count the photo's hand-off
             await asyncio.to_thread(self.transcripts.set_handoff, conversation_id, REASON, session.channel)
         await self._announce(conversation_id, attachment)
         return Received(attachment, replies)
+
+    async def _earlier(self, conversation_id: str, key: str, message_id: str | None) -> Received | None:
+        """What an upload with this message id got the first time, if there was one."""
+        replies = await self.store.seen(conversation_id, key)
+        if replies is None:
+            return None
+        session = await self.store.get(conversation_id)
+        event = next((e for e in reversed(session.history) if e.attachment and e.message_id == message_id),
+                     None) if session is not None else None
+        if event is None or event.attachment is None:  # the history no longer has it: treat as new
+            return None
+        if self.metrics is not None:
+            self.metrics.duplicates.labels("web").inc()
+        return Received(event.attachment, replies)
 
     async def _announce(self, conversation_id: str, attachment: Attachment) -> None:
         """Live to every console (the one showing the conversation reloads it). The photo is
@@ -108,10 +135,11 @@ class AttachmentService:
         return []
 
     @staticmethod
-    def _append(session: Session, attachment: Attachment, replies: list[Reply]) -> None:
+    def _append(session: Session, attachment: Attachment, replies: list[Reply],
+                message_id: str | None = None) -> None:
         now = time.time()
         session.history.append(Event(role="user", text="", at=now, attachment=attachment,
-                                     language=session.language))
+                                     language=session.language, message_id=message_id))
         for reply in replies:
             session.history.append(Event(role="bot", text=reply.text, at=now, action="handoff",
                                          buttons=reply.buttons))

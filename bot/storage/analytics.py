@@ -25,6 +25,7 @@ import re
 import statistics
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -48,6 +49,10 @@ RESOLUTION_DEFINITION = (
     "they rejected, or the bot answered at least once (an FAQ entry, a composed answer or a submitted "
     "form), no answer was rejected (\"no\") or asked for again (the same FAQ entry twice in a row), and "
     "the customer's last message was understood. Rate = resolved ÷ conversations started in the period.")
+
+
+# (question, count) pairs -> (question, count, other phrasings) clusters, biggest first.
+GroupQuestions = Callable[[list[tuple[str, int]]], list[tuple[str, int, list[str]]]]
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,10 @@ def normalise(question: str) -> str:
 class Analytics:
     """The queries behind /console/analytics, over one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, group: GroupQuestions | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.group = group  # merges phrasings of one question (the web layer's embedder); None: by text
 
     # Filters ------------------------------------------------------------------------------
     def _conversation_filter(self, f: Filters) -> list[ColumnElement[bool]]:
@@ -311,8 +317,11 @@ class Analytics:
             k = normalise(sample)
             groups[k] += n
             example.setdefault(k, sample)
+        if self.group is not None:  # then by meaning: the clusters a support lead reads
+            merged = self.group([(example[k], n) for k, n in groups.items()])
+            return [{"question": q, "count": n, "similar": similar} for q, n, similar in merged[:limit]]
         ranked = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [{"question": example[k], "count": n} for k, n in ranked]
+        return [{"question": example[k], "count": n, "similar": []} for k, n in ranked]
 
     def faq_usage(self, conn: Connection, f: Filters) -> list[tuple[str, int, int, int]]:
         t = TurnRecord

@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.pii import mask_sensitive
 from bot.resolution import ResolutionReport, TurnOutcome, report
+from bot.storage import rollup
 from bot.storage.models import AgentMessage, Conversation, FormRequest, Rating, TurnRecord
 from bot.types import Turn
 
@@ -209,6 +210,7 @@ class TranscriptStore:
                                          ).rowcount for name, table in tables}
             counts["conversations"] = conn.execute(
                 delete(Conversation).where(Conversation.id == conversation_id)).rowcount
+        rollup.refresh(self.engine)  # the analytics rollup forgets it now, not at the next page view
         return counts
 
     def purge(self, before: datetime) -> dict[str, int]:
@@ -228,6 +230,7 @@ class TranscriptStore:
             }
             counts["conversations"] = conn.execute(
                 delete(Conversation).where(Conversation.last_message_at < before)).rowcount
+        rollup.refresh(self.engine)
         return counts
 
     def ping(self) -> bool:

@@ -23,7 +23,7 @@ from bot.types import Reply
 from bot.web import ownership
 from bot.web.errors import ApiError
 from bot.web.limits import BodyRule
-from bot.web.schemas import CONVERSATION_ID, error_responses
+from bot.web.schemas import CONVERSATION_ID, MESSAGE_ID, error_responses
 from bot.web.state import services_of
 
 router = APIRouter(prefix="/api/v1")
@@ -69,7 +69,9 @@ class AttachmentCreated(BaseModel):
                          "`attachment`) unless it is with them already. 415 `unsupported_media_type` for "
                          "another Content-Type; 422 `unsupported_image_type`, `invalid_image` or "
                          "`image_too_large` for what the bytes turn out to be; 413 `body_too_large` over "
-                         "`Settings.attachments.max_bytes`. Rate limited like messages.",
+                         "`Settings.attachments.max_bytes`. Rate limited like messages. An optional "
+                         "`X-Message-Id` makes a retry safe: the same id gets the first upload's answer "
+                         "and nothing is kept twice.",
              responses=error_responses(404, 413, 415, 422, 429, 503),
              openapi_extra={"requestBody": {"required": True, "content": IMAGE_CONTENT}})
 async def upload(request: Request, conversation_id: str = ConversationId) -> AttachmentCreated:
@@ -86,8 +88,11 @@ async def upload(request: Request, conversation_id: str = ConversationId) -> Att
     data = await _body(request, services.settings.attachments.max_bytes)
     if not data:
         raise ApiError(422, "invalid_image", "the body is empty: send the image's bytes")
+    message_id = request.headers.get("x-message-id") or None
+    if message_id is not None and not re.fullmatch(MESSAGE_ID, message_id):
+        raise ApiError(422, "invalid_message_id", "X-Message-Id: 1-128 letters, digits or ._:-")
     try:
-        received = await attachments.receive(conversation_id, data)
+        received = await attachments.receive(conversation_id, data, message_id=message_id)
     except ImageRejected as exc:
         raise ApiError(422, exc.code, exc.detail) from exc
     a = received.attachment

@@ -143,7 +143,7 @@ class ScopedCORS:
         self.prefixes = prefixes
         self.cors = CORSMiddleware(
             app, allow_origins=origins, allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-Request-ID", "X-Conversation-Token"],
+            allow_headers=["Content-Type", "X-Request-ID", "X-Conversation-Token", "X-Message-Id"],
             expose_headers=["Retry-After", "X-Request-ID"],
             allow_credentials=False, max_age=600) if origins else None
 

@@ -123,7 +123,7 @@ def test_the_numbers_of_a_known_data_set(engine: Engine) -> None:
         {"agent": "ben", "conversations": 1, "median_first_response_s": 120.0, "median_handling_s": 600.0}]
     assert r["top_intents"][:2] == [{"intent": "delivery", "turns": 4}, {"intent": "refund", "turns": 3}]
     # not understood (c3, c5) and handed off (c2, c8): "I want a person" 3 times, whatever the case
-    assert r["unanswered"][0] == {"question": "I want a person", "count": 3}
+    assert r["unanswered"][0] == {"question": "I want a person", "count": 3, "similar": []}
     assert normalise("  I want a PERSON!! ") == "i want a person"
     assert sum(u["count"] for u in r["unanswered"]) == 4
     assert r["faq_most_used"][0] == {"entry": "faq-ship", "uses": 3, "down": 1, "no": 0}
@@ -270,3 +270,33 @@ def test_no_query_parameter_is_a_server_error(client: TestClient, start, end, ch
         r = client.get(path, params=params)
         assert r.status_code < 500, (params, r.text)
         assert r.status_code in (200, 422), (params, r.status_code, r.text)
+
+
+def test_unanswered_questions_are_grouped_by_meaning_on_the_page(client: TestClient) -> None:
+    """The page's top unanswered questions are clusters: rephrasings of one question count together
+    (the FAQ encoder's vectors), each with a few of its other phrasings."""
+    engine = client.app.state.services.transcripts.engine
+    asked = {"is there a student discount?": 3, "Do students get a discount": 2, "student discount pls": 1,
+             "is there an iphone app": 2, "do you have a mobile app?": 1, "my kettle leaks": 1}
+    with engine.begin() as conn:
+        conn.execute(insert(Conversation).values(id="u1", channel="web", language="en",
+                                                 started_at=at(DAY1, 0), last_message_at=at(DAY1, 0),
+                                                 turns=10, handoff=False))
+        k = 0
+        for text, times in asked.items():
+            for _ in range(times):
+                conn.execute(insert(TurnRecord).values(
+                    conversation_id="u1", channel="web", message_id=f"u{k}", at=at(DAY1, k), user_text=text,
+                    intent=None, confidence=0.2, out_of_scope=True, action="respond",
+                    action_name="utter_out_of_scope", understood=False, replies=[], ranking=[],
+                    latency_ms=5.0))
+                k += 1
+    login(client, "admin1")
+    top = client.get("/console/api/analytics", params=QUERY).json()["unanswered"]
+    by_question = {u["question"]: u for u in top}
+    students = by_question["is there a student discount?"]
+    assert students["count"] == 6
+    assert sorted(students["similar"]) == ["Do students get a discount", "student discount pls"]
+    assert by_question["is there an iphone app"]["count"] == 3
+    assert by_question["my kettle leaks"]["count"] == 1  # nothing like it: alone
+    assert top[0]["question"] == "is there a student discount?"  # the biggest cluster first

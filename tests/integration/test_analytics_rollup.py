@@ -228,3 +228,27 @@ async def test_the_server_folds_changes_in_without_anyone_opening_the_page(tmp_p
     finally:
         task.cancel()
         eng.dispose()
+
+
+def test_erasing_a_conversation_removes_its_words_from_the_rollup_at_once(tmp_path) -> None:
+    """Right to erasure: the unanswered questions kept per day go with the transcripts, not at the
+    next refresh."""
+    eng = make_engine(f"sqlite:///{tmp_path}/erase.db")
+    migrate(eng)
+    store = TranscriptStore(eng)
+    rng = random.Random(3)
+    for k in range(3):
+        turn = random_turn(rng, "secret", "web", k, at(1, k * 60))
+        unanswered = turn.action.model_copy(update={"understood": False})
+        store.record(turn.model_copy(update={"text": "my name is Zebedee Quux and I want a person",
+                                             "action": unanswered}))
+    rollup.refresh(eng)
+    with eng.connect() as conn:
+        kept = [q for (q,) in conn.execute(select(rollup.unanswered.c.question_key))]
+    store.erase("secret")
+    with eng.connect() as conn:
+        left = [q for (q,) in conn.execute(select(rollup.unanswered.c.question_key))]
+    assert not rollup.pending(eng)
+    assert all("zebedee" not in q for q in left)
+    assert any("zebedee" in q for q in kept)  # it was there before
+    eng.dispose()

@@ -454,3 +454,21 @@ def test_the_whole_round_trip_on_s3(s3_server: str, app_config: Settings, demo_m
         assert s3_client(s3_server).list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_retried_upload_keeps_the_photo_once(client: WidgetClient) -> None:
+    """The widget sends the same X-Message-Id when it retries (the first answer may have been lost)."""
+    cid = new_conversation(client, "photo-retry")
+    first = upload(client, cid, jpeg_with_gps(), **{"X-Message-Id": "photo-1"})
+    again = upload(client, cid, jpeg_with_gps(), **{"X-Message-Id": "photo-1"})
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    records = client.app.state.services.attachments.records
+    assert [a.id for a in records.of(cid)] == [first.json()["attachment"]["id"]]
+    history = client.get(f"/api/v1/conversations/{cid}").json()["history"]
+    assert sum(1 for e in history if e.get("attachment")) == 1
+    other = upload(client, cid, png_with_text(), "image/png", **{"X-Message-Id": "photo-2"})
+    assert other.status_code == 201 and len(records.of(cid)) == 2
+    bad = upload(client, cid, jpeg_with_gps(), **{"X-Message-Id": "no spaces/allowed"})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_message_id"
+    assert len(records.of(cid)) == 2

@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from bot.handoff.agents import AgentInfo
-from bot.storage.analytics import BUCKETS, DEFAULT_DAYS, MAX_DAYS, Filters
+from bot.similar import group_similar
+from bot.storage.analytics import BUCKETS, DEFAULT_DAYS, MAX_DAYS, Filters, GroupQuestions
 from bot.storage.analytics_rollup import RollupAnalytics
 from bot.web.console.auth import admin_caller, presented_api_key, session_agent
 from bot.web.console.charts import report_charts
@@ -75,8 +80,54 @@ def filters(start: str | None = Query(None, alias="from", max_length=32, descrip
 
 
 async def _report(request: Request, f: Filters) -> dict[str, Any]:
-    analytics = RollupAnalytics(services_of(request).transcripts.engine)
+    services = services_of(request)
+    analytics = RollupAnalytics(services.transcripts.engine, group=_question_grouper(request))
     return (await asyncio.to_thread(analytics.report, f)).as_dict()
+
+
+SIMILAR_QUESTIONS = 0.6  # cosine of all-MiniLM-L6-v2 vectors: rephrasings of one question are 0.6-0.95
+VECTORS_KEPT = 20_000
+
+
+class _QuestionVectors:
+    """The FAQ encoder's vectors of unanswered questions, remembered across page views (the same
+    questions come back every morning); bounded, and safe from the report's worker threads."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray]) -> None:
+        self.encode = encode
+        self.kept: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self.kept]
+        if missing:
+            for t, v in zip(missing, self.encode(missing), strict=True):
+                with self.lock:
+                    self.kept[t] = v
+        with self.lock:
+            for t in texts:
+                self.kept.move_to_end(t)
+            while len(self.kept) > VECTORS_KEPT:
+                self.kept.popitem(last=False)
+            return np.stack([self.kept[t] for t in texts])
+
+
+def _question_grouper(request: Request) -> GroupQuestions | None:
+    """Unanswered questions merged by meaning with the FAQ's encoder (None without one: by text)."""
+    embedder = getattr(services_of(request).knowledge, "embedder", None)
+    if embedder is None:
+        return None
+    vectors = getattr(request.app.state, "question_vectors", None)
+    if vectors is None:
+        vectors = request.app.state.question_vectors = _QuestionVectors(embedder.encode)
+
+    def group(items: list[tuple[str, int]]) -> list[tuple[str, int, list[str]]]:
+        if not items:
+            return []
+        merged = group_similar(items, vectors([text for text, _ in items]), SIMILAR_QUESTIONS)
+        return [(g.text, g.count, g.examples) for g in merged]
+    return group
 
 
 @router.get("/analytics", include_in_schema=False)

@@ -99,6 +99,7 @@
     table("table-intents", [{label: "Intent", get: function (i) { return i.intent; }},
       {label: "Messages", num: true, get: function (i) { return i.turns; }}], r.top_intents);
     table("table-unanswered", [{label: "Question", get: function (u) { return u.question; }},
+      {label: "Also asked as", get: function (u) { return (u.similar || []).map(function (q) { return "\u201c" + q + "\u201d"; }).join(", "); }},
       {label: "Times", num: true, get: function (u) { return u.count; }}], r.unanswered);
     var faqCols = [{label: "Entry", get: function (e) { return e.entry; }},
       {label: "Uses", num: true, get: function (e) { return e.uses; }},

@@ -576,7 +576,7 @@
     sending = true;
     var item = outbox[0];
     waitingForReply();
-    var sent = item.file ? upload(item.file)
+    var sent = item.file ? upload(item.file, item.body.message_id)
       : (live && live.readyState === 1)
         ? viaSocket(item.body).catch(function () { return post(item.body, 0); })  /* same id: answered once */
         : post(item.body, 0);
@@ -601,9 +601,10 @@
   }
   /* A photo: the raw bytes, re-encoded by the server (no metadata kept); the answer is the bot's
    * replies. A network failure rejects (the photo stays queued, in order). */
-  function upload(file) {
+  function upload(file, messageId) {  /* the same id on a retry: the server keeps the photo once */
     return api("/conversations/" + cid + "/attachments", {
-      method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file
+      method: "POST", body: file,
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-Message-Id": messageId }
     }).then(function (res) {
       return res.json().catch(function () { return {}; })
         .then(function (data) { return { ok: res.ok, data: data }; });

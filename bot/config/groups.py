@@ -131,7 +131,7 @@ class StorageSettings(BaseSettings):
                     "`transcript_purge_every_s`, and by `supportbot purge`. 0 or None: kept forever.")
     transcript_purge_every_s: int = Field(86_400, ge=60, description="Seconds between two purges.")
     analytics_refresh_every_s: int = Field(
-        300, ge=1, description="Seconds between two background refreshes of the analytics rollup (the "
+        60, ge=1, description="Seconds between two background refreshes of the analytics rollup (the "
                                "days changed since the last one); the analytics page also refreshes first.")
 
 

@@ -86,6 +86,7 @@ async def _report(request: Request, f: Filters) -> dict[str, Any]:
 
 
 SIMILAR_QUESTIONS = 0.6  # cosine of all-MiniLM-L6-v2 vectors: rephrasings of one question are 0.6-0.95
+CLUSTERED = 150  # the biggest phrasings clustered (each new one costs an encoder pass); the rest by text
 VECTORS_KEPT = 20_000
 
 
@@ -125,8 +126,11 @@ def _question_grouper(request: Request) -> GroupQuestions | None:
     def group(items: list[tuple[str, int]]) -> list[tuple[str, int, list[str]]]:
         if not items:
             return []
-        merged = group_similar(items, vectors([text for text, _ in items]), SIMILAR_QUESTIONS)
-        return [(g.text, g.count, g.examples) for g in merged]
+        items = sorted(items, key=lambda item: (-item[1], item[0]))
+        head, tail = items[:CLUSTERED], items[CLUSTERED:]
+        merged = group_similar(head, vectors([text for text, _ in head]), SIMILAR_QUESTIONS)
+        return sorted([(g.text, g.count, g.examples) for g in merged] + [(t, n, []) for t, n in tail],
+                      key=lambda g: (-g[1], g[0]))
     return group
 
 

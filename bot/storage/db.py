@@ -147,24 +147,22 @@ class TranscriptStore:
             return bool(done.rowcount)
 
     def set_customer_email(self, conversation_id: str, email: str, channel: str = "web") -> None:
-        """The address the customer left for follow-up (the conversation row is created if no turn
-        has been recorded yet)."""
-        at = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            conn.execute(self._new_conversation, {"id": conversation_id, "channel": channel, "started_at": at,
-                                                  "last_message_at": at, "turns": 0, "handoff": False})
-            conn.execute(update(Conversation).where(Conversation.id == conversation_id)
-                         .values(customer_email=email))
+        """The address the customer left for follow-up."""
+        self._update_conversation(conversation_id, channel, customer_email=email)
 
     def set_handoff(self, conversation_id: str, reason: str, channel: str = "web") -> None:
         """A hand-off that no turn recorded (the customer sent a photo): the conversation's row
-        says so, for the console's analytics (the row is created if no turn was recorded yet)."""
+        says so, for the console's analytics."""
+        self._update_conversation(conversation_id, channel, handoff=True, handoff_reason=reason,
+                                  last_message_at=datetime.now(UTC))
+
+    def _update_conversation(self, conversation_id: str, channel: str, **values: Any) -> None:
+        """Set `values` on the conversation's row, created first if no turn has been recorded yet."""
         at = datetime.now(UTC)
         with self.engine.begin() as conn:
             conn.execute(self._new_conversation, {"id": conversation_id, "channel": channel, "started_at": at,
                                                   "last_message_at": at, "turns": 0, "handoff": False})
-            conn.execute(update(Conversation).where(Conversation.id == conversation_id)
-                         .values(handoff=True, handoff_reason=reason, last_message_at=at))
+            conn.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
 
     def add_rating(self, conversation_id: str, score: int, comment: str | None, agent: str | None) -> Rating:
         """The customer's CSAT rating (1..5, an optional comment) of a conversation an agent closed."""

@@ -104,7 +104,12 @@ async def _card(request: Request, cid: str) -> dict:
     text = " ".join([cid, session.contact_email or "", *(e.text for e in session.history)]).casefold()
     return {**base, "contact": session.contact_email, "language": session.language,
             "channel": session.channel, "last_message": last[:160],
-            "customer_messages": sum(1 for e in session.history if e.role == "user"), "_text": text}
+            "customer_messages": _customer_messages(session), "_text": text}
+
+
+def _customer_messages(session: Session) -> int:
+    """What a card's unread count is counted in, and what opening the conversation marks as seen."""
+    return sum(1 for e in session.history if e.role == "user")
 
 
 async def _handoff(coro: Awaitable[T]) -> T:
@@ -135,7 +140,7 @@ async def conversation(request: Request, conversation_id: str,
     hits = await services.pool.run(services.knowledge.search, last_user, 3) if last_user else []
     state = await services.queue.state(cid)
     # Opening it is reading it: this agent's unread count of it goes to zero.
-    await services.queue.mark_seen(str(agent.id), cid, sum(1 for e in session.history if e.role == "user"))
+    await services.queue.mark_seen(str(agent.id), cid, _customer_messages(session))
     return {
         "conversation_id": cid, "channel": session.channel, "handoff": session.handoff,
         "language": session.language, "handoff_reason": session.handoff_reason,

@@ -1,14 +1,16 @@
 """The FAQ coverage check (bot/knowledge/coverage.py): does it catch questions the FAQ cannot answer
 without flagging the ones it can?
 
-Each question is searched with the product's KnowledgeBase (var/index when it is there, else an
-index built as benchmarks/retrieval.py builds it) and the check runs on the top hit:
+Each question is searched with the product's KnowledgeBase (an index built for the run from
+knowledge_base/) and the check runs on the top hit:
 - unanswerable: benchmarks/data/coverage_calibration.yml, questions we wrote that no entry answers
   (share flagged: higher is better, goal >= 80 %);
 - answerable: benchmarks/data/faq_paraphrases.yml plus the calibration file's narrative/typo
   questions, where the top hit is the right entry (share flagged: lower is better, goal <= 3 %);
   those whose top hit is wrong are counted apart (flagging them is right);
-over a sweep of the margin, and, for comparison, sentence-vector occlusion (the cosine gain with the
+over a sweep of the margin; the near-miss check (the question nearer to one of the FAQ's
+`unanswered` questions than to the top entry's phrasings, by a margin) and both together as the
+product runs them; and, for comparison, sentence-vector occlusion (the cosine gain with the
 entry's best phrasing when a word the entry lacks is left out). Time per check: `uncovered` one
 question at a time, entry vectors cached as in service (and the first check of each entry apart).
 
@@ -31,6 +33,7 @@ from common import RESULTS, ROOT, arg_parser
 from rich.console import Console
 from rich.table import Table
 
+from bot.config import Thresholds
 from bot.encoders.paths import display_name, offline
 from bot.knowledge.coverage import MARGIN, SCORE_WEIGHT, Assessment, CoverageCheck, bare, same_word
 from bot.knowledge.embedder import Embedder
@@ -41,9 +44,10 @@ from bot.knowledge.words import content_words
 from bot.stats import percentile
 
 console = Console(width=150)
+UNANSWERED_MARGIN = Thresholds().unanswered_margin or 0.0
 MARGINS = (0.50, 0.55, 0.57, 0.58, 0.59, 0.60, 0.62, 0.65, 0.70)
 OCCLUSION = (0.06, 0.08, 0.10, 0.12, 0.14)
-INDEX = ROOT.parent / "var" / "index"
+NEAR_MISS = (-0.05, 0.0, 0.05, 0.10)
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Case:
     kind: str  # unanswerable | answerable | narrative (answerable, with story words and typos)
     entry: str | None  # the answering entry; None when none does
     hit: str = ""
+    score: float = 0.0  # the top hit's cosine
+    near_miss: float | None = None  # the cosine with the nearest question the FAQ marks unanswered
     assessment: Assessment | None = None
     rises: list[float] | None = None
 
@@ -100,6 +106,14 @@ def sweep(cases: list[Case]) -> list[dict]:
         rows.append({"method": "coverage", "threshold": f"margin {margin:.2f}", **{
             name: share(group, lambda c, m=margin: bool(c.assessment.unaddressed(m, SCORE_WEIGHT)))
             for name, group in groups.items()}})
+    for m in NEAR_MISS:
+        rows.append({"method": "near miss", "threshold": f"margin {m:+.2f}", **{
+            name: share(group, lambda c, m=m: c.near_miss is not None and c.near_miss >= c.score + m)
+            for name, group in groups.items()}})
+    rows.append({"method": "both (default)", "threshold": f"{MARGIN:.2f} / {UNANSWERED_MARGIN:+.2f}", **{
+        name: share(group, lambda c: bool(c.assessment.unaddressed(MARGIN, SCORE_WEIGHT)) or (
+            c.near_miss is not None and c.near_miss >= c.score + UNANSWERED_MARGIN))
+        for name, group in groups.items()}})
     for rise in OCCLUSION:
         rows.append({"method": "occlusion", "threshold": f"rise {rise:.2f}", **{
             name: share(group, lambda c, r=rise: any(x >= r for x in c.rises))
@@ -112,15 +126,12 @@ def main() -> None:
     offline()
     embedder = Embedder()
     cases = load_cases()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = INDEX
-        if not (INDEX / "index.faiss").exists():
-            folder = Path(tmp)
-            build_index(load_entries(ROOT.parent / "knowledge_base"), embedder, folder, force=True)
-        kb = KnowledgeBase(folder, embedder)
+    with tempfile.TemporaryDirectory() as tmp:  # the knowledge base as it is now
+        build_index(load_entries(ROOT.parent / "knowledge_base"), embedder, Path(tmp), force=True)
+        kb = KnowledgeBase(Path(tmp), embedder)
     entries = {e.id: e for e in kb.entries}
     for case, hits in zip(cases, kb.search_batch([c.text for c in cases], k=1), strict=True):
-        case.hit = hits[0].entry_id
+        case.hit, case.score, case.near_miss = hits[0].entry_id, hits[0].score, hits[0].near_miss
     check = CoverageCheck(embedder.encode_tokens, kb.entries)
     first = []
     for case in cases:  # a fresh check: the first question on each entry also encodes the entry
@@ -136,8 +147,8 @@ def main() -> None:
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "embedder": display_name(embedder.path),
-        "index": str(folder) if folder == INDEX else "built for the run",
-        "defaults": {"margin": MARGIN, "score_weight": SCORE_WEIGHT},
+        "index": "built for the run from knowledge_base/",
+        "defaults": {"margin": MARGIN, "score_weight": SCORE_WEIGHT, "unanswered_margin": UNANSWERED_MARGIN},
         "questions": {k: sum(c.kind == k for c in cases)
                       for k in ("unanswerable", "answerable", "narrative")},
         "right_top_hit": sum(c.right_hit for c in cases if c.entry),

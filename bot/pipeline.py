@@ -13,11 +13,12 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
 from bot.inference import Busy, InferencePool
+from bot.knowledge.words import topic_words
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.pii import mask_sensitive
-from bot.questions import is_question, question_parts, without_greeting
+from bot.questions import is_follow_up, is_question, question_parts, without_greeting
 from bot.rasa.dialogue import RasaDialogue
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
@@ -123,8 +124,8 @@ class Pipeline:
                       on_delta: OnDelta | None) -> Action:
         """Step 5-6 with supportbot's own policy: answer, form, generate or hand off."""
         action = self.policy.decide(session, parse, hits)
-        if action.kind == "generate":
-            action = await self._generate(session, msg, hits, on_delta)
+        if action.kind == "generate":  # its fallback is the best hit in the policy's order
+            action = await self._generate(session, msg, self.policy.rerank(parse, hits), on_delta)
         if not msg.payload:
             action = await self._check_coverage(session, msg.text, action)
         return await self._with_handoff(session, action)
@@ -135,10 +136,17 @@ class Pipeline:
         return action
 
     async def _check_coverage(self, session: Session, text: str, action: Action) -> Action:
-        """An answer to one question (not a report: "you sent me someone else's teapot") whose entry
-        never addresses a word the question asks about is replaced by the policy's "no answer"."""
-        if (self.coverage is None or not action.answered or action.faq_hit is None or not is_question(text)
-                or len(question_parts(text)) > 1):
+        """An answer to a question that the FAQ marks unanswered (the message is nearer to one of its
+        `unanswered` questions than to the entry), or to one question (not a report: "you sent me
+        someone else's teapot") whose entry never addresses a word it asks about, is replaced by the
+        policy's "no answer"."""
+        if not action.answered or action.faq_hit is None or not is_question(text):
+            return action
+        if self.policy.known_unanswered(action.faq_hit):
+            hit = action.faq_hit
+            words = topic_words(text, hit.near_miss_question or "", f"{hit.question} {hit.answer}")
+            return self.policy.unaddressed(session, words)
+        if self.coverage is None or len(question_parts(text)) > 1:
             return action
         try:
             gaps = await self.pool.run(self.coverage, text, action.faq_hit.entry_id)
@@ -245,8 +253,29 @@ class Pipeline:
         t = time.perf_counter()
         hits = await self.models.search(msg.text, self.faq_k, language)
         self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
+        previous = _previous_question(session) if session is not None and not self.rasa else None
+        if previous is not None and session is not None and is_follow_up(msg.text):
+            parse, hits = await self._in_context(parse, hits, previous, session, language)
         if hits:
             self.metrics.faq_top_score.observe(hits[0].score)
+        return parse, hits
+
+    async def _in_context(self, parse: Parse, hits: list[Hit], previous: str, session: Session,
+                          language: str | None) -> tuple[Parse, list[Hit]]:
+        """A follow-up ("and if I pay for the faster option?") read together with the previous
+        question: its intent when the message alone was unclear, and its FAQ hits when they match
+        better (leaving out the entry just answered, unless the message alone points to it: a
+        follow-up mostly asks something else)."""
+        query = f"{previous} {parse.text}"
+        context = await self.models.parse(query, language)
+        found = await self.models.search(query, self.faq_k + 1, language)
+        alone = hits[0].entry_id if hits else None
+        found = [h for h in found if h.entry_id != session.answered_entry or h.entry_id == alone][: self.faq_k]
+        if found and (not hits or found[0].score > hits[0].score):
+            hits = found
+        if not self.policy.reads_alone(parse) and self.policy.reads_alone(context):
+            parse = parse.model_copy(update={"intent": context.intent, "confidence": context.confidence,
+                                             "ranking": context.ranking, "out_of_scope": False})
         return parse, hits
 
     async def _generate(self, session: Session, msg: Message, hits: list[Hit],
@@ -340,3 +369,9 @@ def masked(reply: Reply) -> Reply:
     """A reply as stored: it may echo what the customer typed (a confirmation of the form's slots)."""
     text = mask_sensitive(reply.text)
     return reply if text == reply.text else reply.model_copy(update={"text": text})
+
+
+def _previous_question(session: Session) -> str | None:
+    """The customer's last typed message before this one (a button press is not a question)."""
+    return next((e.text for e in reversed(session.history)
+                 if e.role == "user" and e.text and not e.text.startswith("/")), None)

@@ -76,3 +76,26 @@ def without_greeting(text: str) -> str:
     rest = _GREETING.sub("", text, count=1)
     enough = len(re.findall(r"\w+", rest)) >= 2 or len(_CJK.findall(rest)) >= 2
     return rest if rest != text and enough else text
+
+
+# A message that leans on the one before: "and if I pay for the faster option?", "how long do I
+# have to spend it then", "what about Norway", "那退款呢？".
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(?:and|but|also|so|or|plus|then|ok(?:ay)?\s+(?:and|so|but)|what about|how about|same for|"
+    r"what if|and if|and what|and how)\b", re.IGNORECASE)
+_FOLLOW_UP_WORD = re.compile(r"\b(?:it|them|they|that|this|those|these|then|one)\b", re.IGNORECASE)
+_FOLLOW_UP_ZH = re.compile(r"^(?:那|那么|还有|另外|如果)|呢[？?]?$")
+
+
+def is_follow_up(text: str) -> bool:
+    """A short message that names no topic of its own ("and it goes back to my card right"): it
+    is read together with the customer's previous question."""
+    text = text.strip()
+    if not text or text.startswith("/"):
+        return False
+    if _CJK.search(text):
+        return bool(_FOLLOW_UP_ZH.search(text)) and len(_CJK.findall(text)) <= 12
+    words = re.findall(r"[\w'’]+", text)
+    if not 2 <= len(words) <= 9:
+        return False
+    return bool(_FOLLOW_UP_START.match(text)) or bool(_FOLLOW_UP_WORD.search(text))

@@ -75,6 +75,9 @@ class Hit(BaseModel):
     score: float
     matched: str = ""
     rank: float | None = None  # what the retriever ordered by (cosine + entry head); None: the score
+    # The message's cosine with the nearest question the FAQ marks unanswered, and that question.
+    near_miss: float | None = None
+    near_miss_question: str | None = None
 
 
 Feedback = Literal["yes", "no", "repeated"]

@@ -34,6 +34,13 @@ class Thresholds(BaseModel):
         0.58, description="An FAQ or composed answer whose entry never addresses a word the question asks "
                           "about (alignment + 0.75 × cosine under this; benchmarks/coverage.py) is replaced "
                           "by \"I don't have an answer to that\" and a person offered; None: no check.")
+    unanswered_margin: float | None = Field(
+        0.0, description="An answer to a message nearer (cosine) to a question the FAQ marks `unanswered` "
+                         "than to the answering entry's phrasings by this much is replaced by \"I don't "
+                         "have an answer to that\" and a person offered; None: no check.")
+    faq_fallback: float = Field(
+        0.45, description="With a generator: best FAQ score from which a question the composer found "
+                          "nothing to quote for gets that entry's answer instead of a hand-off offer.")
     generate_min: float = Field(
         0.4, description="With a generator: best FAQ score from which an unanswered question is composed "
                          "from FAQ passages instead of asking which intent was meant.")

@@ -86,7 +86,7 @@ class Policy:
 
     def _decide(self, session: Session, parse: Parse, hits: list[Hit]) -> Action:
         hits = self.rerank(parse, hits)
-        confident = self._confident(parse)
+        confident = self.confident(parse)
         if session.active_form:
             action = self._continue_form(session, parse, confident, hits)
             if action is not None:
@@ -158,8 +158,14 @@ class Policy:
         answer.replies.append(self._say(session, "utter_ask_email" if ask else "utter_still_in_queue"))
         return answer
 
-    def _confident(self, parse: Parse) -> bool:
+    def confident(self, parse: Parse) -> bool:
+        """The intent is read surely enough to act on."""
         return parse.intent is not None and not parse.out_of_scope and parse.confidence >= self.t.intent
+
+    def reads_alone(self, parse: Parse) -> bool:
+        """The intent is read surely, and as a request: a question is never a bare "yes", "no" or
+        "thanks" ("and does it cost anything" is no denial)."""
+        return self.confident(parse) and not (parse.intent in _NOT_OFFERED and is_question(parse.text))
 
     def _clear_answer(self, parse: Parse | None, hits: list[Hit]) -> Hit | None:
         """The FAQ entry that clearly answers the message (asked while waiting, or inside a form)."""
@@ -168,7 +174,7 @@ class Policy:
         if parse.intent == FAQ_PAYLOAD_INTENT or hits[0].score >= self.t.faq_strong:
             return hits[0]
         spec = self.domain.intents.get(parse.intent or "")
-        faq_intent = self._confident(parse) and spec is not None and spec.action == "faq"
+        faq_intent = self.confident(parse) and spec is not None and spec.action == "faq"
         if faq_intent and hits[0].score >= self.t.faq_for_faq_intent:
             return hits[0]
         return None
@@ -217,12 +223,19 @@ class Policy:
 
     def unaddressed(self, session: Session, words: list[str]) -> Action:
         """Instead of an answer whose FAQ entry never addresses what was asked ("student" in "is
-        there a student discount?"): say so, and offer a person."""
+        there a student discount?"): say so (naming the topic when known), and offer a person."""
         session.answered_entry = None
         session.offer = "handoff"
         session.failures = 0
-        return Action(kind="clarify", name="unaddressed", understood=False,
-                      replies=[self._say(session, "utter_no_answer", {"topic": ", ".join(words[:2])})])
+        reply = (self._say(session, "utter_no_answer", {"topic": ", ".join(words[:2])}) if words
+                 else self._say(session, "utter_generation_unsure"))
+        return Action(kind="clarify", name="unaddressed", understood=False, replies=[reply])
+
+    def known_unanswered(self, hit: Hit) -> bool:
+        """The message is nearer to a question the FAQ marks unanswered than to any phrasing of the
+        entry that would answer it (by `unanswered_margin`)."""
+        margin = self.t.unanswered_margin
+        return margin is not None and hit.near_miss is not None and hit.near_miss >= hit.score + margin
 
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served
@@ -327,6 +340,11 @@ class Policy:
                 replies=[self._say(session, "utter_generation_injection")]))
         if result.status == "refused":
             return self._failed(session, self._respond(session, "utter_out_of_scope", "out_of_scope"))
+        if result.status == "unsure" and result.reason == "empty" and faq_hit is not None \
+                and faq_hit.score >= self.t.faq_fallback:
+            # the composer found no sentence to quote, but one entry is close: its answer (the
+            # coverage check still judges it) rather than a hand-off offer for an FAQ question
+            return self._faq(session, faq_hit)
         if result.status == "unsure":
             session.failures = 0
             session.offer = "handoff"

@@ -15,6 +15,7 @@ from bot.knowledge.loader import FaqEntry, content_hash
 from bot.knowledge.ranker import Ranker
 
 FLAT_LIMIT = 100_000
+UNANSWERED_FILE = "unanswered.npy"
 
 
 def make_index(vectors: np.ndarray, kind: str | None = None) -> faiss.Index:
@@ -50,7 +51,7 @@ class BuildResult:
     skipped: bool
 
 
-RECIPE = "r2"  # bump when what goes into the index changes: older indexes are rebuilt
+RECIPE = "r3"  # bump when what goes into the index changes: older indexes are rebuilt
 
 
 def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
@@ -82,10 +83,13 @@ def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
                                  len(entries), center=embedder.multilingual)
     index = make_index(vectors, kind)
     out_dir.mkdir(parents=True, exist_ok=True)
+    near = _unanswered(entries, embedder, ranker, base_language)
+    np.save(out_dir / UNANSWERED_FILE, near.vectors)
     tmp = out_dir / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))
     (out_dir / "entries.json").write_text(json.dumps(
-        {"entries": [e.model_dump() for e in entries], "rows": rows, "texts": texts}))
+        {"entries": [e.model_dump() for e in entries], "rows": rows, "texts": texts,
+         "unanswered": near.texts}))
     ranker.save(out_dir)
     tmp.replace(out_dir / "index.faiss")
     manifest = IndexManifest(
@@ -96,3 +100,24 @@ def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
     )
     manifest_path.write_text(json.dumps(asdict(manifest), indent=2))
     return BuildResult(manifest, skipped=False)
+
+
+@dataclass
+class NearMisses:
+    """The questions the FAQ marks unanswered, embedded (and centered) as the phrasings are."""
+
+    texts: list[str]
+    vectors: np.ndarray
+
+
+def _unanswered(entries: list[FaqEntry], embedder: TextEmbedder, ranker: Ranker,
+                base_language: str) -> NearMisses:
+    asked = [(q, base_language) for e in entries for q in e.unanswered]
+    if embedder.multilingual:
+        asked += [(q, lang) for e in entries for lang, t in e.translations.items() for q in t.unanswered]
+    if not asked:
+        return NearMisses([], np.zeros((0, 1), dtype=np.float32))
+    vectors = embedder.encode([q for q, _ in asked])
+    centered = [ranker.center(v[None, :], lang.split("-")[0])[0]
+                for v, (_, lang) in zip(vectors, asked, strict=True)]
+    return NearMisses([q for q, _ in asked], np.ascontiguousarray(np.stack(centered), dtype=np.float32))

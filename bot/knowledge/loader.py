@@ -18,6 +18,7 @@ class FaqTranslation(BaseModel):
 
     question: str = Field(min_length=1)
     alternatives: list[str] = Field(default_factory=list)
+    unanswered: list[str] = Field(default_factory=list)
     answer: str = Field(min_length=1)
 
 
@@ -25,6 +26,10 @@ class FaqEntry(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     question: str = Field(min_length=3)
     alternatives: list[str] = Field(default_factory=list)
+    # Questions near this entry's topic that no entry answers ("is there a student discount?" near
+    # "how do I use a discount code?"): a message nearer to one of them than to any phrasing of
+    # the answering entry gets "I don't have an answer to that" (bot/knowledge/retriever.py).
+    unanswered: list[str] = Field(default_factory=list)
     answer: str = Field(min_length=1)
     category: str = "general"
     translations: dict[str, FaqTranslation] = Field(default_factory=dict)

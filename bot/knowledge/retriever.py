@@ -9,6 +9,7 @@ import faiss
 import numpy as np
 
 from bot.knowledge.embedder import TextEmbedder
+from bot.knowledge.index import UNANSWERED_FILE
 from bot.knowledge.loader import FaqEntry
 from bot.knowledge.ranker import HEAD_WEIGHT, Ranker
 from bot.types import Hit
@@ -26,6 +27,9 @@ class KnowledgeBase:
         self.texts: list[str] = meta["texts"]
         self.index = faiss.read_index(str(directory / "index.faiss"))
         self.ranker = Ranker.load(directory)
+        self.near_texts: list[str] = meta.get("unanswered", [])
+        near = directory / UNANSWERED_FILE
+        self.near_vectors = np.load(near) if near.exists() and self.near_texts else None
         self.embedder = embedder
         self._entry_rows: dict[int, list[int]] = {}
         for row, entry_i in enumerate(self.rows):
@@ -45,8 +49,14 @@ class KnowledgeBase:
             return results
         queries = self.ranker.center(self.embedder.encode([texts[i] for i in asked]), language)
         scores, ids = self.index.search(queries, min(self.index.ntotal, max(k * 6, CANDIDATES)))
+        near = queries @ self.near_vectors.T if self.near_vectors is not None else None
         for j, i in enumerate(asked):
             results[i] = self._rank(queries[j], scores[j], ids[j], k, language)
+            if near is not None:
+                best = int(near[j].argmax())
+                for hit in results[i]:
+                    hit.near_miss = round(float(near[j][best]), 4)
+                    hit.near_miss_question = self.near_texts[best]
         return results
 
     def _rank(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,

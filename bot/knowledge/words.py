@@ -45,3 +45,16 @@ def stem(word: str) -> str:
 def content_words(text: str) -> set[str]:
     words = re.findall(r"[A-Za-z][A-Za-z']*|\d+(?:[.,]\d+)?", text.lower())
     return {stem(w) for w in words if w not in STOPWORDS and len(w) > 1 and w not in NUMBER_WORDS}
+
+
+def topic_words(message: str, near: str, known: str) -> list[str]:
+    """The message's words (as written, in order) that the near question asks about and the known
+    text never says: what "I don't have an answer about ..." names ("student" of "is there a
+    student discount?", near "do you have a student discount", known the discount-code entry)."""
+    asked, said = content_words(near), content_words(known)
+    out: list[str] = []
+    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", message):
+        stemmed = stem(word)
+        if stemmed in asked and stemmed not in said and word.lower() not in STOPWORDS and word not in out:
+            out.append(word)
+    return out

@@ -1,0 +1,31 @@
+"""Which messages lean on the question before them, and which words a missing answer names."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.knowledge.words import topic_words
+from bot.questions import is_follow_up
+
+
+@pytest.mark.parametrize("text", [
+    "and if I pay for the faster option?", "how long do I have to spend it then", "what about Norway",
+    "and it goes back to my card right", "那退款呢？", "But can I return it?",
+])
+def test_follow_ups(text: str) -> None:
+    assert is_follow_up(text)
+
+
+@pytest.mark.parametrize("text", [
+    "How long does standard delivery take to Germany?", "hello", "KK-123456", "/affirm", "",
+    "I bought a saucepan last week and the handle came off while I was cooking dinner for my family",
+    "退货期限是多久？",
+])
+def test_not_follow_ups(text: str) -> None:
+    assert not is_follow_up(text)
+
+
+def test_topic_words_are_the_asked_words_the_entry_never_says() -> None:
+    known = "How do I use a discount code? Enter the code in the Discount code field at checkout."
+    assert topic_words("is there a student discount?", "do students get a discount", known) == ["student"]
+    assert topic_words("Is there a student discount?", "do you sell spare lids", known) == []

@@ -13,7 +13,7 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
 from bot.inference import Busy, InferencePool
-from bot.knowledge.words import topic_words
+from bot.knowledge.words import shop_words, spaced, topic_words
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
@@ -69,6 +69,7 @@ class Pipeline:
         self.coverage = coverage
         self.rasa = rasa
         self.models = model_calls(pool, nlu, knowledge, max_batch, metrics.inference_batch)
+        self.common = shop_words(getattr(knowledge, "entries", []))
 
     async def handle(self, msg: Message, on_delta: OnDelta | None = None) -> list[Reply]:
         """The turn. `on_delta` receives a generated answer's text as it is written (checked
@@ -127,7 +128,7 @@ class Pipeline:
         if action.kind == "generate":  # its fallback is the best hit in the policy's order
             action = await self._generate(session, msg, self.policy.rerank(parse, hits), on_delta)
         if not msg.payload:
-            action = await self._check_coverage(session, msg.text, action)
+            action = await self._check_coverage(session, msg.text, action, hits)
         return await self._with_handoff(session, action)
 
     async def _with_handoff(self, session: Session, action: Action) -> Action:
@@ -135,21 +136,29 @@ class Pipeline:
             action.replies = await self.handoff.on_handoff(session, action.handoff_reason or "")
         return action
 
-    async def _check_coverage(self, session: Session, text: str, action: Action) -> Action:
-        """An answer to a question that the FAQ marks unanswered (the message is nearer to one of its
-        `unanswered` questions than to the entry), or to one question (not a report: "you sent me
-        someone else's teapot") whose entry never addresses a word it asks about, is replaced by the
-        policy's "no answer"."""
-        if not action.answered or action.faq_hit is None or not is_question(text):
+    async def _check_coverage(self, session: Session, text: str, action: Action, hits: list[Hit]) -> Action:
+        """An answer (or a "did you mean" with topics) to a question that the FAQ marks unanswered
+        (the message is nearer to one of its `unanswered` questions than to the entry), or an
+        answer to one question (not a report: "you sent me someone else's teapot") whose entry
+        never addresses a word it asks about, is replaced by the policy's "no answer"."""
+        if not is_question(text):
             return action
-        if self.policy.known_unanswered(action.faq_hit):
-            hit = action.faq_hit
-            words = topic_words(text, hit.near_miss_question or "", f"{hit.question} {hit.answer}")
-            return self.policy.unaddressed(session, words)
-        if self.coverage is None or len(question_parts(text)) > 1:
+        asked = action.name in ("clarify", "default") and not action.understood  # topics offered
+        hit = action.faq_hit if action.answered else hits[0] if asked and hits else None
+        if hit is None:
+            return action
+        if hit.near_miss is not None:
+            # a topic word: one the message shares with that question, the entry never says and the
+            # shop's FAQ does not use across entries ("student", not "mugs"); Chinese has no words
+            entry = self.knowledge.get(hit.entry_id)
+            known = " ".join([*entry.phrasings, entry.answer]) if entry else f"{hit.question} {hit.answer}"
+            words = topic_words(text, hit.near_miss_question or "", known, self.common)
+            if self.policy.known_unanswered(hit, bool(words) or not spaced(text)):
+                return self.policy.unaddressed(session, words)
+        if self.coverage is None or not action.answered or len(question_parts(text)) > 1:
             return action
         try:
-            gaps = await self.pool.run(self.coverage, text, action.faq_hit.entry_id)
+            gaps = await self.pool.run(self.coverage, text, hit.entry_id)
         except Busy:
             raise
         except Exception:  # the check failed: the answer stands
@@ -270,7 +279,8 @@ class Pipeline:
         context = await self.models.parse(query, language)
         found = await self.models.search(query, self.faq_k + 1, language)
         alone = hits[0].entry_id if hits else None
-        found = [h for h in found if h.entry_id != session.answered_entry or h.entry_id == alone][: self.faq_k]
+        last = session.answered_entry
+        found = [h for h in found if h.entry_id != last or h.entry_id == alone][: self.faq_k]
         if found and (not hits or found[0].score > hits[0].score):
             hits = found
         if not self.policy.reads_alone(parse) and self.policy.reads_alone(context):

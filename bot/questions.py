@@ -43,7 +43,12 @@ def is_keyword_query(text: str) -> bool:
     """A bare topic ("delivery", "money back", "订单", "I have a question about delivery"): no
     question asked. Which of the topic's questions is meant is not said, so the bot asks rather
     than guesses."""
-    return bool(_TOPIC_STATEMENT.match(text.strip())) or is_short_answer(text)
+    return is_topic_statement(text) or is_short_answer(text)
+
+
+def is_topic_statement(text: str) -> bool:
+    """A question announced, not asked ("I have a question about my parcel")."""
+    return bool(_TOPIC_STATEMENT.match(text.strip()))
 
 
 def is_short_answer(text: str) -> bool:

@@ -18,7 +18,7 @@ from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
 from bot.dialogue.forms import FormSpec
 from bot.injection import detect_injection
-from bot.questions import is_keyword_query, is_question, is_short_answer, question_parts
+from bot.questions import is_keyword_query, is_question, is_short_answer, is_topic_statement, question_parts
 from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
 OOS = "out_of_scope"
@@ -27,6 +27,9 @@ FAQ_PAYLOAD_INTENT = "faq"
 # new topic, and short answers (a city: "北京", "上海") look like greetings to the intent model.
 _FORM_NEUTRAL = {"affirm", "deny", "stop", "greet", OOS}
 _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
+# A question about the time limit of what a form does, not a request to do it.
+_DEADLINE = re.compile(r"\b(?:until when|till when|by when|how late|how long (?:do i have|after|until)|"
+                       r"deadline|too late)\b", re.IGNORECASE)
 # An e-mail address left for follow-up while nobody from the team is available.
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
 
@@ -66,6 +69,7 @@ class Policy:
         self.domain = domain
         self.confirm_answers = confirm_answers
         self.entry_intents = entry_intents or {}
+        self._form_entries: dict[str, str | None] = {}
         self.default_language = default_language
         self.languages = [lang.lower() for lang in languages or []]  # empty: any language
         self.t = thresholds
@@ -231,11 +235,16 @@ class Policy:
                  else self._say(session, "utter_generation_unsure"))
         return Action(kind="clarify", name="unaddressed", understood=False, replies=[reply])
 
-    def known_unanswered(self, hit: Hit) -> bool:
+    def known_unanswered(self, hit: Hit, topic_word: bool) -> bool:
         """The message is nearer to a question the FAQ marks unanswered than to any phrasing of the
-        entry that would answer it (by `unanswered_margin`)."""
+        entry that would answer it: by `unanswered_margin`, or by `unanswered_word_margin` when it
+        shares a topic word with that question (`topic_word`)."""
         margin = self.t.unanswered_margin
-        return margin is not None and hit.near_miss is not None and hit.near_miss >= hit.score + margin
+        if margin is None or hit.near_miss is None:
+            return False
+        if topic_word:
+            margin = min(margin, self.t.unanswered_word_margin)
+        return hit.near_miss >= hit.score + margin
 
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served
@@ -384,11 +393,24 @@ class Policy:
                       submitted={"form": name, "slots": filled})
 
     def _answers_instead_of_form(self, parse: Parse, intent: str, hit: Hit) -> bool:
-        """A how-to question that an FAQ entry on another topic answers closely ("how do I update
-        the address linked to my account?" is not a delivery-address change)."""
-        return (bool(self.entry_intents) and not parse.entities and is_question(parse.text)
-                and hit.score >= self.t.faq_strong
-                and self.entry_intents.get(hit.entry_id, {}).get(intent, 0.0) < 0.3)
+        """A question that an FAQ entry answers closely and the form would not: one on another
+        topic ("how do I update the address linked to my account?" is not a delivery-address
+        change), a neighbour of the form's own entry ("it left the warehouse, can I still cancel?"),
+        or the deadline of what the form does ("until when can I change the address?")."""
+        if not self.entry_intents or parse.entities or not is_question(parse.text) \
+                or hit.score < self.t.faq_strong:
+            return False
+        if self.entry_intents.get(hit.entry_id, {}).get(intent, 0.0) < 0.3:
+            return True
+        return hit.entry_id != self._form_entry(intent) or bool(_DEADLINE.search(parse.text))
+
+    def _form_entry(self, intent: str) -> str | None:
+        """The FAQ entry whose phrasings the intent model reads most as this form's intent: what
+        the form itself does ("How do I cancel my order?" for cancel_order)."""
+        if intent not in self._form_entries:
+            shares = {entry: profile.get(intent, 0.0) for entry, profile in self.entry_intents.items()}
+            self._form_entries[intent] = max(shares, key=shares.__getitem__) if shares else None
+        return self._form_entries[intent]
 
     @staticmethod
     def _correction(form: FormSpec, asking: str, parse: Parse, session: Session) -> tuple[str, str] | None:
@@ -490,9 +512,13 @@ class Policy:
     def _keyword_query(self, parse: Parse, spec: IntentSpec | None, hits: list[Hit]) -> bool:
         """A bare topic ("delivery", "money back") that no FAQ question matches closely, read as a
         topic with answers or a form: which one is meant is asked with buttons."""
-        return (spec is not None and spec.action in ("faq", "form") and not parse.entities
-                and not self._nonsense(parse, hits)
-                and not (hits and hits[0].score >= self.t.faq_strong) and is_keyword_query(parse.text))
+        if spec is None or spec.action not in ("faq", "form") or parse.entities:
+            return False
+        if self._nonsense(parse, hits):
+            return False
+        if is_topic_statement(parse.text):  # announced, not asked: whatever phrasing it resembles
+            return True
+        return not (hits and hits[0].score >= self.t.faq_strong) and is_keyword_query(parse.text)
 
     def _nonsense(self, parse: Parse, hits: list[Hit]) -> bool:
         """Out of scope, most like the out-of-scope class or near no FAQ entry ("blorp zizzle"):

@@ -123,22 +123,25 @@ def test_degraded_falls_back_to_the_best_faq_hit_or_a_handoff_offer(domain: Doma
     assert weak.replies[0].text == domain.responses["utter_offer_handoff"][0].text
 
 
-def test_nothing_to_quote_answers_from_a_close_entry_and_offers_a_person_for_a_far_one(domain: Domain) -> None:
+def test_nothing_to_quote_answers_from_a_close_entry_or_offers_a_person(domain: Domain) -> None:
     p = policy(domain)
     close = p.after_generation(Session(conversation_id="c"), result("unsure", "empty"), [hit(score=0.6)])
     assert close.kind == "faq_answer" and close.replies[0].text == "Free over 50 EUR."
     session = Session(conversation_id="c")
     far = p.after_generation(session, result("unsure", "empty"), [hit(score=0.3)])
     assert far.name == "unsure:empty" and session.offer == "handoff"
-    ungrounded = p.after_generation(Session(conversation_id="c"), result("unsure", "ungrounded"), [hit(score=0.9)])
+    ungrounded = p.after_generation(Session(conversation_id="c"), result("unsure", "ungrounded"),
+                                    [hit(score=0.9)])
     assert ungrounded.name == "unsure:ungrounded"  # a sentence failed its check: never the entry instead
 
 
 def test_a_message_nearer_a_question_the_faq_leaves_unanswered_is_known_unanswered(domain: Domain) -> None:
     p = policy(domain)
-    assert p.known_unanswered(hit(score=0.5).model_copy(update={"near_miss": 0.7}))
-    assert not p.known_unanswered(hit(score=0.8).model_copy(update={"near_miss": 0.7}))
-    assert not p.known_unanswered(hit(score=0.5))  # an FAQ without unanswered questions
+    assert p.known_unanswered(hit(score=0.5).model_copy(update={"near_miss": 0.7}), topic_word=False)
+    assert not p.known_unanswered(hit(score=0.8).model_copy(update={"near_miss": 0.7}), topic_word=False)
+    near = hit(score=0.72).model_copy(update={"near_miss": 0.7})  # a little farther, but a topic word
+    assert p.known_unanswered(near, topic_word=True) and not p.known_unanswered(near, topic_word=False)
+    assert not p.known_unanswered(hit(score=0.5), topic_word=True)  # an FAQ without unanswered questions
     session = Session(conversation_id="c")
     action = p.unaddressed(session, ["student"])
     assert '"student"' in action.replies[0].text and session.offer == "handoff" and not action.understood

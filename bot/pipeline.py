@@ -13,7 +13,7 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.policy import FAQ_PAYLOAD_INTENT, Policy
 from bot.handoff.service import HandoffService
 from bot.inference import Busy, InferencePool
-from bot.knowledge.words import shop_words, spaced, topic_words
+from bot.knowledge.words import shop_words, topic_words
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
@@ -147,14 +147,11 @@ class Pipeline:
         hit = action.faq_hit if action.answered else hits[0] if asked and hits else None
         if hit is None:
             return action
-        if hit.near_miss is not None:
-            # a topic word: one the message shares with that question, the entry never says and the
-            # shop's FAQ does not use across entries ("student", not "mugs"); Chinese has no words
-            entry = self.knowledge.get(hit.entry_id)
-            known = " ".join([*entry.phrasings, entry.answer]) if entry else f"{hit.question} {hit.answer}"
-            words = topic_words(text, hit.near_miss_question or "", known, self.common)
-            if self.policy.known_unanswered(hit, bool(words) or not spaced(text)):
-                return self.policy.unaddressed(session, words)
+        if self.policy.known_unanswered([hit, *hits]):
+            # named by a word the message shares with that question and the FAQ never uses
+            # ("student"); none found (or Chinese text): "I'm not sure"
+            words = topic_words(text, hit.near_miss_question or "", self.common)
+            return self.policy.unaddressed(session, words)
         if self.coverage is None or not action.answered or len(question_parts(text)) > 1:
             return action
         try:

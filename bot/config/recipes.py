@@ -35,13 +35,10 @@ class Thresholds(BaseModel):
                           "about (alignment + 0.75 × cosine under this; benchmarks/coverage.py) is replaced "
                           "by \"I don't have an answer to that\" and a person offered; None: no check.")
     unanswered_margin: float | None = Field(
-        0.05, description="An answer to a message nearer (cosine) to a question the FAQ marks `unanswered` "
-                          "than to the answering entry's phrasings by this much is replaced by \"I don't "
-                          "have an answer to that\" and a person offered; None: no check.")
-    unanswered_word_margin: float = Field(
-        -0.03, description="The same from this margin when the message shares a topic word with that "
-                           "question which the entry never says and the shop's FAQ does not use across "
-                           "entries (\"student\"; Chinese text: by cosine alone).")
+        0.0, description="An answer (or \"did you mean\") to a message whose cosine with a question the "
+                           "FAQ marks `unanswered` is at least the best FAQ hit's plus this is replaced by "
+                           "\"I don't have an answer to that\" and a person offered "
+                           "(benchmarks/coverage.py); None: no check.")
     faq_fallback: float = Field(
         0.45, description="With a generator: best FAQ score from which a question the composer found "
                           "nothing to quote for gets that entry's answer instead of a hand-off offer.")

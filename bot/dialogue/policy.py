@@ -235,16 +235,13 @@ class Policy:
                  else self._say(session, "utter_generation_unsure"))
         return Action(kind="clarify", name="unaddressed", understood=False, replies=[reply])
 
-    def known_unanswered(self, hit: Hit, topic_word: bool) -> bool:
-        """The message is nearer to a question the FAQ marks unanswered than to any phrasing of the
-        entry that would answer it: by `unanswered_margin`, or by `unanswered_word_margin` when it
-        shares a topic word with that question (`topic_word`)."""
+    def known_unanswered(self, hits: list[Hit]) -> bool:
+        """The message is about as near to a question the FAQ marks unanswered as to any phrasing of
+        the entries found (`unanswered_margin`)."""
         margin = self.t.unanswered_margin
-        if margin is None or hit.near_miss is None:
+        if margin is None or not hits or hits[0].near_miss is None:
             return False
-        if topic_word:
-            margin = min(margin, self.t.unanswered_word_margin)
-        return hit.near_miss >= hit.score + margin
+        return hits[0].near_miss >= max(h.score for h in hits) + margin
 
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served

@@ -50,17 +50,15 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in words if w not in STOPWORDS and len(w) > 1 and w not in NUMBER_WORDS}
 
 
-def topic_words(message: str, near: str, known: str, common: frozenset[str] = frozenset()) -> list[str]:
-    """The message's words (as written, in order) that the near question asks about and the known
-    text never says, leaving out the shop's `common` vocabulary: what "I don't have an answer
-    about ..." names ("student" of "is there a student discount?", near "do you have a student
-    discount", known the discount-code entry; not "mugs" of a question on what mugs are made of)."""
-    asked, said = content_words(near), content_words(known)
+def topic_words(message: str, near: str, common: frozenset[str] = frozenset()) -> list[str]:
+    """The message's words (as written, in order) that the near question asks about and the FAQ's
+    `common` vocabulary never uses: what "I don't have an answer about ..." names ("student" of
+    "is there a student discount?" near "do you have a student discount"; not "mugs")."""
+    asked = content_words(near)
     out: list[str] = []
     for word in re.findall(r"[A-Za-z][A-Za-z'-]*", message):
         stemmed = stem(word)
-        if (stemmed in asked and stemmed not in said and stemmed not in common
-                and word.lower() not in STOPWORDS and word not in out):
+        if stemmed in asked and stemmed not in common and word.lower() not in STOPWORDS and word not in out:
             out.append(word)
     return out
 
@@ -72,12 +70,6 @@ def common_words(texts_per_entry: Iterable[Iterable[str]], entries: int = 3) -> 
     for texts in texts_per_entry:
         counts.update(set().union(*(content_words(t) for t in texts)))
     return frozenset(word for word, n in counts.items() if n >= entries)
-
-
-def spaced(text: str) -> bool:
-    """Written with spaces between words (English and the like), not in Chinese or Japanese: the
-    word rules here apply."""
-    return bool(re.search(r"[A-Za-z]", text)) and not re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text)
 
 
 class _Entry(Protocol):

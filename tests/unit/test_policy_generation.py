@@ -137,11 +137,11 @@ def test_nothing_to_quote_answers_from_a_close_entry_or_offers_a_person(domain: 
 
 def test_a_message_nearer_a_question_the_faq_leaves_unanswered_is_known_unanswered(domain: Domain) -> None:
     p = policy(domain)
-    assert p.known_unanswered(hit(score=0.5).model_copy(update={"near_miss": 0.7}), topic_word=False)
-    assert not p.known_unanswered(hit(score=0.8).model_copy(update={"near_miss": 0.7}), topic_word=False)
-    near = hit(score=0.72).model_copy(update={"near_miss": 0.7})  # a little farther, but a topic word
-    assert p.known_unanswered(near, topic_word=True) and not p.known_unanswered(near, topic_word=False)
-    assert not p.known_unanswered(hit(score=0.5), topic_word=True)  # an FAQ without unanswered questions
+    def found(*scores: float, near: float | None = 0.7) -> list[Hit]:
+        return [hit(score=s).model_copy(update={"near_miss": near}) for s in scores]
+    assert p.known_unanswered(found(0.5, 0.6)) and p.known_unanswered(found(0.7))
+    assert not p.known_unanswered(found(0.5, 0.8))  # another entry is nearer
+    assert not p.known_unanswered(found(0.5, near=None))  # an FAQ without unanswered questions
     session = Session(conversation_id="c")
     action = p.unaddressed(session, ["student"])
     assert '"student"' in action.replies[0].text and session.offer == "handoff" and not action.understood

@@ -25,7 +25,8 @@ def test_not_follow_ups(text: str) -> None:
     assert not is_follow_up(text)
 
 
-def test_topic_words_are_the_asked_words_the_entry_never_says() -> None:
-    known = "How do I use a discount code? Enter the code in the Discount code field at checkout."
-    assert topic_words("is there a student discount?", "do students get a discount", known) == ["student"]
-    assert topic_words("Is there a student discount?", "do you sell spare lids", known) == []
+def test_topic_words_are_the_asked_words_the_faq_never_uses() -> None:
+    common = frozenset({"discount", "code", "mug"})
+    assert topic_words("is there a student discount?", "do students get a discount", common) == ["student"]
+    assert topic_words("Is there a student discount?", "do you sell spare lids", common) == []
+    assert topic_words("are your mugs stoneware?", "are the mugs handmade", common) == []

@@ -182,6 +182,7 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "no entry ranker": (True, False, {}),
     "no intent rerank": (True, True, {"thresholds.entry_intent_weight": 0.0}),
     "no coverage check": (True, True, {"thresholds.coverage_margin": None}),
+    "no unanswered check": (True, True, {"thresholds.unanswered_margin": None}),
 }
 
 

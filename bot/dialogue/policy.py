@@ -27,6 +27,7 @@ FAQ_PAYLOAD_INTENT = "faq"
 # new topic, and short answers (a city: "北京", "上海") look like greetings to the intent model.
 _FORM_NEUTRAL = {"affirm", "deny", "stop", "greet", OOS}
 _NOT_OFFERED = {"affirm", "deny", "stop", "greet", "goodbye", "thank_you", OOS}
+_PLEASE = re.compile(r"^\s*(?:pls|plz|please)\b[\s,]*", re.IGNORECASE)
 # A question about the time limit of what a form does, not a request to do it.
 _DEADLINE = re.compile(r"\b(?:until when|till when|by when|how late|how long (?:do i have|after|until)|"
                        r"deadline|too late)\b", re.IGNORECASE)
@@ -394,8 +395,8 @@ class Policy:
         topic ("how do I update the address linked to my account?" is not a delivery-address
         change), a neighbour of the form's own entry ("it left the warehouse, can I still cancel?"),
         or the deadline of what the form does ("until when can I change the address?")."""
-        if not self.entry_intents or parse.entities or not is_question(parse.text) \
-                or hit.score < self.t.faq_strong:
+        asked = is_question(_PLEASE.sub("", parse.text, count=1))  # "pls cancel my order" asks nothing
+        if not self.entry_intents or parse.entities or not asked or hit.score < self.t.faq_strong:
             return False
         if self.entry_intents.get(hit.entry_id, {}).get(intent, 0.0) < 0.3:
             return True

@@ -206,3 +206,19 @@ def test_a_bare_order_number_is_looked_up_whatever_the_model_reads_into_it(polic
     s = session()
     action = policy.decide(s, p("KK-204871", "cancel_order", 0.9, order_number="KK-204871"), [])
     assert action.name == "order_status:submitted" and "PP88213402" in action.replies[0].text
+
+
+def test_a_request_with_please_starts_the_form_whatever_faq_entry_it_resembles(domain: Domain) -> None:
+    entries = {"orders-wrong-item": {"wrong_item": 0.9}, "orders-cancel": {"cancel_order": 0.9}}
+    orders = CsvOrderBook(ROOT / "training_data" / "demo_orders.csv")
+    p = Policy(domain, Thresholds(), default_actions(orders), seed=0, entry_intents=entries)
+    wrong = Hit(entry_id="orders-wrong-item", question="I received the wrong item", answer="Sorry!",
+                category="orders", score=0.8)
+    request = p.decide(Session(conversation_id="c"),
+                       Parse(text="pls cancel my order i ordered the wrong size", intent="cancel_order",
+                             confidence=0.99), [wrong])
+    assert request.kind == "fill_form"
+    question = p.decide(Session(conversation_id="c"),
+                        Parse(text="what if I ordered the wrong size, can I cancel?", intent="cancel_order",
+                              confidence=0.99), [wrong])
+    assert question.kind == "faq_answer"

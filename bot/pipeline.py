@@ -126,7 +126,7 @@ class Pipeline:
         """Step 5-6 with supportbot's own policy: answer, form, generate or hand off."""
         action = self.policy.decide(session, parse, hits)
         if action.kind == "generate":  # its fallback is the best hit in the policy's order
-            action = await self._generate(session, msg, self.policy.rerank(parse, hits), on_delta)
+            action = await self._generate(session, msg, parse, self.policy.rerank(parse, hits), on_delta)
         if not msg.payload:
             action = await self._check_coverage(session, msg.text, action, hits)
         return await self._with_handoff(session, action)
@@ -277,15 +277,19 @@ class Pipeline:
         found = await self.models.search(query, self.faq_k + 1, language)
         alone = hits[0].entry_id if hits else None
         last = session.answered_entry
-        found = [h for h in found if h.entry_id != last or h.entry_id == alone][: self.faq_k]
-        if found and (not hits or found[0].score > hits[0].score):
-            hits = found
+        kept = [h for h in found if h.entry_id != last or h.entry_id == alone][: self.faq_k]
+        answered = max((h.score for h in found if h.entry_id == last != alone), default=0.0)
+        if kept and kept[0].near_miss is not None and answered >= kept[0].near_miss:
+            # the question just answered explains the closeness, not a question the FAQ leaves open
+            kept = [h.model_copy(update={"near_miss": None, "near_miss_question": None}) for h in kept]
+        if kept and (not hits or kept[0].score > hits[0].score):
+            hits = kept
         if not self.policy.reads_alone(parse) and self.policy.reads_alone(context):
             parse = parse.model_copy(update={"intent": context.intent, "confidence": context.confidence,
                                              "ranking": context.ranking, "out_of_scope": False})
         return parse, hits
 
-    async def _generate(self, session: Session, msg: Message, hits: list[Hit],
+    async def _generate(self, session: Session, msg: Message, parse: Parse, hits: list[Hit],
                         on_delta: OnDelta | None) -> Action:
         """Step 6 for `generate`: a grounded answer from the FAQ passages, or the policy's fallback
         (best FAQ hit / hand-off offer) when there is no generator or it failed."""
@@ -301,7 +305,7 @@ class Pipeline:
                        if e.role in ("user", "bot")]
             result = await self.generation.answer(msg.text, history, on_delta, msg.conversation_id)
         self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
-        return self.policy.after_generation(session, result, hits)
+        return self.policy.after_generation(session, result, hits, parse)
 
     async def _detect_language(self, msg: Message, session: Session) -> str | None:
         """Each message's language; short or unclear ones keep the conversation's. In the pool like

@@ -317,15 +317,17 @@ class Policy:
     def _generate(hits: list[Hit]) -> Action:
         return Action(kind="generate", name="pending", faq_hit=hits[0] if hits else None)
 
-    def after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
-        action = self._after_generation(session, result, hits)
+    def after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit],
+                         parse: Parse | None = None) -> Action:
+        action = self._after_generation(session, result, hits, parse)
         if action.answered:
             self._answered(session, action)
         else:
             session.answered_entry = None
         return action
 
-    def _after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit]) -> Action:
+    def _after_generation(self, session: Session, result: GenerationOutcome, hits: list[Hit],
+                          parse: Parse | None) -> Action:
         """The action for a finished generation (a `GenerationOutcome`): the grounded answer with its
         sources line; the safe "not sure" offer of a person; a refusal; or, when the generator is
         missing, slow or failing, the best FAQ hit or a hand-off offer."""
@@ -347,10 +349,11 @@ class Policy:
                 replies=[self._say(session, "utter_generation_injection")]))
         if result.status == "refused":
             return self._failed(session, self._respond(session, "utter_out_of_scope", "out_of_scope"))
+        asked = parse is None or not parse.out_of_scope or is_question(parse.text)  # not "blorp zizzle"
         if result.status == "unsure" and result.reason == "empty" and faq_hit is not None \
-                and faq_hit.score >= self.t.faq_fallback:
-            # the composer found no sentence to quote, but one entry is close: its answer (the
-            # coverage check still judges it) rather than a hand-off offer for an FAQ question
+                and faq_hit.score >= self.t.faq_fallback and asked:
+            # the composer found no sentence to quote, but one entry is close to a question: its
+            # answer (the coverage checks still judge it) rather than a hand-off offer
             return self._faq(session, faq_hit)
         if result.status == "unsure":
             session.failures = 0

@@ -150,3 +150,15 @@ def test_a_question_is_never_read_as_a_bare_yes_or_no(domain: Domain) -> None:
     assert p.reads_alone(parse("no thanks", "deny"))
     assert not p.reads_alone(parse("and does it cost anything?", "deny"))
     assert p.reads_alone(parse("and does it cost anything?", "shipping_cost"))
+
+
+def test_out_of_scope_gibberish_near_an_entry_is_not_answered_from_it(domain: Domain) -> None:
+    p = policy(domain)
+    gibberish = Parse(text="blorp zizzle quantum teapot", intent="wrong_item", confidence=0.36,
+                      out_of_scope=True)
+    asked = gibberish.model_copy(update={"text": "can you wrap the teapot nicely?"})
+
+    def after(parse: Parse) -> str:
+        return p.after_generation(Session(conversation_id="c"), result("unsure", "empty"), [hit(score=0.6)],
+                                  parse).kind
+    assert after(gibberish) != "faq_answer" and after(asked) == "faq_answer"

@@ -106,9 +106,22 @@ def _graceful_server(config: Any, graceful_timeout: float) -> Any:
                     await stopping()
             except Exception:  # the shutdown itself must go on
                 logging.getLogger(__name__).exception("the app's `stopping` failed")
+            for connection in list(self.server_state.connections):
+                setattr(connection, "shutdown", _quiet(connection.shutdown))  # noqa: B010
             await super().shutdown(sockets)
 
     return Server(config)
+
+
+def _quiet(shutdown: Any) -> Any:
+    """A connection's `shutdown` that cannot fail the server's: uvicorn's websockets protocol raises
+    InvalidState for a WebSocket the client was closing at that moment (exit status 1 on SIGINT)."""
+    def call() -> None:
+        try:
+            shutdown()
+        except Exception:  # it is going away anyway
+            logging.getLogger(__name__).debug("a connection failed to shut down", exc_info=True)
+    return call
 
 
 def _loop_factory(config: Any) -> Any:

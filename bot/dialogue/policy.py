@@ -511,8 +511,9 @@ class Policy:
                       replies=[self._say(session, "utter_clarify", buttons=buttons)])
 
     def _keyword_query(self, parse: Parse, spec: IntentSpec | None, hits: list[Hit]) -> bool:
-        """A bare topic ("delivery", "money back") that no FAQ question matches closely, read as a
-        topic with answers or a form: which one is meant is asked with buttons."""
+        """A bare topic ("delivery", "money back") that no FAQ question matches closely, or a
+        question announced rather than asked ("I have a question about delivery"), read as a topic
+        with answers or a form: which one is meant is asked with buttons."""
         if spec is None or spec.action not in ("faq", "form") or parse.entities:
             return False
         if self._nonsense(parse, hits):

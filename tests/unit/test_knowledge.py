@@ -66,3 +66,25 @@ def test_demo_faq_finds_the_right_entry(tmp_path: Path, embedder: Embedder) -> N
     kb = KnowledgeBase(tmp_path, embedder)
     assert kb.search("how do I season my cast iron pan", 1)[0].entry_id == "care-season-cast-iron"
     assert kb.search("", 3) == []
+
+
+def test_a_message_near_a_question_the_faq_leaves_unanswered_carries_that_nearness(
+        tmp_path: Path, embedder: Embedder) -> None:
+    kb_dir, out = tmp_path / "kb", tmp_path / "index"
+    write_kb(kb_dir, [
+        {"id": "code", "question": "How do I use a discount code?",
+         "alternatives": ["where do I enter my promo code"],
+         "unanswered": ["do students get a discount", "is there a discount for nurses"],
+         "answer": "Enter it in the Discount code field at checkout."},
+        {"id": "ship", "question": "How long does delivery take?", "answer": "Two to four working days."},
+    ])
+    build_index(load_entries(kb_dir), embedder, out)
+    kb = KnowledgeBase(out, embedder)
+    near = kb.search("is there a student discount?", k=2)
+    assert near[0].near_miss_question == "do students get a discount"
+    assert near[0].near_miss is not None and near[0].near_miss > max(h.score for h in near)
+    far = kb.search("where do I type in my promo code?", k=2)
+    assert far[0].entry_id == "code" and far[0].near_miss is not None and far[0].near_miss < far[0].score
+    write_kb(kb_dir, [{"id": "only", "question": "Do you sell kettles?", "answer": "Yes."}])
+    build_index(load_entries(kb_dir), embedder, out)
+    assert KnowledgeBase(out, embedder).search("do you sell teapots?", k=1)[0].near_miss is None

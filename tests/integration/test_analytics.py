@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Settings
 from bot.storage.analytics import RESOLUTION_DEFINITION, Analytics, Filters, normalise
-from bot.storage.db import TranscriptStore, make_engine, migrate
+from bot.storage.db import TranscriptStore
 from bot.storage.models import AgentMessage, Conversation, Rating, TurnRecord
 from bot.web.app import create_app
 from tests.clients import WidgetClient
@@ -86,15 +86,6 @@ def seed(engine: Engine, ratings: bool = True, prefix: str = "") -> None:
                                                created_at=at(DAY1, 900)))
             conn.execute(insert(Rating).values(conversation_id=prefix + "c8", score=2, agent="ben",
                                                created_at=at(DAY2, 900)))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path}/a.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    eng = make_engine(url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 PERIOD = Filters(start=DAY1, end=DAY2 + timedelta(days=1))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -105,15 +104,6 @@ def write(engine: Engine, rng: random.Random, n: int, prefix: str) -> None:
             with engine.begin() as conn:
                 conn.execute(insert(Rating).values(conversation_id=cid, score=rng.randint(1, 5),
                                                    created_at=when))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path}/r.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    eng = make_engine(url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_the_rollup_report_equals_the_raw_report_through_every_kind_of_change(engine: Engine) -> None:

@@ -273,7 +273,6 @@ class Pipeline:
         better (leaving out the entry just answered, unless the message alone points to it: a
         follow-up mostly asks something else)."""
         query = f"{previous} {parse.text}"
-        context = await self.models.parse(query, language)
         found = await self.models.search(query, self.faq_k + 1, language)
         alone = hits[0].entry_id if hits else None
         last = session.answered_entry
@@ -284,7 +283,10 @@ class Pipeline:
             kept = [h.model_copy(update={"near_miss": None, "near_miss_question": None}) for h in kept]
         if kept and (not hits or kept[0].score > hits[0].score):
             hits = kept
-        if not self.policy.reads_alone(parse) and self.policy.reads_alone(context):
+        if self.policy.reads_alone(parse):
+            return parse, hits
+        context = await self.models.parse(query, language)  # only when the message alone is unclear
+        if self.policy.reads_alone(context):
             parse = parse.model_copy(update={"intent": context.intent, "confidence": context.confidence,
                                              "ranking": context.ranking, "out_of_scope": False})
         return parse, hits

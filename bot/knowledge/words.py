@@ -5,7 +5,6 @@ stemmer. Here, below both, so that knowledge/ need not import generation/."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -63,15 +62,6 @@ def topic_words(message: str, near: str, common: frozenset[str] = frozenset()) -
     return out
 
 
-def common_words(texts_per_entry: Iterable[Iterable[str]], entries: int = 3) -> frozenset[str]:
-    """Content words (stems) that at least `entries` FAQ entries use: the shop's own vocabulary
-    (orders, delivery, mugs), never the topic a question is missing an answer about."""
-    counts: Counter[str] = Counter()
-    for texts in texts_per_entry:
-        counts.update(set().union(*(content_words(t) for t in texts)))
-    return frozenset(word for word, n in counts.items() if n >= entries)
-
-
 class _Entry(Protocol):
     @property
     def phrasings(self) -> list[str]: ...
@@ -82,4 +72,5 @@ class _Entry(Protocol):
 def shop_words(entries: Iterable[_Entry]) -> frozenset[str]:
     """Every content word (stem) the FAQ uses in its questions, phrasings and answers: a word the
     customer shares with a question the FAQ leaves unanswered is a topic word only outside it."""
-    return common_words(([*e.phrasings, e.answer] for e in entries), 1)
+    return frozenset(word for e in entries for text in [*e.phrasings, e.answer]
+                     for word in content_words(text))

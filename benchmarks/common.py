@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -19,3 +20,22 @@ def arg_parser(doc: str | None) -> argparse.ArgumentParser:
                         default=Path(os.environ.get("SUPPORTBOT_DATASETS", DEFAULT_DATASETS)))
     return parser
 
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def wait_until_quiet(max_load: float = 1.0, within_s: float = 120.0) -> list[float]:
+    """Wait (up to `within_s`) until the 1-minute load average is at most `max_load`, so a
+    latency row does not measure someone else's work; returns the load average it starts at."""
+    deadline = time.monotonic() + within_s
+    while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+        time.sleep(5)
+    return load_average()
+
+
+def busy(before: list[float], after: list[float], own: float = 1.5) -> bool:
+    """Whether something besides the benchmark (about `own` cores of load) ran during a row: the
+    1-minute load started high or ended above what the row itself adds."""
+    return before[0] > own or after[0] > own + before[0]

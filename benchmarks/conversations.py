@@ -183,7 +183,37 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "no intent rerank": (True, True, {"thresholds.entry_intent_weight": 0.0}),
     "no coverage check": (True, True, {"thresholds.coverage_margin": None}),
     "no unanswered check": (True, True, {"thresholds.unanswered_margin": None}),
+    "two encoder passes": (True, True, {"models.share_encoder": False}),
+    "ONNX int8": (True, True, {"models.nlu_runtime": "onnx-int8", "models.embedder_runtime": "onnx-int8"}),
+    "all layers tuned": (True, True, {"train.tuned_layers": None}),
+    "top 3 layers tuned": (True, True, {"train.tuned_layers": 3}),
+    "6 epochs": (True, True, {"train.epochs": 6}),
 }
+
+
+def with_recipe(settings: Settings, changes: dict[str, Any]) -> Settings:
+    """A setup that changes how the intent model is trained gets a data folder of its own, with
+    that model trained into it (same data, same FAQ index and multilingual model, linked)."""
+    recipe = {k: v for k, v in changes.items() if k.startswith("train.")}
+    if not recipe or settings.updated(recipe).train == settings.train:
+        return settings.updated(changes)
+    from bot.assets import train_model
+
+    name = "-".join(f"{k.split('.')[1]}={v}" for k, v in sorted(recipe.items()))
+    data = settings.data_dir / "recipes" / name
+    (data / "models").mkdir(parents=True, exist_ok=True)
+    links = [(data / "index", settings.index_dir)]
+    others = [p for p in (settings.data_dir / "models").iterdir() if p.name != "intent"]
+    links += [(data / "models" / p.name, p) for p in others]
+    for link, target in links:
+        if not link.exists():
+            link.symlink_to(target.resolve())
+    variant = settings.updated({**changes, "data_dir": data})
+    manifest = variant.model_dir / "manifest.json"
+    if not manifest.exists() or json.loads(manifest.read_text())["data_hash"] != json.loads(
+            (settings.model_dir / "manifest.json").read_text())["data_hash"]:
+        train_model(variant, out=variant.model_dir, console=Console(stderr=True))
+    return variant
 
 
 def main() -> None:
@@ -204,15 +234,19 @@ def main() -> None:
     rows = {}
     for name in args.only or list(SETUPS):
         generator, ranker, changes = SETUPS[name]
-        rows[name] = asyncio.run(run_setup(settings.updated(changes), conversations, generator, ranker,
-                                           known))
+        rows[name] = asyncio.run(run_setup(with_recipe(settings, changes), conversations, generator,
+                                           ranker, known))
     show(rows)
     manifest = json.loads((settings.model_dir / "manifest.json").read_text())
     RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "conversations.json"
+    if args.only and out.exists():  # a partial run updates its rows and keeps the others
+        rows = {**json.loads(out.read_text()).get("rows", {}), **rows}
     result = {"data": str(args.data), "model": manifest.get("mode"),
+              "recipe": {k: manifest.get(k) for k in ("frozen_layers", "epochs_run", "train_seconds")},
               "generation": settings.generation.backend, "rows": rows,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
-    (RESULTS / "conversations.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def show(rows: dict[str, dict[str, Any]]) -> None:

@@ -292,6 +292,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
         row["encoder"] = "-" if system == "tfidf" else display_name(encoder)
         if system == "finetune":
             row["pooling"] = cfg.pooling
+            row["tuned_layers"] = cfg.tuned_layers or "all"
         rows.append(row)
     return rows
 
@@ -333,7 +334,7 @@ def show(rows: list[dict]) -> None:
     for row in rows:
         system = f"{row['system']} ({row.get('encoder', '-')})"
         if row.get("pooling"):
-            system += f" [{row['pooling']} pool]"
+            system += f" [{row['pooling']} pool, {row.get('tuned_layers', 'all')} layers tuned]"
         table.add_row(row["setting"], system, fmt(row, "accuracy"), fmt(row, "macro_f1"),
                       fmt(row, "in_scope_accuracy"), fmt(row, "oos_recall"), fmt(row, "oos_precision"),
                       f"{row['train_seconds']:.0f}", f"{row['latency_ms_p50']:.1f}",
@@ -351,12 +352,16 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--pooling", default="mean", choices=["mean", "cls"],
                         help="fine-tuning head on mean-pooled tokens (product default) or [CLS]")
+    parser.add_argument("--tuned-layers", default=str(TrainSettings().tuned_layers),
+                        help="top encoder layers trained ('all' or a number; default: the product's)")
 
 
 def recipe(args: argparse.Namespace) -> BenchTrainSettings:
+    tuned = None if args.tuned_layers in ("all", "None") else int(args.tuned_layers)
     return BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
                               batch_size=args.batch_size, learning_rate=args.learning_rate,
-                              max_length=args.max_length, patience=2, pooling=args.pooling)
+                              max_length=args.max_length, patience=2, pooling=args.pooling,
+                              tuned_layers=tuned)
 
 
 def main() -> None:
@@ -382,7 +387,7 @@ def main() -> None:
     rows = [r for setting in only for r in run_setting(setting, args.datasets, systems, cfg,
                                                        encoder)]
     def key(r: dict) -> tuple:
-        return r["setting"], r["system"], r.get("encoder"), r.get("pooling")
+        return r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all")
 
     kept = [r for r in previous["rows"] if key(r) not in {key(r2) for r2 in rows}]
     merged = sorted(kept + rows, key=lambda r: (SETTINGS.index(r["setting"]), r["system"]))

@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import socket
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import uvicorn
+from common import busy, load_average, wait_until_quiet
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +33,7 @@ from bot.config import Settings
 from bot.encoders.paths import offline
 from bot.stats import percentile
 from bot.web.app import create_app
+from bot.web.ownership import TOKEN_HEADER
 
 RESULTS = Path(__file__).parent / "results"
 SCRIPT = [
@@ -73,51 +75,91 @@ def running_server(settings: Settings, ready_within_s: float = 300) -> Iterator[
         thread.join(timeout=10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=200)
-    args = parser.parse_args()
-    offline()
-    settings = Settings()
+CHINESE_SCRIPT = [
+    "你好", "我的订单在哪里？", "KK-204871", "寄到德国的运费是多少？", "可以用PayPal付款吗",
+    "我的水壶到货时有裂缝", "我想修改收货地址", "KK-482913", "北京市朝阳区建国路88号", "100022", "北京",
+    "谢谢，再见",
+]
+# name: (settings changed, script). The first row is the default; the others are compared with it.
+INT8 = {"models.nlu_runtime": "onnx-int8", "models.embedder_runtime": "onnx-int8"}
+SETUPS: dict[str, tuple[dict, list[str]]] = {
+    "default": ({}, SCRIPT),
+    "ONNX int8 (one shared graph)": (INT8, SCRIPT),
+    "two encoder passes (torch)": ({"models.share_encoder": False}, SCRIPT),
+    "Chinese messages (default)": ({}, CHINESE_SCRIPT),
+}
+
+
+def measure(settings: Settings, script: list[str], turns: int) -> dict:
+    """`turns` turns of `script` against a fresh server, with GET /healthz after each (the floor)."""
     with running_server(settings) as client:
+        def start() -> tuple[str, dict[str, str]]:
+            """A conversation of the benchmark's own (the API's ids are the server's, with a token)."""
+            created = client.post("/api/v1/conversations").json()
+            return created["conversation_id"], {TOKEN_HEADER: created["conversation_token"]}
+
         for _ in range(10):  # warm-up
-            warm = f"/api/v1/conversations/warm-{uuid.uuid4().hex[:6]}/messages"
-            client.post(warm, json={"text": "hello"})
-        turns, floor = [], []
-        cid = f"bench-{uuid.uuid4().hex[:8]}"
-        for i in range(args.turns):
-            if i % len(SCRIPT) == 0:
-                cid = f"bench-{uuid.uuid4().hex[:8]}"
+            cid, owner = start()
+            client.post(f"/api/v1/conversations/{cid}/messages", json={"text": script[0]}, headers=owner)
+        times, floor = [], []
+        for i in range(turns):
+            if i % len(script) == 0:
+                cid, owner = start()
             t = time.perf_counter()
             r = client.post(f"/api/v1/conversations/{cid}/messages",
-                            json={"text": SCRIPT[i % len(SCRIPT)], "message_id": f"m{i}"})
-            turns.append((time.perf_counter() - t) * 1000)
+                            json={"text": script[i % len(script)], "message_id": f"m{i}"}, headers=owner)
+            times.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200, r.text
             t = time.perf_counter()
             client.get("/healthz")
             floor.append((time.perf_counter() - t) * 1000)
+    return {"turn_ms": {"p50": round(percentile(times, 50), 2), "p95": round(percentile(times, 95), 2),
+                        "mean": round(statistics.fmean(times), 2)},
+            "healthz_ms": {"p50": round(percentile(floor, 50), 2), "p95": round(percentile(floor, 95), 2)}}
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--only", action="append", choices=sorted(SETUPS))
+    parser.add_argument("--attempts", type=int, default=3, help="runs of a row while the machine was busy")
+    args = parser.parse_args()
+    offline()
+    settings = Settings()
+    ensure_assets(settings)
+    rows: dict[str, dict] = {}
+    for name in args.only or list(SETUPS):
+        changes, script = SETUPS[name]
+        for attempt in range(1, args.attempts + 1):
+            before = wait_until_quiet()
+            row = measure(settings.updated(changes), script, args.turns)
+            after = load_average()
+            row.update(load_before=before, load_after=after, attempt=attempt, busy=busy(before, after))
+            if not row["busy"]:
+                break
+        rows[name] = row
+    base = rows.get("default")
+    for name, row in rows.items():
+        if base is not None and name != "default":
+            row["p50_over_default"] = round(row["turn_ms"]["p50"] / base["turn_ms"]["p50"], 2)
     result = {
-        "turns": args.turns,
-        "turn_ms": {"p50": round(percentile(turns, 50), 2), "p95": round(percentile(turns, 95), 2),
-                    "mean": round(statistics.fmean(turns), 2)},
-        "healthz_ms": {"p50": round(percentile(floor, 50), 2), "p95": round(percentile(floor, 95), 2)},
-        "turn_over_healthz_p50": round(percentile(turns, 50) / percentile(floor, 50), 1),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "turns": args.turns, "rows": rows,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "redis": "external" if settings.redis.dsn else "embedded",
-        "model": json.loads((settings.model_dir / "manifest.json").read_text())["mode"],
+        "model": {k: v for k, v in json.loads((settings.model_dir / "manifest.json").read_text()).items()
+                  if k in ("mode", "frozen_layers", "base_model")},
     }
     table = Table(title=f"One turn through POST /api/v1/conversations/{{id}}/messages ({args.turns} turns)")
-    for col in ("what", "p50 ms", "p95 ms"):
+    for col in ("setup", "p50 ms", "p95 ms", "/ default p50", "healthz p50 ms", "load before → after",
+                "busy"):
         table.add_column(col)
-    table.add_row("turn (NLU + FAQ search + policy + Redis + transcript)",
-                  str(result["turn_ms"]["p50"]), str(result["turn_ms"]["p95"]))
-    floor_ms = result["healthz_ms"]
-    table.add_row("baseline: GET /healthz", str(floor_ms["p50"]), str(floor_ms["p95"]))
+    for name, row in rows.items():
+        table.add_row(name, str(row["turn_ms"]["p50"]), str(row["turn_ms"]["p95"]),
+                      str(row.get("p50_over_default", "")), str(row["healthz_ms"]["p50"]),
+                      f"{row['load_before'][0]} → {row['load_after'][0]}", "yes" if row["busy"] else "no")
     Console().print(table)
-    Console().print(f"turn / healthz (p50): {result['turn_over_healthz_p50']}x")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "turn_latency.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / "turn_latency.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.config import Settings, TrainSettings
+from bot.encoders.paths import resolve
+from bot.encoders.sharing import shared_embedder
 from bot.knowledge.embedder import TextEmbedder, is_e5, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
@@ -109,9 +111,10 @@ def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console
     a production model folder may be read-only when the server starts."""
     if settings.models.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
         return
-    from bot.encoders.onnx import export_int8
+    from bot.encoders.onnx import ensure_shared_int8, export_int8
 
-    path = export_int8(model_dir, manifest)
+    embedder = shared_embedder(settings, manifest) if model_dir == settings.model_dir else None
+    path = ensure_shared_int8(model_dir, manifest, embedder) if embedder else export_int8(model_dir, manifest)
     console.print(f"ONNX int8 encoder written to {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
@@ -162,13 +165,17 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
         console.print("No multilingual intent model for the current training data: training one now.")
         train_multilingual_model(settings, console)
     if settings.models.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
-        from bot.encoders.onnx import ensure_int8
+        from bot.encoders.onnx import ensure_int8, ensure_shared_int8
 
-        ensure_int8(settings.model_dir, Manifest.load(settings.model_dir))
+        manifest = Manifest.load(settings.model_dir)
+        embedder = shared_embedder(settings, manifest)
+        if embedder:
+            ensure_shared_int8(settings.model_dir, manifest, embedder)
+        else:
+            ensure_int8(settings.model_dir, manifest)
     if settings.rasa.project is None or settings.knowledge_base.is_dir():
         build_faq_index(settings, console=console)
     if settings.models.embedder_runtime == "onnx-int8" and not is_e5(settings.models.embedder):
         from bot.encoders.onnx import ensure_sentence_int8
-        from bot.encoders.paths import resolve
 
         ensure_sentence_int8(resolve(settings.models.embedder), settings.data_dir / "models" / "embedder")

@@ -18,6 +18,8 @@ from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
+from bot.encoders.manifest import Manifest
+from bot.encoders.sharing import shared_embedder
 from bot.entry_intents import entry_intents
 from bot.generation import create_generator
 from bot.generation.base import Generator
@@ -31,7 +33,7 @@ from bot.handoff.queue import HandoffQueue, RedisHandoffQueue
 from bot.handoff.service import HandoffService
 from bot.inference import InferencePool
 from bot.knowledge.coverage import CoverageCheck
-from bot.knowledge.embedder import Embedder, load_embedder
+from bot.knowledge.embedder import Embedder, SharedEmbedder, TextEmbedder, TokenEmbedder, load_embedder
 from bot.knowledge.retriever import EmptyKnowledgeBase, KnowledgeBase, LanguageRoutedKnowledgeBase
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import EntityTaggedModel, IntentModel, LanguageRoutedIntentModel
@@ -55,6 +57,7 @@ from bot.storage.db import TranscriptStore, make_engine, migrate
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from bot.encoders.shared import SharedEncoder
     from bot.storage.db import Engine  # SQLAlchemy's, named through storage (the one SQL owner)
 
 log = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
     encoder's token vectors; None when switched off or the encoder has none (ONNX int8)."""
     margin = settings.thresholds.coverage_margin
     encoder = getattr(knowledge, "embedder", None)
-    if margin is None or not isinstance(encoder, Embedder):
+    if margin is None or not isinstance(encoder, TokenEmbedder):
         return None
     check = CoverageCheck(encoder.encode_tokens, list(knowledge.entries), margin=margin)
 
@@ -103,13 +106,33 @@ def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
     return unaddressed
 
 
+def shared_encoder(settings: Settings) -> SharedEncoder | None:
+    """One pass per message for the intent model and the FAQ embedder (bot.encoders.shared) when
+    `shared_embedder` allows it; None otherwise (each then runs its own pass)."""
+    manifest = Manifest.load(settings.model_dir)
+    embedder = shared_embedder(settings, manifest)
+    if embedder is None:
+        return None
+    from bot.encoders.shared import SharedEncoder  # torch: imported when a model is loaded
+
+    try:
+        return SharedEncoder.load(settings.model_dir, manifest, embedder, settings.models.nlu_runtime,
+                                  settings.inference.torch_threads)
+    except ValueError as exc:
+        log.warning("no shared pass for the intent model and the FAQ embedder: %s", exc)
+        return None
+
+
 def load_models(settings: Settings) -> Models:
     if settings.inference.torch_threads:
         import torch
 
         torch.set_num_threads(settings.inference.torch_threads)
+    searches = settings.rasa.project is None or settings.knowledge_base.is_dir()
+    shared = shared_encoder(settings) if searches else None
     default = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
-                               runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads)
+                               runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads,
+                               logits=shared.logits if shared is not None else None)
     nlu: Nlu = default
     if settings.multilingual_model_dir is not None:
         multilingual_nlu = IntentModel.load(settings.multilingual_model_dir, settings.thresholds.out_of_scope)
@@ -120,11 +143,12 @@ def load_models(settings: Settings) -> Models:
         entities = settings.model_dir / "entities"
         if entities.is_dir():
             nlu = EntityTaggedModel(nlu, EntityExtractor.load(entities))
-        if not settings.knowledge_base.is_dir():
+        if not searches:
             return nlu, EmptyKnowledgeBase()
-    knowledge = KnowledgeBase(settings.index_dir, load_embedder(
-        settings.models.embedder, settings.models.embedder_runtime, settings.data_dir / "models" / "embedder",
-        settings.inference.torch_threads))
+    embedder: TextEmbedder = SharedEmbedder(settings.models.embedder, shared) if shared is not None else \
+        load_embedder(settings.models.embedder, settings.models.embedder_runtime,
+                      settings.data_dir / "models" / "embedder", settings.inference.torch_threads)
+    knowledge = KnowledgeBase(settings.index_dir, embedder)
     multilingual_dir = settings.multilingual_index_dir
     if multilingual_dir is None:
         return nlu, knowledge
@@ -211,7 +235,9 @@ def build_generation(settings: Settings, domain: Domain, knowledge: Knowledge, p
     # The grounding and composer thresholds were calibrated on torch's vectors: an int8 query
     # embedder (SUPPORTBOT_EMBEDDER_RUNTIME) speeds retrieval up, the guard keeps torch's.
     encoder = knowledge.embedder
-    if not isinstance(encoder, Embedder) and not encoder.multilingual:
+    exact = isinstance(encoder, Embedder) or (isinstance(encoder, SharedEmbedder)
+                                              and encoder.runtime == "torch")
+    if not exact and not encoder.multilingual:
         encoder = Embedder(settings.models.embedder)
     checker = GroundingChecker(encoder.encode, g.grounding_threshold, g.lexical_threshold)
     masker = PiiMasker.from_texts(e.answer for e in knowledge.entries)

@@ -19,6 +19,8 @@ def train_cmd(
     mode: str | None = typer.Option(None, help="finetune (default) or frozen."),
     epochs: int | None = typer.Option(None),
     seed: int | None = typer.Option(None),
+    tuned_layers: str | None = typer.Option(
+        None, help="Top encoder layers trained, or `all` (default 2: the FAQ embedder shares the rest)."),
     rasa: Path | None = RASA_OPTION,
 ) -> None:
     """Fine-tune the intent model on support logs (or a Rasa project's NLU data, with its entity
@@ -27,8 +29,9 @@ def train_cmd(
     from bot.assets import train_model
 
     settings = _settings(rasa)
-    overrides = {k: v for k, v in {"mode": mode, "epochs": epochs, "seed": seed}.items() if v is not None}
-    settings.train = settings.train.model_copy(update=overrides)
+    overrides = {k: v for k, v in {"mode": mode, "epochs": epochs, "seed": seed,
+                                   "tuned_layers": tuned_layers}.items() if v is not None}
+    settings.train = type(settings.train).model_validate({**settings.train.model_dump(), **overrides})
     manifest = train_model(settings, data, out, console)
     console.print(f"model written to {out or settings.model_dir} ({len(manifest.labels)} intents)")
 

@@ -53,6 +53,11 @@ class ModelSettings(BaseSettings):
                              "ONNX Runtime with int8 weights (exported once into <data_dir>/models/embedder; "
                              "the index stays the one torch built; the grounding check keeps torch's).")
 
+    share_encoder: bool = Field(
+        True, description="One pass per message for the intent model and the FAQ embedder when the model "
+                          "was trained with `tuned_layers` on the embedder's encoder and both runtimes "
+                          "are the same (bot/encoders/shared.py); false: each runs its own.")
+
     @field_validator("multilingual_embedder", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class Thresholds(BaseModel):
@@ -65,6 +65,16 @@ class TrainSettings(BaseModel):
     max_examples: int | None = Field(None, ge=1, description="Cap on training examples; None: all.")
     pooling: str = Field("mean", pattern="^(mean|cls)$",
                          description="finetune: mean-pooled token states (default) or the [CLS] pooler.")
+    tuned_layers: int | None = Field(
+        2, ge=1, description="finetune (mean pooling): train only the top N transformer layers; the "
+                             "layers under them stay the base encoder's, so the FAQ embedder shares "
+                             "their pass when it is the same encoder. `all` (None): every layer.")
+
+    @field_validator("tuned_layers", mode="before")
+    @classmethod
+    def _all_layers(cls, value: Any) -> Any:
+        every = isinstance(value, str) and value.strip().lower() in ("", "all", "none", "null")
+        return None if every else value
 
 
 class GenerationSettings(BaseModel):

@@ -29,6 +29,13 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     pooling: str = "cls"  # finetune: "mean" (current recipe) or "cls" (older model dirs)
     promotion: dict | None = None  # `promote`: both models' scores on the same validation set
+    frozen_layers: int = 0  # finetune: bottom transformer layers left as the base encoder's
+
+    def shares_encoder_with(self, encoder: str) -> bool:
+        """Whether the FAQ embedder at `encoder` is this model's base with the frozen layers left
+        as they were (bot.encoders.shared checks the weights themselves when it loads)."""
+        return (self.mode == "finetune" and self.pooling == "mean" and self.frozen_layers > 0
+                and Path(encoder).resolve() == Path(self.base_model).resolve())
 
     def save(self, directory: Path) -> None:
         (directory / "manifest.json").write_text(json.dumps(asdict(self), indent=2))

@@ -15,6 +15,33 @@ from typing import Any
 import torch
 
 
+def layer_count(encoder: Any) -> int:
+    return len(encoder.encoder.layer)
+
+
+def trunk(encoder: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: int) -> torch.Tensor:
+    """Token states after the embeddings and the first `layers` transformer layers."""
+    return top(encoder, encoder.embeddings(input_ids=input_ids), attention_mask, 0, layers)
+
+
+def top(encoder: Any, states: torch.Tensor, attention_mask: torch.Tensor, start: int,
+        stop: int | None = None) -> torch.Tensor:
+    """Token states after layers `start`..`stop` of `encoder`, from the states before `start`
+    (the attention mask built the way the model's own forward builds it)."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=states,
+                                     attention_mask=attention_mask)
+    for layer in encoder.encoder.layer[start:stop]:
+        states = layer(states, mask)
+    return states
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class MeanPoolClassifier(torch.nn.Module):
     def __init__(self, encoder: Any, n_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -24,11 +51,16 @@ class MeanPoolClassifier(torch.nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean_pool(states, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
         return self.classifier(self.dropout(self.embed(input_ids, attention_mask)))
+
+    def from_trunk(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from the token states after the first `start` layers (which a model trained
+        with only its top layers shares with the base encoder)."""
+        pooled = mean_pool(top(self.encoder, states, attention_mask, start), attention_mask)
+        return self.classifier(self.dropout(pooled))
 
     @torch.no_grad()
     def init_from_centroids(self, pooled: torch.Tensor, y: torch.Tensor, scale: float = 10.0) -> None:

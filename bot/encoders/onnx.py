@@ -135,6 +135,7 @@ def export_int8(model_dir: Path, manifest: Manifest | None = None, out: Path | N
 
 def _export(module: torch.nn.Module, tokenizer: Any, output: str, max_length: int, stamp: str,
             out: Path) -> Path:
+    """`output` names the graph's outputs, comma-separated (the shared graph has three)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -146,11 +147,14 @@ def _export(module: torch.nn.Module, tokenizer: Any, output: str, max_length: in
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             # dynamo=False: the TorchScript exporter ships with torch; the dynamo one needs onnxscript.
+            names = output.split(",")
+            axes: dict[str, dict[int, str]] = {name: {0: "batch"} for name in names}
+            axes.update({name: {0: "batch", 1: "sequence"}
+                         for name in ("input_ids", "attention_mask", "tokens")})
             torch.onnx.export(
                 module, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
-                input_names=["input_ids", "attention_mask"], output_names=[output], opset_version=OPSET,
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                              "attention_mask": {0: "batch", 1: "sequence"}, output: {0: "batch"}})
+                input_names=["input_ids", "attention_mask"], output_names=names, opset_version=OPSET,
+                dynamic_axes=axes)
         with _quiet_quantizer():
             quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
         graph = onnx.load(str(int8))
@@ -241,23 +245,67 @@ def ensure_int8(model_dir: Path, manifest: Manifest) -> Path:
         return export_int8(model_dir, manifest, fallback)
 
 
+SHARED_FILE = "shared.int8.onnx"
+
+
+def ensure_shared_int8(model_dir: Path, manifest: Manifest, embedder_path: str) -> Path:
+    """The int8 graph of the shared network (bot.encoders.shared): intent logits, FAQ vector and
+    FAQ token states from one pass; exported on first use for this training run and embedder."""
+    from bot.encoders.shared import OUTPUTS, load_net, sentence_max_length
+
+    stamp = f"{source_stamp(manifest)}|{encoder_stamp(embedder_path)}"
+    key = hashlib.sha256(f"{model_dir.resolve()}:{stamp}".encode()).hexdigest()[:16]
+    path = model_dir / ONNX_DIR / SHARED_FILE
+    fallback = Path(tempfile.gettempdir()) / f"supportbot-shared-{key}" / SHARED_FILE
+    for candidate in (path, fallback):
+        if _stamp_of(candidate) == stamp:
+            return candidate
+    log.warning("exporting the shared intent and FAQ encoder to ONNX int8 (%s)", path)
+    from transformers import AutoTokenizer
+
+    net = load_net(model_dir, manifest, embedder_path)
+    parts = (net, AutoTokenizer.from_pretrained(model_dir / "model"), ",".join(OUTPUTS),
+             sentence_max_length(embedder_path))
+    try:
+        return _export(*parts, stamp, path)
+    except OSError as exc:
+        log.warning("%s is not writable (%s): exporting to %s instead", path.parent, exc, fallback)
+        return _export(*parts, stamp, fallback)
+
+
+def session(path: Path, threads: int | None) -> Any:
+    """An ONNX Runtime CPU session whose threads do not busy-wait between calls."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No busy-waiting between calls: the same cores run the torch FAQ embedder right after the
+    # intent model in every turn, and spinning ORT threads made a torch call that followed
+    # 2.3x slower (p50 9.7 -> 22.8 ms on 2 cores) for 1 ms of ORT's own latency.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxGraph:
+    """A graph of several outputs, run on token ids the caller has made."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.session = session(path, threads)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
+        return tuple(self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask}))
+
+
 class OnnxEncoder:
     """texts -> logits (fine-tuned model) or unit sentence vectors (frozen encoder), like the torch
     model it stands in for, through the same tokenizer."""
 
     def __init__(self, path: Path, tokenizer: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No busy-waiting between calls: the same cores run the torch FAQ embedder right after the
-        # intent model in every turn, and spinning ORT threads made a torch call that followed
-        # 2.3x slower (p50 9.7 -> 22.8 ms on 2 cores) for 1 ms of ORT's own latency.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.output = meta[_OUTPUT]
         self.max_length = int(meta[_MAX_LENGTH])

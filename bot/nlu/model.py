@@ -48,10 +48,13 @@ class IntentModel:
     """
 
     def __init__(self, directory: Path, threshold: float | None = None, ranking: int = 5,
-                 runtime: str = "torch", threads: int | None = None) -> None:
+                 runtime: str = "torch", threads: int | None = None,
+                 logits: Callable[[list[str]], np.ndarray] | None = None) -> None:
         """`runtime` "onnx-int8" runs the torch encoder of a finetune or frozen model through ONNX
         Runtime with int8 weights (`bot.encoders.onnx`; `threads` are its intra-op threads);
-        the multilingual model has no torch encoder and keeps its own."""
+        the multilingual model has no torch encoder and keeps its own. `logits` replaces a
+        fine-tuned model's own network (the pass it shares with the FAQ embedder,
+        bot.encoders.shared)."""
         if runtime not in ("torch", "onnx-int8"):
             raise ValueError(f"unknown intent runtime {runtime!r} (torch or onnx-int8)")
         offline()
@@ -61,7 +64,9 @@ class IntentModel:
         self.ranking = ranking
         self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
         self._onnx: Callable[[list[str]], np.ndarray] | None = None
-        if self.runtime == "onnx-int8":
+        if logits is not None and self.manifest.mode == "finetune":
+            self._onnx = logits
+        elif self.runtime == "onnx-int8":
             from bot.encoders.onnx import load_int8
 
             self._onnx = load_int8(directory, self.manifest, threads)
@@ -97,10 +102,11 @@ class IntentModel:
 
     @classmethod
     def load(cls, directory: Path, threshold: float | None = None, runtime: str = "torch",
-             threads: int | None = None) -> IntentModel:
+             threads: int | None = None, logits: Callable[[list[str]], np.ndarray] | None = None
+             ) -> IntentModel:
         if not (directory / "manifest.json").exists():
             raise FileNotFoundError(f"{directory}: no trained model (run `supportbot train`)")
-        return cls(directory, threshold, runtime=runtime, threads=threads)
+        return cls(directory, threshold, runtime=runtime, threads=threads, logits=logits)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.manifest.mode == "finetune":

@@ -130,6 +130,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     learner.save(out_dir)
     manifest = _manifest(base, cfg, data, scores(val_y, pred), temperature, threshold, epochs_run, seconds)
+    manifest.frozen_layers = int(getattr(learner, "split", 0))
     manifest.save(out_dir)
     write_validation(out_dir, data.val)
     if len(val_y):

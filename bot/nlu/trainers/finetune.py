@@ -1,7 +1,12 @@
 """`finetune`: the whole transformer encoder trained with a classification head (the product's
 recipe): mean-pooled token states and a head that starts from the class centroids (or, for older
 model directories, the [CLS] pooler of a BERT-style classifier), AdamW with warm-up and linear
-decay, early stopping on validation macro-F1."""
+decay, early stopping on validation macro-F1.
+
+With `tuned_layers` only the top layers (and the head) are trained: the layers under them stay the
+base encoder's, so at serving time the FAQ embedder (the same base) and the intent model share one
+pass through them (bot.encoders.shared), and training computes their token states once instead of
+in every epoch."""
 
 from __future__ import annotations
 
@@ -25,6 +30,12 @@ def _batches(n: int, size: int, rng: np.random.Generator, lengths: list[int]) ->
         batches.extend(np.array(ordered[i : i + size]) for i in range(0, len(ordered), size))
     rng.shuffle(batches)
     return batches
+
+
+def _by_length(items: list[Any], size: int) -> list[list[int]]:
+    """Indices in chunks of `size`, shortest items first: a chunk pads to its own longest."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i]))
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 class _Best:
@@ -83,8 +94,11 @@ class Finetuner:
     def fit(self, texts: list[str], y: np.ndarray, val_texts: list[str], val_y: np.ndarray,
             progress: Progress | None) -> int:
         cfg = self.cfg
+        self._freeze()
+        states = self._trunk_states(texts) if self.split else None
+        val_states = self._trunk_states(val_texts) if self.split and len(val_y) else None
         if cfg.pooling == "mean":
-            self._init_head(texts, y)
+            self._init_head(texts, y, states)
         total = -(-len(texts) // cfg.batch_size) * cfg.epochs
         optim, sched = self._optimizer(total)
         rng = np.random.default_rng(cfg.seed)
@@ -92,22 +106,76 @@ class Finetuner:
         best, epochs_run, step = _Best(cfg.patience), 0, 0
         for epoch in range(cfg.epochs):
             batches = _batches(len(texts), cfg.batch_size, rng, lengths)
-            step = self._epoch(texts, y, batches, optim, sched, (epoch, step, total), progress)
+            step = self._epoch(texts, y, states, batches, optim, sched, (epoch, step, total), progress)
             epochs_run = epoch + 1
             if len(val_y) == 0:
                 continue
-            f1 = f1_score(val_y, self.logits(val_texts).argmax(1), average="macro", zero_division=0)
+            val_logits = self._trunk_logits(val_states) if val_states is not None else self.logits(val_texts)
+            f1 = f1_score(val_y, val_logits.argmax(1), average="macro", zero_division=0)
             if best.stop(f1, self.model):
                 break
         if best.state is not None:
             self.model.load_state_dict(best.state)
         return epochs_run
 
+    @property
+    def split(self) -> int:
+        """How many of the encoder's layers stay the base's (0: the whole encoder is trained)."""
+        from bot.encoders.network import layer_count
+
+        tuned = self.cfg.tuned_layers
+        if tuned is None or self.cfg.pooling != "mean":
+            return 0
+        return max(0, layer_count(self.model.encoder) - tuned)
+
+    def _freeze(self) -> None:
+        encoder = self.model.encoder if self.split else None
+        if encoder is not None:
+            for module in (encoder.embeddings, *encoder.encoder.layer[: self.split]):
+                module.requires_grad_(False)
+
+    def _trunk_states(self, texts: list[str], batch_size: int = 64) -> list[Any]:
+        """Each text's token states under the tuned layers: computed once, since they never change."""
+        from bot.encoders.network import trunk
+
+        self.model.eval()
+        states: list[Any] = [None] * len(texts)
+        with self.torch.inference_mode():
+            for chunk in _by_length(texts, batch_size):
+                enc = self._tokens([texts[i] for i in chunk])
+                out = trunk(self.model.encoder, enc["input_ids"], enc["attention_mask"], self.split)
+                for j, n in enumerate(enc["attention_mask"].sum(1).tolist()):
+                    states[chunk[j]] = out[j, : int(n)].clone()
+        return states
+
+    def _padded(self, rows: list[Any]) -> tuple[Any, Any]:
+        torch = self.torch
+        states = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        mask = torch.zeros(states.shape[:2], dtype=torch.long)
+        for j, row in enumerate(rows):
+            mask[j, : len(row)] = 1
+        return states, mask
+
+    def _trunk_logits(self, states: list[Any], batch_size: int = 64) -> np.ndarray:
+        self.model.eval()
+        out = np.zeros((len(states), self.n), dtype=np.float32)
+        with self.torch.inference_mode():
+            for chunk in _by_length(states, batch_size):
+                logits = self.model.from_trunk(*self._padded([states[i] for i in chunk]), self.split)
+                out[chunk] = logits.float().numpy()
+        return out
+
+    def _batch_logits(self, texts: list[str], states: list[Any] | None, idx: np.ndarray) -> Any:
+        if states is None:
+            return self._forward(self._tokens([texts[i] for i in idx]))
+        return self.model.from_trunk(*self._padded([states[i] for i in idx]), self.split)
+
     def _optimizer(self, total: int) -> tuple[Any, Any]:
         """AdamW (a faster rate for the head), linear warm-up over a tenth of the steps, then decay."""
         torch, cfg = self.torch, self.cfg
-        head = [p for n, p in self.model.named_parameters() if n.startswith("classifier")]
-        body = [p for n, p in self.model.named_parameters() if not n.startswith("classifier")]
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        head = [p for n, p in params if n.startswith("classifier")]
+        body = [p for n, p in params if not n.startswith("classifier")]
         optim = torch.optim.AdamW(
             [{"params": body, "lr": cfg.learning_rate}, {"params": head, "lr": cfg.head_learning_rate}],
             weight_decay=0.01,
@@ -118,15 +186,15 @@ class Finetuner:
         )
         return optim, sched
 
-    def _epoch(self, texts: list[str], y: np.ndarray, batches: list[np.ndarray], optim: Any, sched: Any,
-               where: tuple[int, int, int], progress: Progress | None) -> int:
+    def _epoch(self, texts: list[str], y: np.ndarray, states: list[Any] | None, batches: list[np.ndarray],
+               optim: Any, sched: Any, where: tuple[int, int, int], progress: Progress | None) -> int:
         """One pass over `batches`; `where` is (epoch, steps so far, total steps). Returns the steps."""
         torch = self.torch
         epoch, step, total = where
         self.model.train()
         for idx in batches:
-            enc = self._tokens([texts[i] for i in idx])
-            loss = torch.nn.functional.cross_entropy(self._forward(enc), torch.tensor(y[idx]))
+            logits = self._batch_logits(texts, states, idx)
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             optim.step()
@@ -137,14 +205,21 @@ class Finetuner:
                 progress(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss.item():.3f}", step, total)
         return step
 
-    def _init_head(self, texts: list[str], y: np.ndarray, batch_size: int = 64) -> None:
+    def _init_head(self, texts: list[str], y: np.ndarray, states: list[Any] | None,
+                   batch_size: int = 64) -> None:
+        from bot.encoders.network import mean_pool, top
+
         torch = self.torch
         self.model.eval()
-        pooled = []
+        pooled = torch.zeros(len(texts), self.model.classifier.in_features)
         with torch.inference_mode():
-            for i in range(0, len(texts), batch_size):
-                pooled.append(self.model.embed(**self._tokens(texts[i : i + batch_size])))
-        self.model.init_from_centroids(torch.cat(pooled).clone(), torch.tensor(y))
+            for chunk in _by_length(texts if states is None else states, batch_size):
+                if states is None:
+                    pooled[chunk] = self.model.embed(**self._tokens([texts[i] for i in chunk]))
+                else:
+                    padded, mask = self._padded([states[i] for i in chunk])
+                    pooled[chunk] = mean_pool(top(self.model.encoder, padded, mask, self.split), mask)
+        self.model.init_from_centroids(pooled, torch.tensor(y))
 
     def save(self, directory: Path) -> None:
         if self.cfg.pooling == "mean":

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import threading
@@ -75,6 +76,36 @@ def running_server(settings: Settings, ready_within_s: float = 300) -> Iterator[
         thread.join(timeout=10)
 
 
+# Every round says each step in other words: the intent model and the FAQ embedder share one pass
+# per message and remember the last few hundred messages, so a script repeated word for word would
+# measure that memory instead of the models. Fillers keep the meaning; form values change.
+FILLERS = ["", "so ", "um ", "well ", "hmm ", "erm ", "ok so ", "right, ", "anyway, ", "uh ", "hm, ", "so, ",
+           "well, ", "um, ", "erm, ", "ok, ", "uhm ", "oh ", "and ", "also "]
+# the demo's orders (training_data/demo_orders.csv)
+ORDERS = ["KK-100245", "KK-204871", "KK-318802", "KK-482913", "KK-557120", "KK-660731", "KK-771406"]
+ORDER_PREFIXES = ["", "it's ", "order ", "my order number is ", "the number is ", "sure, ", "here: ",
+                  "ok it's ", "number "]
+ZH_FILLERS = ["", "嗯，", "那个，", "请问", "好的，", "哦，", "对了，", "嗯嗯，", "麻烦问下，", "你好，",
+              "好，", "呃，", "然后，", "还有，", "是这样，", "嗯 ", "那个 ", "哦 ", "好的 ", "对了 "]
+ZH_ORDER_PREFIXES = ["", "订单号是", "是", "我的订单号是", "单号", "好的，", "订单", "号码是", "嗯，是"]
+ORDER = re.compile(r"^KK-\d{6}$")
+NUMBERED = re.compile(r"^(\d+)(\D.*)?$")
+HAN = re.compile(r"[\u4e00-\u9fff]")  # a script with Chinese in it gets Chinese fillers
+
+
+def reworded(text: str, round_: int, step: int, chinese: bool = False) -> str:
+    """`text` as round `round_` of the script says it (round 0: as written)."""
+    if round_ == 0:
+        return text
+    if ORDER.match(text):
+        prefixes = ZH_ORDER_PREFIXES if chinese else ORDER_PREFIXES
+        return prefixes[round_ % len(prefixes)] + ORDERS[(round_ + step) % len(ORDERS)]
+    if m := NUMBERED.match(text):  # a street number or a postcode
+        return f"{int(m.group(1)) + round_}{m.group(2) or ''}"
+    fillers = ZH_FILLERS if chinese else FILLERS
+    return fillers[round_ % len(fillers)] + text
+
+
 CHINESE_SCRIPT = [
     "你好", "我的订单在哪里？", "KK-204871", "寄到德国的运费是多少？", "可以用PayPal付款吗",
     "我的水壶到货时有裂缝", "我想修改收货地址", "KK-482913", "北京市朝阳区建国路88号", "100022", "北京",
@@ -102,12 +133,14 @@ def measure(settings: Settings, script: list[str], turns: int) -> dict:
             cid, owner = start()
             client.post(f"/api/v1/conversations/{cid}/messages", json={"text": script[0]}, headers=owner)
         times, floor = [], []
+        chinese = any(HAN.search(t) for t in script)
         for i in range(turns):
             if i % len(script) == 0:
                 cid, owner = start()
+            text = reworded(script[i % len(script)], i // len(script), i % len(script), chinese)
             t = time.perf_counter()
             r = client.post(f"/api/v1/conversations/{cid}/messages",
-                            json={"text": script[i % len(script)], "message_id": f"m{i}"}, headers=owner)
+                            json={"text": text, "message_id": f"m{i}"}, headers=owner)
             times.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200, r.text
             t = time.perf_counter()

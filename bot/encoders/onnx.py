@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,18 +179,25 @@ def ensure_sentence_int8(path: str, cache_dir: Path) -> Path:
     both export it; each renames a whole file into place)."""
     stamp = encoder_stamp(path)
     key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    out = cache_dir / key / INT8_FILE
     fallback = Path(tempfile.gettempdir()) / f"supportbot-embedder-{key}" / INT8_FILE
-    for candidate in (out, fallback):
+    return _cached_export(stamp, cache_dir / key / INT8_FILE, fallback, "the FAQ embedder",
+                          lambda out: _export(*_sentence_encoder(path), stamp, out))
+
+
+def _cached_export(stamp: str, path: Path, fallback: Path, what: str, export: Callable[[Path], Path]) -> Path:
+    """The graph at `path` (else at `fallback`, in the temporary folder) when it was exported from
+    `stamp`; otherwise `export` it to `path`, or to `fallback` when `path` is not writable (a
+    read-only model or data folder, such as a container's image layer)."""
+    for candidate in (path, fallback):
         if _stamp_of(candidate) == stamp:
             return candidate
-    log.warning("exporting the FAQ embedder to ONNX int8 (%s)", out)
-    encoder = _sentence_encoder(path)
+    log.warning("exporting %s to ONNX int8 (%s %s)", what, path,
+                "is from an older training run" if path.exists() else "is missing")
     try:
-        return _export(*encoder, stamp, out)
-    except OSError as exc:  # a read-only data dir (a container's image layer)
-        log.warning("%s is not writable (%s): exporting to %s instead", out.parent, exc, fallback)
-        return _export(*encoder, stamp, fallback)
+        return export(path)
+    except OSError as exc:
+        log.warning("%s is not writable (%s): exporting to %s instead", path.parent, exc, fallback)
+        return export(fallback)
 
 
 @contextlib.contextmanager
@@ -229,20 +236,11 @@ def ensure_int8(model_dir: Path, manifest: Manifest) -> Path:
     `supportbot train` writes it when the runtime is onnx-int8; this is the fallback. A read-only
     model folder gets its file in the temporary folder instead (named after the model folder and
     training run, so later loads and restarts of the same container reuse it)."""
-    path = int8_path(model_dir)
-    if is_current(path, manifest):
-        return path
-    key = hashlib.sha256(f"{model_dir.resolve()}:{source_stamp(manifest)}".encode()).hexdigest()[:16]
+    stamp = source_stamp(manifest)
+    key = hashlib.sha256(f"{model_dir.resolve()}:{stamp}".encode()).hexdigest()[:16]
     fallback = Path(tempfile.gettempdir()) / f"supportbot-onnx-{key}" / INT8_FILE
-    if is_current(fallback, manifest):
-        return fallback
-    log.warning("exporting the intent model to ONNX int8 (%s %s)", path,
-                "is from an older training run" if path.exists() else "is missing")
-    try:
-        return export_int8(model_dir, manifest)
-    except OSError as exc:
-        log.warning("%s is not writable (%s): exporting to %s instead", path.parent, exc, fallback)
-        return export_int8(model_dir, manifest, fallback)
+    return _cached_export(stamp, int8_path(model_dir), fallback, "the intent model",
+                          lambda out: export_int8(model_dir, manifest, out))
 
 
 SHARED_FILE = "shared.int8.onnx"
@@ -255,22 +253,16 @@ def ensure_shared_int8(model_dir: Path, manifest: Manifest, embedder_path: str) 
 
     stamp = f"{source_stamp(manifest)}|{encoder_stamp(embedder_path)}"
     key = hashlib.sha256(f"{model_dir.resolve()}:{stamp}".encode()).hexdigest()[:16]
-    path = model_dir / ONNX_DIR / SHARED_FILE
     fallback = Path(tempfile.gettempdir()) / f"supportbot-shared-{key}" / SHARED_FILE
-    for candidate in (path, fallback):
-        if _stamp_of(candidate) == stamp:
-            return candidate
-    log.warning("exporting the shared intent and FAQ encoder to ONNX int8 (%s)", path)
-    from transformers import AutoTokenizer
 
-    net = load_net(model_dir, manifest, embedder_path)
-    parts = (net, AutoTokenizer.from_pretrained(model_dir / "model"), ",".join(OUTPUTS),
-             sentence_max_length(embedder_path))
-    try:
-        return _export(*parts, stamp, path)
-    except OSError as exc:
-        log.warning("%s is not writable (%s): exporting to %s instead", path.parent, exc, fallback)
-        return _export(*parts, stamp, fallback)
+    def export(out: Path) -> Path:
+        from transformers import AutoTokenizer
+
+        net = load_net(model_dir, manifest, embedder_path)
+        return _export(net, AutoTokenizer.from_pretrained(model_dir / "model"), ",".join(OUTPUTS),
+                       sentence_max_length(embedder_path), stamp, out)
+    return _cached_export(stamp, model_dir / ONNX_DIR / SHARED_FILE, fallback,
+                          "the shared intent and FAQ encoder", export)
 
 
 def session(path: Path, threads: int | None) -> Any:

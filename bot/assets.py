@@ -111,10 +111,9 @@ def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console
     a production model folder may be read-only when the server starts."""
     if settings.models.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
         return
-    from bot.encoders.onnx import ensure_shared_int8, export_int8
+    from bot.encoders.onnx import ensure_model_int8
 
-    embedder = shared_embedder(settings, manifest) if model_dir == settings.model_dir else None
-    path = ensure_shared_int8(model_dir, manifest, embedder) if embedder else export_int8(model_dir, manifest)
+    path = ensure_model_int8(model_dir, manifest, shared_embedder(settings, manifest))
     console.print(f"ONNX int8 encoder written to {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
@@ -165,14 +164,10 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
         console.print("No multilingual intent model for the current training data: training one now.")
         train_multilingual_model(settings, console)
     if settings.models.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
-        from bot.encoders.onnx import ensure_int8, ensure_shared_int8
+        from bot.encoders.onnx import ensure_model_int8
 
         manifest = Manifest.load(settings.model_dir)
-        embedder = shared_embedder(settings, manifest)
-        if embedder:
-            ensure_shared_int8(settings.model_dir, manifest, embedder)
-        else:
-            ensure_int8(settings.model_dir, manifest)
+        ensure_model_int8(settings.model_dir, manifest, shared_embedder(settings, manifest))
     if settings.rasa.project is None or settings.knowledge_base.is_dir():
         build_faq_index(settings, console=console)
     if settings.models.embedder_runtime == "onnx-int8" and not is_e5(settings.models.embedder):

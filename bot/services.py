@@ -93,7 +93,8 @@ class Services:
 
 def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
     """Whether an answer's FAQ entry addresses what was asked (bot.knowledge.coverage), on the FAQ
-    encoder's token vectors; None when switched off or the encoder has none (ONNX int8)."""
+    encoder's token vectors; None when switched off or the encoder has none (the standalone ONNX
+    int8 embedder; the shared graph has them)."""
     margin = settings.thresholds.coverage_margin
     encoder = getattr(knowledge, "embedder", None)
     if margin is None or not isinstance(encoder, TokenEmbedder):

@@ -265,6 +265,14 @@ def ensure_shared_int8(model_dir: Path, manifest: Manifest, embedder_path: str) 
                           "the shared intent and FAQ encoder", export)
 
 
+def ensure_model_int8(model_dir: Path, manifest: Manifest, shared_embedder: str | None) -> Path:
+    """The int8 graph a server with `onnx-int8` loads for this model: the shared graph when the FAQ
+    embedder at `shared_embedder` shares its pass (bot.encoders.sharing), else the model's own."""
+    if shared_embedder:
+        return ensure_shared_int8(model_dir, manifest, shared_embedder)
+    return ensure_int8(model_dir, manifest)
+
+
 def session(path: Path, threads: int | None) -> Any:
     """An ONNX Runtime CPU session whose threads do not busy-wait between calls."""
     import onnxruntime as ort

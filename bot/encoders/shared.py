@@ -14,8 +14,6 @@ with), or one ONNX Runtime graph with int8 weights for all three outputs (bot.en
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from bot.encoders.manifest import Manifest
+from bot.encoders.memo import RecentByText
 from bot.encoders.network import MeanPoolClassifier, mean_pool, top, trunk
 
 OUTPUTS = ("logits", "sentence", "tokens")
@@ -71,8 +70,8 @@ def load_net(model_dir: Path, manifest: Manifest, embedder_path: str) -> SharedN
 
     from bot.encoders.onnx import tokenizer_folder
 
-    if manifest.mode != "finetune" or manifest.pooling != "mean" or manifest.frozen_layers < 1:
-        raise ValueError(f"{model_dir}: the intent model has no frozen layers to share")
+    if not manifest.shares_encoder_with(embedder_path):
+        raise ValueError(f"{model_dir}: the intent model has no frozen layers of {embedder_path} to share")
     faq = AutoModel.from_pretrained(tokenizer_folder(embedder_path)).eval()
     intent = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels))
     split = manifest.frozen_layers
@@ -91,10 +90,7 @@ class SharedEncoder:
                  tokenizer: Any, max_length: int, runtime: str, cache_size: int = 256) -> None:
         self._run, self.tokenizer, self.max_length = run, tokenizer, max_length
         self.runtime = runtime
-        self._cache: OrderedDict[str, Encoded] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-        self.passes = 0  # texts that went through the network (the rest came from the cache)
+        self._recent: RecentByText[Encoded] = RecentByText(cache_size)
 
     @classmethod
     def load(cls, model_dir: Path, manifest: Manifest, embedder_path: str, runtime: str = "torch",
@@ -118,21 +114,13 @@ class SharedEncoder:
             return tuple(o.float().numpy() for o in out)
         return cls(run, tokenizer, max_length, runtime)
 
+    @property
+    def passes(self) -> int:
+        """Texts that went through the network (the others were remembered)."""
+        return self._recent.misses
+
     def encode(self, texts: list[str]) -> list[Encoded]:
-        with self._lock:
-            found = {t: self._cache[t] for t in texts if t in self._cache}
-            for text in found:
-                self._cache.move_to_end(text)
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
-            fresh = self._pass(missing)
-            with self._lock:
-                self.passes += len(missing)
-                for text, encoded in zip(missing, fresh, strict=True):
-                    found[text] = self._cache[text] = encoded
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return [found[t] for t in texts]
+        return self._recent.get_or_compute(texts, self._pass)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return np.stack([e.logits for e in self.encode(texts)]) if texts else np.zeros((0, 0))

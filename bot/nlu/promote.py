@@ -105,14 +105,10 @@ def retrain(settings: Settings, labelled: list[Example], progress: Progress | No
     }
     manifest.save(candidate)
     if settings.models.nlu_runtime == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
-        from bot.encoders.onnx import ensure_shared_int8, export_int8
+        from bot.encoders.onnx import ensure_model_int8
         from bot.encoders.sharing import shared_embedder
 
-        embedder = shared_embedder(settings, manifest)
-        if embedder:
-            ensure_shared_int8(candidate, manifest, embedder)
-        else:
-            export_int8(candidate, manifest)
+        ensure_model_int8(candidate, manifest, shared_embedder(settings, manifest))
     decision = Decision(promoted, len(labelled), len(val), cand_acc, cand_f1, cur_acc, cur_f1,
                         current if promoted else candidate)
     if promoted:

@@ -67,15 +67,26 @@ async def store(redis_url: str, key_prefix: str) -> AsyncIterator:
 
 
 @pytest.fixture(scope="session")
-def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train the demo intent model and build the FAQ index once; tests copy or share the folder."""
+def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Train the demo intent model and build the FAQ index once; tests copy or share the folder.
+
+    Many tests link to it, so a test that trains or indexes through such a link would change what
+    every later test (the served app's copy included) runs on: the run fails if one did."""
     from bot.assets import build_faq_index, train_model
 
     data_dir = tmp_path_factory.mktemp("demo-assets")
     settings = demo_settings(data_dir)
     train_model(settings)
     build_faq_index(settings)
-    return data_dir
+    before = _manifests(data_dir)
+    yield data_dir
+    assert _manifests(data_dir) == before, "a test retrained or re-indexed the shared demo assets"
+
+
+def _manifests(data_dir: Path) -> dict[str, bytes]:
+    """Every model's and index's manifest (each names its training or indexing run)."""
+    return {str(p.relative_to(data_dir)): p.read_bytes()
+            for part in ("models", "index") for p in sorted((data_dir / part).rglob("manifest.json"))}
 
 
 def demo_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -6,6 +6,7 @@ embeddings + logistic regression (the product's `frozen` mode). Settings:
 
 - banking77       BANKING77, full training set (10% held out for early stopping/calibration), test set
 - banking77_10shot BANKING77, 10 training examples per intent, seeds 1-3 (mean ± std), test set
+- banking77_5shot  the same with 5 examples per intent
 - clinc150        CLINC150 with its out-of-scope data; threshold chosen on the validation split only
 
 Reports accuracy, macro-F1, training time, batch-1 CPU latency (p50/p95), model size; for CLINC150
@@ -47,7 +48,7 @@ from bot.nlu.model import IntentModel
 from bot.nlu.train import OOS, train
 from bot.stats import percentile
 
-SETTINGS = ("banking77", "banking77_10shot", "clinc150")
+SETTINGS = ("banking77", "banking77_10shot", "banking77_5shot", "clinc150")
 SYSTEMS = ("finetune", "frozen", "tfidf")
 LATENCY_MESSAGES = 200
 console = Console(width=150)
@@ -263,9 +264,10 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
         full, test = read_csv(data / "banking77/train.csv"), read_csv(data / "banking77/test.csv")
         if setting == "banking77":
             runs = [(None, full, None, banking77_recipe(cfg))]
-        else:  # no validation data in a 10-shot setting: fixed epochs, no early stopping
+        else:  # no validation data in a few-shot setting: fixed epochs, no early stopping
             shot = cfg.model_copy(update={"val_fraction": 0.0, "epochs": cfg.few_shot_epochs})
-            runs = [(s, few_shot(full, 10, s), None, shot.model_copy(update={"seed": s}))
+            k = int(setting.removeprefix("banking77_").removesuffix("shot"))
+            runs = [(s, few_shot(full, k, s), None, shot.model_copy(update={"seed": s}))
                     for s in (1, 2, 3)]
     else:
         train_ex, val = read_csv(data / "clinc150/train.csv"), read_csv(data / "clinc150/val.csv")
@@ -284,7 +286,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
                     fitted = fit_ours(system, train_ex, val_ex, mode_cfg, Path(tmp), encoder)
                 result = evaluate(fitted, test)
             pred, y, conf = result.pop("_pred"), result.pop("_y"), result.pop("_conf")
-            if system == "finetune" and seed in (None, 1) and setting != "banking77_10shot":
+            if system == "finetune" and seed in (None, 1) and not setting.endswith("shot"):
                 plots(setting, fitted.labels, y, pred, conf)
             console.print({k: v for k, v in result.items() if not k.startswith("_")})
             per_seed.append(result)
@@ -293,6 +295,8 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
         if system == "finetune":
             row["pooling"] = cfg.pooling
             row["tuned_layers"] = cfg.tuned_layers or "all"
+            if cfg.contrastive_pairs:
+                row["contrastive_pairs"] = cfg.contrastive_pairs
         rows.append(row)
     return rows
 
@@ -334,7 +338,9 @@ def show(rows: list[dict]) -> None:
     for row in rows:
         system = f"{row['system']} ({row.get('encoder', '-')})"
         if row.get("pooling"):
-            system += f" [{row['pooling']} pool, {row.get('tuned_layers', 'all')} layers tuned]"
+            system += f" [{row['pooling']} pool, {row.get('tuned_layers', 'all')} layers tuned"
+            pairs = row.get("contrastive_pairs")
+            system += f", {pairs} contrastive pairs]" if pairs else "]"
         table.add_row(row["setting"], system, fmt(row, "accuracy"), fmt(row, "macro_f1"),
                       fmt(row, "in_scope_accuracy"), fmt(row, "oos_recall"), fmt(row, "oos_precision"),
                       f"{row['train_seconds']:.0f}", f"{row['latency_ms_p50']:.1f}",
@@ -354,6 +360,8 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning head on mean-pooled tokens (product default) or [CLS]")
     parser.add_argument("--tuned-layers", default=str(TrainSettings().tuned_layers),
                         help="top encoder layers trained ('all' or a number; default: the product's)")
+    parser.add_argument("--contrastive-pairs", type=int, default=TrainSettings().contrastive_pairs,
+                        help="SetFit-style contrastive pairs per message before the classifier (0: off)")
 
 
 def recipe(args: argparse.Namespace) -> BenchTrainSettings:
@@ -361,7 +369,7 @@ def recipe(args: argparse.Namespace) -> BenchTrainSettings:
     return BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
                               batch_size=args.batch_size, learning_rate=args.learning_rate,
                               max_length=args.max_length, patience=2, pooling=args.pooling,
-                              tuned_layers=tuned)
+                              tuned_layers=tuned, contrastive_pairs=args.contrastive_pairs)
 
 
 def main() -> None:
@@ -387,7 +395,8 @@ def main() -> None:
     rows = [r for setting in only for r in run_setting(setting, args.datasets, systems, cfg,
                                                        encoder)]
     def key(r: dict) -> tuple:
-        return r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all")
+        return (r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all"),
+                r.get("contrastive_pairs", 0))
 
     kept = [r for r in previous["rows"] if key(r) not in {key(r2) for r2 in rows}]
     merged = sorted(kept + rows, key=lambda r: (SETTINGS.index(r["setting"]), r["system"]))

@@ -70,6 +70,18 @@ class TrainSettings(BaseModel):
                              "layers under them stay the base encoder's, so the FAQ embedder shares "
                              "their pass when it is the same encoder. `all` (None): every layer.")
 
+    contrastive_pairs: int = Field(
+        0, ge=0, description="finetune (mean pooling): before the classifier, train the sentence "
+                             "vectors on this many same-intent and as many other-intent partners per "
+                             "message (SetFit's contrastive stage; for a few examples per intent). "
+                             "0: off.")
+    oos_method: str = Field(
+        "softmax", pattern="^(softmax|knn|mahalanobis)$",
+        description="finetune (mean pooling): out of scope when the calibrated confidence is low "
+                    "(softmax), or when the message's fine-tuned sentence vector is far from the "
+                    "training messages: cosine to the nearest one (knn) or Mahalanobis distance to "
+                    "the nearest intent (mahalanobis). Thresholds come from the validation split.")
+
     @field_validator("tuned_layers", mode="before")
     @classmethod
     def _all_layers(cls, value: Any) -> Any:

@@ -30,6 +30,13 @@ class Manifest:
     pooling: str = "cls"  # finetune: "mean" (current recipe) or "cls" (older model dirs)
     promotion: dict | None = None  # `promote`: both models' scores on the same validation set
     frozen_layers: int = 0  # finetune: bottom transformer layers left as the base encoder's
+    oos_method: str = "softmax"  # or a distance (bot.nlu.oos): "knn", "mahalanobis"
+    oos_distance: float | None = None  # the distance threshold, chosen on validation
+
+    @property
+    def distance_oos(self) -> bool:
+        """Out of scope is decided by a distance, so the network outputs its pooled vectors too."""
+        return self.oos_method != "softmax"
 
     def shares_encoder_with(self, encoder: str) -> bool:
         """Whether the FAQ embedder at `encoder` is this model's base with the frozen layers left

@@ -43,24 +43,30 @@ def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class MeanPoolClassifier(torch.nn.Module):
-    def __init__(self, encoder: Any, n_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, n_labels: int, dropout: float = 0.1, vectors: bool = False) -> None:
+        """`vectors`: output the pooled sentence vector after the logits (what an out-of-scope
+        distance is measured on, bot.nlu.oos), so every runtime's one pass gives both."""
         super().__init__()
         self.encoder: Any = encoder  # a transformers PreTrainedModel
         self.dropout = torch.nn.Dropout(dropout)
         self.classifier = torch.nn.Linear(encoder.config.hidden_size, n_labels)
+        self.vectors = vectors
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return mean_pool(states, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(input_ids, attention_mask)))
+        return self._head(self.embed(input_ids, attention_mask))
 
     def from_trunk(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
         """Logits from the token states after the first `start` layers (which a model trained
         with only its top layers shares with the base encoder)."""
-        pooled = mean_pool(top(self.encoder, states, attention_mask, start), attention_mask)
-        return self.classifier(self.dropout(pooled))
+        return self._head(mean_pool(top(self.encoder, states, attention_mask, start), attention_mask))
+
+    def _head(self, pooled: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.dropout(pooled))
+        return torch.cat([logits, pooled], dim=-1) if self.vectors else logits
 
     @torch.no_grad()
     def init_from_centroids(self, pooled: torch.Tensor, y: torch.Tensor, scale: float = 10.0) -> None:
@@ -79,9 +85,9 @@ class MeanPoolClassifier(torch.nn.Module):
         torch.save(self.classifier.state_dict(), directory / "head.pt")
 
     @classmethod
-    def load(cls, directory: Path, n_labels: int) -> MeanPoolClassifier:
+    def load(cls, directory: Path, n_labels: int, vectors: bool = False) -> MeanPoolClassifier:
         from transformers import AutoModel
 
-        model = cls(AutoModel.from_pretrained(directory), n_labels)
+        model = cls(AutoModel.from_pretrained(directory), n_labels, vectors=vectors)
         model.classifier.load_state_dict(torch.load(directory / "head.pt", weights_only=True))
         return model.eval()

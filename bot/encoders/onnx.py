@@ -103,7 +103,8 @@ def _torch_part(model_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, A
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir / "model")
         if manifest.pooling == "mean":
-            module: torch.nn.Module = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels))
+            module: torch.nn.Module = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels),
+                                                               vectors=manifest.distance_oos)
         else:
             module = _Logits(AutoModelForSequenceClassification.from_pretrained(model_dir / "model"))
         return module.eval(), tokenizer, "logits", manifest.max_length

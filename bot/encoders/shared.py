@@ -73,7 +73,7 @@ def load_net(model_dir: Path, manifest: Manifest, embedder_path: str) -> SharedN
     if not manifest.shares_encoder_with(embedder_path):
         raise ValueError(f"{model_dir}: the intent model has no frozen layers of {embedder_path} to share")
     faq = AutoModel.from_pretrained(tokenizer_folder(embedder_path)).eval()
-    intent = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels))
+    intent = MeanPoolClassifier.load(model_dir / "model", len(manifest.labels), vectors=manifest.distance_oos)
     split = manifest.frozen_layers
     ours, theirs = intent.encoder.state_dict(), faq.state_dict()
     frozen = ("embeddings.", *(f"encoder.layer.{i}." for i in range(split)))

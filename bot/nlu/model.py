@@ -14,6 +14,7 @@ import numpy as np
 from bot.encoders.manifest import Manifest
 from bot.encoders.paths import offline
 from bot.nlu import calibration
+from bot.nlu.oos import DistanceScorer, load_scorer
 from bot.nlu.train import OOS
 from bot.nlu.trainers.multilingual import MultilingualFeatures
 from bot.types import IntentScore, Parse
@@ -44,7 +45,9 @@ class IntentModel:
     """Calibrated intent classification with out-of-scope detection.
 
     Out of scope means: the explicit out-of-scope class won, or the calibrated confidence is under
-    the threshold `train` chose on validation data (or the one given in settings).
+    the threshold `train` chose on validation data (or the one given in settings), or, for a model
+    trained with a distance `oos_method`, its sentence vector lies farther from the training
+    messages than the distance chosen on validation (bot.nlu.oos).
     """
 
     def __init__(self, directory: Path, threshold: float | None = None, ranking: int = 5,
@@ -64,6 +67,9 @@ class IntentModel:
         self.ranking = ranking
         self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
         self._onnx: Callable[[list[str]], np.ndarray] | None = None
+        self._scorer: DistanceScorer | None = None
+        if self.manifest.distance_oos:
+            self._scorer = load_scorer(directory)
         if logits is not None and self.manifest.mode == "finetune":
             self._onnx = logits
         elif self.runtime == "onnx-int8":
@@ -110,26 +116,49 @@ class IntentModel:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.manifest.mode == "finetune":
-            if self._onnx is not None:
-                return self._onnx(texts)
+            if self._onnx is not None:  # a distance model's graphs give its vectors after the logits
+                return self._onnx(texts)[:, : len(self.labels)]
             with self._torch.inference_mode():
-                enc = self._tokenizer(texts, padding=True, truncation=True,
-                                      max_length=self.manifest.max_length, return_tensors="pt")
+                enc = self._tokens(texts)
                 out = self._model(**enc)
                 return (out if isinstance(out, self._torch.Tensor) else out.logits).float().numpy()
         return np.asarray(self._features(texts) @ self._coef.T) + self._intercept
+
+    def vectors_and_logits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """A fine-tuned mean-pooled model's sentence vectors and logits, from one pass."""
+        n = len(self.labels)
+        if self.manifest.mode != "finetune" or self.manifest.pooling != "mean":
+            raise ValueError(f"a {self.manifest.mode} model has no fine-tuned sentence vectors")
+        if self._onnx is not None:
+            if not self.manifest.distance_oos:
+                raise ValueError("this runtime gives the vectors of a distance-trained model only")
+            out = self._onnx(texts)
+            return out[:, n:], out[:, :n]
+        with self._torch.inference_mode():
+            pooled = self._model.embed(**self._tokens(texts))
+            return pooled.float().numpy(), self._model.classifier(pooled).float().numpy()
+
+    def _tokens(self, texts: list[str]) -> Any:
+        return self._tokenizer(texts, padding=True, truncation=True, max_length=self.manifest.max_length,
+                               return_tensors="pt")
 
     def parse_batch(self, texts: list[str], language: str | None = None) -> list[Parse]:
         """One forward pass for all `texts` (micro-batched turns share it)."""
         if not texts:
             return []
-        probs = calibration.softmax(self.logits(texts), self.manifest.temperature)
+        if self._scorer is not None:
+            vectors, logits = self.vectors_and_logits(texts)
+            far = self._scorer.score(vectors) > float(self.manifest.oos_distance or 0.0)
+        else:
+            logits, far = self.logits(texts), np.zeros(len(texts), dtype=bool)
+        probs = calibration.softmax(logits, self.manifest.temperature)
         parses = []
-        for text, p in zip(texts, probs, strict=True):
+        for text, p, distant in zip(texts, probs, far, strict=True):
             order = np.argsort(-p)[: self.ranking]
             ranking = [IntentScore(name=self.labels[i], confidence=round(float(p[i]), 4)) for i in order]
             top = ranking[0]
-            oos = top.name == OOS or top.confidence < self.threshold
+            unsure = bool(distant) if self._scorer is not None else top.confidence < self.threshold
+            oos = top.name == OOS or unsure
             parses.append(Parse(text=text, intent=top.name, confidence=top.confidence,
                                 ranking=ranking, out_of_scope=oos))
         return parses

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from bot.encoders.manifest import Manifest
 from bot.encoders.paths import resolve
 from bot.nlu import calibration
 from bot.nlu.data import Example, data_hash, deduplicate
+from bot.nlu.oos import choose_distance_threshold, fit_scorer, save_scorer
 from bot.nlu.report import scores, write_report, write_validation
 from bot.nlu.trainers import Learner, Progress
 from bot.nlu.trainers.finetune import Finetuner
@@ -131,11 +133,27 @@ def train(
     learner.save(out_dir)
     manifest = _manifest(base, cfg, data, scores(val_y, pred), temperature, threshold, epochs_run, seconds)
     manifest.frozen_layers = int(getattr(learner, "split", 0))
+    if cfg.oos_method != "softmax":
+        _fit_distance(cfg.oos_method, learner, manifest, (texts, y), (val_texts, val_y, pred), oos, out_dir)
     manifest.save(out_dir)
     write_validation(out_dir, data.val)
     if len(val_y):
         write_report(out_dir, data.labels, val_y, pred, val_texts)
     return manifest
+
+
+def _fit_distance(method: str, learner: Any, manifest: Manifest, train_data: tuple[list[str], np.ndarray],
+                  val_data: tuple[list[str], np.ndarray, np.ndarray], oos: int | None, out_dir: Path) -> None:
+    """Out of scope by distance (bot.nlu.oos): fitted on the in-scope training messages' vectors,
+    its threshold chosen on validation; the manifest says so only when it could be fitted."""
+    (texts, y), (val_texts, val_y, pred) = train_data, val_data
+    if not hasattr(learner, "vectors") or manifest.pooling != "mean" or not len(val_y):
+        return  # frozen and multilingual heads, [CLS] models, no validation split: the softmax rule
+    keep = y != oos
+    scorer = fit_scorer(method, learner.vectors([t for t, k in zip(texts, keep, strict=True) if k]), y[keep])
+    distance = choose_distance_threshold(scorer.score(learner.vectors(val_texts)), pred, val_y, oos)
+    save_scorer(scorer, out_dir)
+    manifest.oos_method, manifest.oos_distance = method, round(distance, 6)
 
 
 def _manifest(base: str, cfg: TrainSettings, data: _Data, val_scores: tuple[float, float],

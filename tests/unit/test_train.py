@@ -52,3 +52,33 @@ def test_frozen_head_learns_the_demo_intents(small: list[Example], tmp_path: Pat
 def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="supportbot train"):
         IntentModel.load(tmp_path)
+
+
+def test_contrastive_pairs_partner_each_message_with_its_own_and_other_intents() -> None:
+    from bot.nlu.trainers.contrastive import pairs
+
+    y = np.array([0, 0, 0, 1, 1, 2])
+    left, right, same = pairs(y, 3, np.random.default_rng(0))
+    assert ((y[left] == y[right]) == (same == 1.0)).all() and (left != right).all()
+    assert (np.bincount(left[same == 0.0]) == 3).all()
+    assert np.bincount(left[same == 1.0], minlength=6).tolist() == [3, 3, 3, 3, 3, 0]  # 5 is alone
+
+
+def test_the_contrastive_stage_pulls_an_intents_messages_together(small: list[Example],
+                                                                   tmp_path: Path) -> None:
+    by: dict[str, list[Example]] = {}
+    for example in small:
+        by.setdefault(example.intent, []).append(example)
+    few = [e for intent in sorted(by) for e in by[intent][:5]]
+    texts, labels = [e.text for e in few], np.array([sorted(by).index(e.intent) for e in few])
+
+    def margin(pairs_per_message: int) -> float:
+        cfg = TrainSettings(mode="finetune", epochs=1, batch_size=8, max_length=24, val_fraction=0.0,
+                            seed=7, contrastive_pairs=pairs_per_message)
+        train(few, cfg, tmp_path / str(pairs_per_message))
+        vectors, _ = IntentModel.load(tmp_path / str(pairs_per_message)).vectors_and_logits(texts)
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        sims, same = unit @ unit.T, labels[:, None] == labels[None, :]
+        return float(sims[same & ~np.eye(len(texts), dtype=bool)].mean() - sims[~same].mean())
+
+    assert margin(8) > margin(0) + 0.02

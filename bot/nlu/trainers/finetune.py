@@ -97,6 +97,14 @@ class Finetuner:
         self._freeze()
         states = self._trunk_states(texts) if self.split else None
         val_states = self._trunk_states(val_texts) if self.split and len(val_y) else None
+        if cfg.pooling == "mean" and cfg.contrastive_pairs:
+            from bot.nlu.trainers.contrastive import pretrain
+
+            self.model.train()
+            body = [p for n, p in self.model.named_parameters()
+                    if p.requires_grad and not n.startswith("classifier")]
+            pretrain(lambda idx: self._batch_pooled(texts, states, idx), body, y, cfg.contrastive_pairs,
+                     cfg.batch_size, cfg.seed)
         if cfg.pooling == "mean":
             self._init_head(texts, y, states)
         total = -(-len(texts) // cfg.batch_size) * cfg.epochs
@@ -205,21 +213,35 @@ class Finetuner:
                 progress(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss.item():.3f}", step, total)
         return step
 
-    def _init_head(self, texts: list[str], y: np.ndarray, states: list[Any] | None,
-                   batch_size: int = 64) -> None:
+    def _batch_pooled(self, texts: list[str], states: list[Any] | None, idx: Any) -> Any:
+        """The mean-pooled sentence vectors of training messages `idx` (from their frozen-layer
+        states when there are some)."""
         from bot.encoders.network import mean_pool, top
 
+        if states is None:
+            return self.model.embed(**self._tokens([texts[i] for i in idx]))
+        padded, mask = self._padded([states[i] for i in idx])
+        return mean_pool(top(self.model.encoder, padded, mask, self.split), mask)
+
+    def _init_head(self, texts: list[str], y: np.ndarray, states: list[Any] | None,
+                   batch_size: int = 64) -> None:
         torch = self.torch
         self.model.eval()
         pooled = torch.zeros(len(texts), self.model.classifier.in_features)
         with torch.inference_mode():
             for chunk in _by_length(texts if states is None else states, batch_size):
-                if states is None:
-                    pooled[chunk] = self.model.embed(**self._tokens([texts[i] for i in chunk]))
-                else:
-                    padded, mask = self._padded([states[i] for i in chunk])
-                    pooled[chunk] = mean_pool(top(self.model.encoder, padded, mask, self.split), mask)
+                pooled[chunk] = self._batch_pooled(texts, states, chunk)
         self.model.init_from_centroids(pooled, torch.tensor(y))
+
+    def vectors(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """The mean-pooled sentence vectors the head reads (an out-of-scope distance's space)."""
+        torch = self.torch
+        self.model.eval()
+        pooled = np.zeros((len(texts), self.model.classifier.in_features), dtype=np.float32)
+        with torch.inference_mode():
+            for chunk in _by_length(texts, batch_size):
+                pooled[chunk] = self.model.embed(**self._tokens([texts[i] for i in chunk])).float().numpy()
+        return pooled
 
     def save(self, directory: Path) -> None:
         if self.cfg.pooling == "mean":

@@ -188,6 +188,8 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "all layers tuned": (True, True, {"train.tuned_layers": None}),
     "top 3 layers tuned": (True, True, {"train.tuned_layers": 3}),
     "6 epochs": (True, True, {"train.epochs": 6}),
+    "out of scope by k-NN distance": (True, True, {"train.oos_method": "knn"}),
+    "out of scope by Mahalanobis distance": (True, True, {"train.oos_method": "mahalanobis"}),
 }
 
 

@@ -135,7 +135,8 @@ def main() -> None:
     out.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
         "encoder": display_name(model.manifest.base_model), "recipe": cfg.model_dump(),
-        "tuned_layers": model.manifest.frozen_layers, "train_seconds": trained_s,
+        "frozen_layers": model.manifest.frozen_layers, "train_seconds": model.manifest.train_seconds,
+        "run_trained_it": trained_s is not None,
         "val_accuracy": model.manifest.val_accuracy, "rows": rows}, indent=2))
     console.print(f"wrote {out}")
 

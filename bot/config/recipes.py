@@ -80,7 +80,8 @@ class TrainSettings(BaseModel):
         description="finetune (mean pooling): out of scope when the calibrated confidence is low "
                     "(softmax), or when the message's fine-tuned sentence vector is far from the "
                     "training messages: cosine to the nearest one (knn) or Mahalanobis distance to "
-                    "the nearest intent (mahalanobis). Thresholds come from the validation split.")
+                    "the nearest intent (mahalanobis). Thresholds come from the validation split; "
+                    "THRESHOLDS__OUT_OF_SCOPE, when set, applies as well.")
 
     @field_validator("tuned_layers", mode="before")
     @classmethod

@@ -64,6 +64,7 @@ class IntentModel:
         self.manifest = Manifest.load(directory)
         self.labels = self.manifest.labels
         self.threshold = self.manifest.oos_threshold if threshold is None else threshold
+        self._threshold_given = threshold is not None  # applies with a distance method as well
         self.ranking = ranking
         self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
         self._onnx: Callable[[list[str]], np.ndarray] | None = None
@@ -157,7 +158,8 @@ class IntentModel:
             order = np.argsort(-p)[: self.ranking]
             ranking = [IntentScore(name=self.labels[i], confidence=round(float(p[i]), 4)) for i in order]
             top = ranking[0]
-            unsure = bool(distant) if self._scorer is not None else top.confidence < self.threshold
+            low = top.confidence < self.threshold
+            unsure = bool(distant) or (self._threshold_given and low) if self._scorer is not None else low
             oos = top.name == OOS or unsure
             parses.append(Parse(text=text, intent=top.name, confidence=top.confidence,
                                 ranking=ranking, out_of_scope=oos))

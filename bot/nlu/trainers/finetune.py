@@ -97,6 +97,9 @@ class Finetuner:
         self._freeze()
         states = self._trunk_states(texts) if self.split else None
         val_states = self._trunk_states(val_texts) if self.split and len(val_y) else None
+        if states is not None:  # `vectors` reads them again after training
+            self._known = dict(zip(texts, states, strict=True))
+            self._known.update(zip(val_texts, val_states or [], strict=False))
         if cfg.pooling == "mean" and cfg.contrastive_pairs:
             from bot.nlu.trainers.contrastive import pretrain
 
@@ -236,11 +239,13 @@ class Finetuner:
     def vectors(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """The mean-pooled sentence vectors the head reads (an out-of-scope distance's space)."""
         torch = self.torch
+        known = getattr(self, "_known", {})
+        states = [known[t] for t in texts] if all(t in known for t in texts) else None
         self.model.eval()
         pooled = np.zeros((len(texts), self.model.classifier.in_features), dtype=np.float32)
         with torch.inference_mode():
-            for chunk in _by_length(texts, batch_size):
-                pooled[chunk] = self.model.embed(**self._tokens([texts[i] for i in chunk])).float().numpy()
+            for chunk in _by_length(texts if states is None else states, batch_size):
+                pooled[chunk] = self._batch_pooled(texts, states, chunk).float().numpy()
         return pooled
 
     def save(self, directory: Path) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -39,3 +41,19 @@ def busy(before: list[float], after: list[float], own: float = 1.5) -> bool:
     """Whether something besides the benchmark (about `own` cores of load) ran during a row: the
     1-minute load started high or ended above what the row itself adds."""
     return before[0] > own or after[0] > own + before[0]
+
+
+T = TypeVar("T")
+
+
+def quietly(measure: Callable[[], T], attempts: int = 2) -> tuple[T, dict[str, Any]]:
+    """Run a latency measurement on a quiet machine: wait for one, record the load average before
+    and after, and measure again (up to `attempts` times) when something else ran meanwhile."""
+    for attempt in range(1, attempts + 1):
+        before = wait_until_quiet()
+        result = measure()
+        after = load_average()
+        load = {"load_before": before, "load_after": after, "attempt": attempt, "busy": busy(before, after)}
+        if not load["busy"]:
+            break
+    return result, load

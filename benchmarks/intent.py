@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, arg_parser
+from common import RESULTS, arg_parser, quietly
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
@@ -187,12 +187,18 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
     rng = random.Random(0)
     sample = rng.sample(texts, min(LATENCY_MESSAGES, len(texts)))
     single(sample[0])  # warm-up
-    times = []
-    for text in sample:
-        t0 = time.perf_counter()
-        single(text)
-        times.append((time.perf_counter() - t0) * 1000)
+
+    def timed() -> list[float]:
+        times = []
+        for text in sample:
+            t0 = time.perf_counter()
+            single(text)
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    times, load = quietly(timed)
     result.update({
+        **load,
         "latency_ms_p50": round(percentile(times, 50), 2),
         "latency_ms_p95": round(percentile(times, 95), 2),
         "train_seconds": round(fitted.train_seconds, 1),

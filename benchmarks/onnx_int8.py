@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, ROOT, arg_parser
+from common import RESULTS, ROOT, arg_parser, quietly
 from intent import (
     add_recipe_args,
     banking77_recipe,
@@ -206,12 +206,12 @@ def main() -> None:
     console.print(f"evaluating both runtimes on {len(texts)} test messages")
     logits, batched = timed_batches(models, texts, args.batch)
     sample = random.Random(1).sample(texts, min(args.latency_messages, len(texts)))
-    singles = timed_singles(models, sample)
+    singles, load = quietly(lambda: timed_singles(models, sample))
     sizes = {"torch": dir_size_mb(folder / "model"), "onnx-int8": dir_size_mb(int8_file)}
     alone = one_at_a_time(models["onnx-int8"], texts)
 
     result: dict = {"setting": "banking77", "n_test": len(texts), "threads": args.threads,
-                    "batch": args.batch, "latency_messages": len(sample)}
+                    "batch": args.batch, "latency_messages": len(sample), "latency_load": load}
     for name in RUNTIMES:
         result[name] = {**scores(models[name], logits[name], truth),
                         "latency_ms_p50": round(percentile(singles[name], 50), 2),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from common import busy, load_average, wait_until_quiet
+from common import quietly
 from rich.console import Console
 from rich.table import Table
 
@@ -163,14 +163,9 @@ def main() -> None:
     rows: dict[str, dict] = {}
     for name in args.only or list(SETUPS):
         changes, script = SETUPS[name]
-        for attempt in range(1, args.attempts + 1):
-            before = wait_until_quiet()
-            row = measure(settings.updated(changes), script, args.turns)
-            after = load_average()
-            row.update(load_before=before, load_after=after, attempt=attempt, busy=busy(before, after))
-            if not row["busy"]:
-                break
-        rows[name] = row
+        row, load = quietly(lambda: measure(settings.updated(changes), script, args.turns),  # noqa: B023
+                            args.attempts)
+        rows[name] = {**row, **load}
     base = rows.get("default")
     for name, row in rows.items():
         if base is not None and name != "default":

@@ -5,7 +5,7 @@ fine-tuning, `bot.nlu.train`) and two baselines: TF-IDF + logistic regression, a
 embeddings + logistic regression (the product's `frozen` mode). Settings:
 
 - banking77       BANKING77, full training set (10% held out for early stopping/calibration), test set
-- banking77_10shot BANKING77, 10 training examples per intent, seeds 1-3 (mean ± std), test set
+- banking77_10shot BANKING77, 10 training examples per intent, seeds 1-3 (`--seeds`; mean ± std), test set
 - banking77_5shot  the same with 5 examples per intent
 - clinc150        CLINC150 with its out-of-scope data; threshold chosen on the validation split only
 
@@ -264,7 +264,7 @@ def plots(name: str, labels: list[str], y: np.ndarray, pred: np.ndarray, conf: n
 
 
 def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSettings,
-                encoder: str) -> list[dict]:
+                encoder: str, seeds: tuple[int, ...] = (1, 2, 3)) -> list[dict]:
     rows: list[dict] = []
     if setting.startswith("banking77"):
         full, test = read_csv(data / "banking77/train.csv"), read_csv(data / "banking77/test.csv")
@@ -274,7 +274,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             shot = cfg.model_copy(update={"val_fraction": 0.0, "epochs": cfg.few_shot_epochs})
             k = int(setting.removeprefix("banking77_").removesuffix("shot"))
             runs = [(s, few_shot(full, k, s), None, shot.model_copy(update={"seed": s}))
-                    for s in (1, 2, 3)]
+                    for s in seeds]
     else:
         train_ex, val = read_csv(data / "clinc150/train.csv"), read_csv(data / "clinc150/val.csv")
         test = read_csv(data / "clinc150/test.csv")
@@ -382,6 +382,7 @@ def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--only", default=",".join(SETTINGS))
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--seeds", default="1,2,3", help="the few-shot settings' seeds")
     add_recipe_args(parser)
     args = parser.parse_args()
     offline()
@@ -398,8 +399,9 @@ def main() -> None:
     systems = [s for s in args.systems.split(",") if s]
     only = [s for s in args.only.split(",") if s]
     started = time.perf_counter()
+    seeds = tuple(int(s) for s in args.seeds.split(","))
     rows = [r for setting in only for r in run_setting(setting, args.datasets, systems, cfg,
-                                                       encoder)]
+                                                       encoder, seeds)]
     def key(r: dict) -> tuple:
         return (r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all"),
                 r.get("contrastive_pairs", 0))

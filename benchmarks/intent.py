@@ -316,8 +316,10 @@ def banking77_recipe(cfg: BenchTrainSettings, mode: str = "finetune") -> BenchTr
 def summarise(setting: str, system: str, results: list[dict]) -> dict:
     row: dict = {"setting": setting, "system": system, "runs": len(results)}
     for key in results[0]:
-        values = [r[key] for r in results if isinstance(r.get(key), int | float)]
-        if len(values) != len(results):
+        values = [r[key] for r in results if isinstance(r.get(key), int | float)
+                  and not isinstance(r.get(key), bool)]
+        if len(values) != len(results):  # load averages, busy flags: per run
+            row[key] = results[0][key] if len(results) == 1 else [r.get(key) for r in results]
             continue
         row[key] = round(statistics.fmean(values), 4)
         if len(values) > 1:

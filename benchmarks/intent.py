@@ -303,6 +303,8 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             row["tuned_layers"] = cfg.tuned_layers or "all"
             if cfg.contrastive_pairs:
                 row["contrastive_pairs"] = cfg.contrastive_pairs
+            if cfg.label_smoothing:
+                row["label_smoothing"] = cfg.label_smoothing
         rows.append(row)
     return rows
 
@@ -347,8 +349,9 @@ def show(rows: list[dict]) -> None:
         system = f"{row['system']} ({row.get('encoder', '-')})"
         if row.get("pooling"):
             system += f" [{row['pooling']} pool, {row.get('tuned_layers', 'all')} layers tuned"
-            pairs = row.get("contrastive_pairs")
-            system += f", {pairs} contrastive pairs]" if pairs else "]"
+            pairs, smoothing = row.get("contrastive_pairs"), row.get("label_smoothing")
+            system += f", {pairs} contrastive pairs" if pairs else ""
+            system += f", label smoothing {smoothing}]" if smoothing else "]"
         table.add_row(row["setting"], system, fmt(row, "accuracy"), fmt(row, "macro_f1"),
                       fmt(row, "in_scope_accuracy"), fmt(row, "oos_recall"), fmt(row, "oos_precision"),
                       f"{row['train_seconds']:.0f}", f"{row['latency_ms_p50']:.1f}",
@@ -368,6 +371,7 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning head on mean-pooled tokens (product default) or [CLS]")
     parser.add_argument("--tuned-layers", default=str(TrainSettings().tuned_layers),
                         help="top encoder layers trained ('all' or a number; default: the product's)")
+    parser.add_argument("--label-smoothing", type=float, default=TrainSettings().label_smoothing)
     parser.add_argument("--contrastive-pairs", type=int, default=TrainSettings().contrastive_pairs,
                         help="SetFit-style contrastive pairs per message before the classifier (0: off)")
 
@@ -377,7 +381,8 @@ def recipe(args: argparse.Namespace) -> BenchTrainSettings:
     return BenchTrainSettings(epochs=args.epochs, few_shot_epochs=args.few_shot_epochs,
                               batch_size=args.batch_size, learning_rate=args.learning_rate,
                               max_length=args.max_length, patience=2, pooling=args.pooling,
-                              tuned_layers=tuned, contrastive_pairs=args.contrastive_pairs)
+                              tuned_layers=tuned, contrastive_pairs=args.contrastive_pairs,
+                              label_smoothing=args.label_smoothing)
 
 
 def main() -> None:
@@ -406,7 +411,7 @@ def main() -> None:
                                                        encoder, seeds)]
     def key(r: dict) -> tuple:
         return (r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all"),
-                r.get("contrastive_pairs", 0))
+                r.get("contrastive_pairs", 0), r.get("label_smoothing", 0.0))
 
     kept = [r for r in previous["rows"] if key(r) not in {key(r2) for r2 in rows}]
     merged = sorted(kept + rows, key=lambda r: (SETTINGS.index(r["setting"]), r["system"]))

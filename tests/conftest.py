@@ -146,6 +146,26 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+# A fine-tuned intent model small enough to train in a test module's fixture (top 2 layers).
+TINY_FINETUNE = TrainSettings(mode="finetune", epochs=1, max_examples=150, max_length=32, seed=13,
+                              tuned_layers=2)
+
+
+def tiny_finetuned(demo_assets: Path, data: Path, train: TrainSettings = TINY_FINETUNE) -> Path:
+    """`data` with the demo's index (linked), copies of its other models, and a tiny fine-tuned
+    intent model of its own (copies: nothing trained here may reach the shared demo assets)."""
+    from rich.console import Console
+
+    from bot.assets import train_model
+
+    (data / "index").symlink_to(demo_assets / "index")
+    for other in (demo_assets / "models").iterdir():
+        if other.name != "intent":
+            shutil.copytree(other, data / "models" / other.name)
+    train_model(demo_settings(data, train=train), out=data / "models" / "intent", console=Console(quiet=True))
+    return data
+
+
 def copy_assets(src: Path, dst: Path) -> None:
     for part in ("models", "index"):
         shutil.copytree(src / part, dst / part)

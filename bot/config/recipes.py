@@ -70,6 +70,9 @@ class TrainSettings(BaseModel):
                              "layers under them stay the base encoder's, so the FAQ embedder shares "
                              "their pass when it is the same encoder. `all` (None): every layer.")
 
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0,
+                                   description="finetune: the share of each training label spread over "
+                                               "the other intents (0: plain cross-entropy).")
     contrastive_pairs: int = Field(
         0, ge=0, description="finetune (mean pooling): before the classifier, train the sentence "
                              "vectors on this many same-intent and as many other-intent partners per "

@@ -10,30 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
-from bot.assets import train_model
-from bot.config import TrainSettings
 from bot.nlu.model import IntentModel
 from bot.nlu.oos import OOS_FILE, KnnScorer, MahalanobisScorer, auroc, choose_distance_threshold
 from bot.services import load_models
-from tests.conftest import demo_settings
+from tests.conftest import TINY_FINETUNE, demo_settings, tiny_finetuned
 
 pytestmark = pytest.mark.integration
 
-TINY_KNN = TrainSettings(mode="finetune", epochs=1, max_examples=150, max_length=32, seed=13,
-                         tuned_layers=2, oos_method="knn")
+TINY_KNN = TINY_FINETUNE.model_copy(update={"oos_method": "knn"})
 MESSAGES = ["where is my parcel?", "Can I pay with PayPal?", "i want to return the kettle, it leaks",
             "what is the boiling point of mercury on mars", "ok thanks, bye"]
 
 
 @pytest.fixture(scope="module")
 def knn_dir(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("knn")
-    (data / "index").symlink_to(demo_assets / "index")
-    train_model(demo_settings(data, train=TINY_KNN), out=data / "models" / "intent",
-                console=Console(quiet=True))
-    return data
+    return tiny_finetuned(demo_assets, tmp_path_factory.mktemp("knn"), TINY_KNN)
 
 
 def test_the_manifest_and_scorer_are_written(knn_dir: Path) -> None:

@@ -17,22 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from rich.console import Console
 
-from bot.assets import train_model
-from bot.config import Settings, TrainSettings
+from bot.config import Settings
 from bot.encoders.manifest import Manifest
 from bot.encoders.onnx import SHARED_FILE
 from bot.encoders.paths import resolve
 from bot.knowledge.embedder import Embedder, SharedEmbedder
 from bot.services import build_services, load_models, shared_encoder
 from bot.types import Message
-from tests.conftest import demo_settings
+from tests.conftest import TINY_FINETUNE, demo_settings, tiny_finetuned
 
 pytestmark = pytest.mark.integration
 
-TINY_SHARED = TrainSettings(mode="finetune", epochs=1, max_examples=150, max_length=32, seed=13,
-                            tuned_layers=2)
+TINY_SHARED = TINY_FINETUNE
 MESSAGES = ["where is my parcel?", "Can I pay with PayPal?", "i want to return the kettle, it leaks",
             "how long does delivery to Germany take and what does it cost", "ok thanks, bye"]
 
@@ -40,14 +37,7 @@ MESSAGES = ["where is my parcel?", "Can I pay with PayPal?", "i want to return t
 @pytest.fixture(scope="module")
 def shared_dir(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's index and multilingual model, with a tiny top-2-layer intent model of its own."""
-    data = tmp_path_factory.mktemp("shared")
-    (data / "index").symlink_to(demo_assets / "index")
-    (data / "models").mkdir()
-    for other in (demo_assets / "models").iterdir():
-        if other.name != "intent":  # copied: training writes every model, the multilingual one too
-            shutil.copytree(other, data / "models" / other.name)
-    train_model(demo_settings(data, train=TINY_SHARED), console=Console(quiet=True))
-    return data
+    return tiny_finetuned(demo_assets, tmp_path_factory.mktemp("shared"))
 
 
 def settings_for(data: Path, **overrides: object) -> Settings:

@@ -82,3 +82,18 @@ def test_the_contrastive_stage_pulls_an_intents_messages_together(small: list[Ex
         return float(sims[same & ~np.eye(len(texts), dtype=bool)].mean() - sims[~same].mean())
 
     assert margin(8) > margin(0) + 0.02
+
+
+def test_label_smoothing_makes_the_fine_tuned_model_less_certain(small: list[Example],
+                                                                  tmp_path: Path) -> None:
+    texts = [e.text for e in small[:40]]
+
+    def certainty(smoothing: float) -> float:
+        cfg = TrainSettings(mode="finetune", epochs=2, batch_size=16, max_length=24, max_examples=60,
+                            seed=7, label_smoothing=smoothing)
+        train(small, cfg, tmp_path / str(smoothing))
+        logits = IntentModel.load(tmp_path / str(smoothing)).logits(texts)
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        return float((z / z.sum(1, keepdims=True)).max(1).mean())
+
+    assert certainty(0.3) < certainty(0.0) - 0.02

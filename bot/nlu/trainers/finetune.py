@@ -205,7 +205,8 @@ class Finetuner:
         self.model.train()
         for idx in batches:
             logits = self._batch_logits(texts, states, idx)
-            loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]))
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]),
+                                                     label_smoothing=self.cfg.label_smoothing)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             optim.step()

@@ -188,6 +188,7 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "all layers tuned": (True, True, {"train.tuned_layers": None}),
     "top 3 layers tuned": (True, True, {"train.tuned_layers": 3}),
     "6 epochs": (True, True, {"train.epochs": 6}),
+    "label smoothing 0.1": (True, True, {"train.label_smoothing": 0.1}),
     "out of scope by k-NN distance": (True, True, {"train.oos_method": "knn"}),
     "out of scope by Mahalanobis distance": (True, True, {"train.oos_method": "mahalanobis"}),
 }

@@ -171,15 +171,11 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
     oos = index.get(OOS)
     if oos is not None:
         rejected = (pred == oos) | (conf < fitted.threshold)
-        ins = y != oos
         final = np.where(rejected, oos, pred)
         result.update({
             "oos_threshold": fitted.threshold,
-            "accuracy": round(float((final == y).mean()), 4),
             "macro_f1": round(float(f1_score(y, final, average="macro", zero_division=0)), 4),
-            "in_scope_accuracy": round(float((final == y)[ins].mean()), 4),
-            "oos_recall": round(float(rejected[~ins].mean()), 4),
-            "oos_precision": round(float((~ins)[rejected].mean()) if rejected.any() else 0.0, 4),
+            **rejection_scores(pred, y, rejected, oos),
         })
         pred = final
     result["ece"] = round(expected_calibration_error(pred == y, conf), 4)
@@ -207,6 +203,17 @@ def evaluate(fitted: Fitted, test: list[Example]) -> dict:
     })
     result["_pred"], result["_y"], result["_conf"] = pred, y, conf
     return result
+
+
+def rejection_scores(pred: np.ndarray, y: np.ndarray, rejected: np.ndarray, oos: int) -> dict[str, float]:
+    """Accuracy with the `rejected` messages counted as out of scope, in-scope accuracy, and
+    out-of-scope recall and precision."""
+    ins = y != oos
+    final = np.where(rejected, oos, pred)
+    return {"accuracy": round(float((final == y).mean()), 4),
+            "in_scope_accuracy": round(float((final == y)[ins].mean()), 4),
+            "oos_recall": round(float(rejected[~ins].mean()), 4),
+            "oos_precision": round(float((~ins)[rejected].mean()) if rejected.any() else 0.0, 4)}
 
 
 def expected_calibration_error(correct: np.ndarray, conf: np.ndarray, bins: int = 10) -> float:

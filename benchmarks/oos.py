@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS, arg_parser
-from intent import add_recipe_args, read_csv, recipe
+from intent import add_recipe_args, read_csv, recipe, rejection_scores
 from rich.console import Console
 from rich.table import Table
 
@@ -50,14 +50,8 @@ def evaluate(name: str, val_scores: np.ndarray, test_scores: np.ndarray, val: tu
     (val_pred, val_y), (pred, y) = val, test
     threshold = choose_distance_threshold(val_scores, val_pred, val_y, oos)
     rejected = (test_scores > threshold) | (pred == oos)
-    ins = y != oos
-    final = np.where(rejected, oos, pred)
-    return {"score": name, "auroc": round(auroc(test_scores, ~ins), 4),
-            "threshold": round(threshold, 4),
-            "in_scope_accuracy": round(float((final == y)[ins].mean()), 4),
-            "oos_recall": round(float(rejected[~ins].mean()), 4),
-            "oos_precision": round(float((~ins)[rejected].mean()) if rejected.any() else 0.0, 4),
-            "accuracy": round(float((final == y).mean()), 4)}
+    return {"score": name, "auroc": round(auroc(test_scores, y == oos), 4), "threshold": round(threshold, 4),
+            **rejection_scores(pred, y, rejected, oos)}
 
 
 def main() -> None:
@@ -116,11 +110,8 @@ def main() -> None:
     product = model.parse_batch([e.text for e in test_ex])
     rejected = np.array([p.out_of_scope for p in product])
     pred = np.array([index[p.intent or OOS] for p in product])
-    ins = sy != oos
     rows.append({"score": f"product ({model.manifest.oos_method})",
-                 "in_scope_accuracy": round(float(((pred == sy) & ~rejected)[ins].mean()), 4),
-                 "oos_recall": round(float(rejected[~ins].mean()), 4),
-                 "oos_precision": round(float((~ins)[rejected].mean()) if rejected.any() else 0.0, 4)})
+                 **rejection_scores(pred, sy, rejected, oos)})
 
     table = Table(title="CLINC150 out-of-scope detection (test; thresholds from validation)")
     for col in ("score", "AUROC", "in-scope acc", "OOS recall", "OOS prec.", "threshold"):

@@ -34,14 +34,10 @@ def choose_oos_threshold(
     """
     conf = probs.max(axis=1)
     pred = probs.argmax(axis=1)
-    if oos_label is not None and (labels == oos_label).any() and (labels != oos_label).any():
+    if has_oos_examples(labels, oos_label):
         best, best_t = -1.0, 0.0
         for t in np.linspace(0.0, 0.95, 96):
-            rejected = (conf < t) | (pred == oos_label)
-            ins = labels != oos_label
-            in_acc = ((pred == labels) & ~rejected)[ins].mean()
-            oos_recall = rejected[~ins].mean()
-            score = (in_acc + oos_recall) / 2
+            score = balanced_score(pred, labels, (conf < t) | (pred == oos_label), oos_label)
             if score > best + 1e-9:
                 best, best_t = score, float(t)
         return round(best_t, 4)
@@ -49,3 +45,16 @@ def choose_oos_threshold(
     if len(correct) == 0:
         return 0.0
     return round(float(np.quantile(correct, 1 - keep)), 4)
+
+
+def has_oos_examples(labels: np.ndarray, oos_label: int | None) -> bool:
+    """Validation data with both out-of-scope and in-scope messages to choose a threshold on."""
+    return oos_label is not None and bool((labels == oos_label).any()) and bool((labels != oos_label).any())
+
+
+def balanced_score(pred: np.ndarray, labels: np.ndarray, rejected: np.ndarray,
+                   oos_label: int | None) -> float:
+    """The criterion every out-of-scope threshold is chosen by: the mean of in-scope accuracy (a
+    rejected in-scope message counts as wrong) and out-of-scope recall."""
+    ins = labels != oos_label
+    return float((((pred == labels) & ~rejected)[ins].mean() + rejected[~ins].mean()) / 2)

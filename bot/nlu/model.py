@@ -64,13 +64,13 @@ class IntentModel:
         self.manifest = Manifest.load(directory)
         self.labels = self.manifest.labels
         self.threshold = self.manifest.oos_threshold if threshold is None else threshold
-        self._threshold_given = threshold is not None  # applies with a distance method as well
         self.ranking = ranking
         self.runtime = "torch" if self.manifest.mode == "multilingual" else runtime
         self._onnx: Callable[[list[str]], np.ndarray] | None = None
-        self._scorer: DistanceScorer | None = None
-        if self.manifest.distance_oos:
-            self._scorer = load_scorer(directory)
+        self._scorer: DistanceScorer | None = load_scorer(directory) if self.manifest.distance_oos else None
+        # the confidence threshold: the model's own rule, or one given in settings (which applies
+        # on top of a distance as well)
+        self._softmax_rule = self._scorer is None or threshold is not None
         if logits is not None and self.manifest.mode == "finetune":
             self._onnx = logits
         elif self.runtime == "onnx-int8":
@@ -158,9 +158,7 @@ class IntentModel:
             order = np.argsort(-p)[: self.ranking]
             ranking = [IntentScore(name=self.labels[i], confidence=round(float(p[i]), 4)) for i in order]
             top = ranking[0]
-            low = top.confidence < self.threshold
-            unsure = bool(distant) or (self._threshold_given and low) if self._scorer is not None else low
-            oos = top.name == OOS or unsure
+            oos = top.name == OOS or bool(distant) or (self._softmax_rule and top.confidence < self.threshold)
             parses.append(Parse(text=text, intent=top.name, confidence=top.confidence,
                                 ranking=ranking, out_of_scope=oos))
         return parses

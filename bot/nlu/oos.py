@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bot.nlu.calibration import balanced_score, has_oos_examples
+
 OOS_FILE = "oos_distance.npz"
 
 
@@ -113,12 +115,10 @@ def choose_distance_threshold(scores: np.ndarray, pred: np.ndarray, labels: np.n
     With out-of-scope validation messages: the threshold maximising the mean of in-scope accuracy
     and out-of-scope recall (as the softmax threshold is chosen). Without: the distance that keeps
     `keep` of the correctly classified validation messages in scope."""
-    if oos_label is not None and (labels == oos_label).any() and (labels != oos_label).any():
-        ins = labels != oos_label
+    if has_oos_examples(labels, oos_label):
         best, best_t = -1.0, float(scores.max())
         for t in np.unique(np.quantile(scores, np.linspace(0.0, 1.0, 401))):
-            rejected = (scores > t) | (pred == oos_label)
-            score = (((pred == labels) & ~rejected)[ins].mean() + rejected[~ins].mean()) / 2
+            score = balanced_score(pred, labels, (scores > t) | (pred == oos_label), oos_label)
             if score > best + 1e-9:
                 best, best_t = score, float(t)
         return best_t

@@ -66,6 +66,7 @@ class Finetuner:
         self.torch = torch
         self.cfg = cfg
         self.n = len(labels)
+        self._known: dict[str, Any] = {}  # text -> frozen-layer states, kept by `fit` for `vectors`
         self.tokenizer = AutoTokenizer.from_pretrained(base)
         self.model: Any  # MeanPoolClassifier, or a transformers sequence classifier
         if cfg.pooling == "mean":
@@ -97,7 +98,7 @@ class Finetuner:
         self._freeze()
         states = self._trunk_states(texts) if self.split else None
         val_states = self._trunk_states(val_texts) if self.split and len(val_y) else None
-        if states is not None:  # `vectors` reads them again after training
+        if states is not None:
             self._known = dict(zip(texts, states, strict=True))
             self._known.update(zip(val_texts, val_states or [], strict=False))
         if cfg.pooling == "mean" and cfg.contrastive_pairs:
@@ -109,7 +110,7 @@ class Finetuner:
             pretrain(lambda idx: self._batch_pooled(texts, states, idx), body, y, cfg.contrastive_pairs,
                      cfg.batch_size, cfg.seed)
         if cfg.pooling == "mean":
-            self._init_head(texts, y, states)
+            self.model.init_from_centroids(self.torch.from_numpy(self.vectors(texts)), self.torch.tensor(y))
         total = -(-len(texts) // cfg.batch_size) * cfg.epochs
         optim, sched = self._optimizer(total)
         rng = np.random.default_rng(cfg.seed)
@@ -227,20 +228,11 @@ class Finetuner:
         padded, mask = self._padded([states[i] for i in idx])
         return mean_pool(top(self.model.encoder, padded, mask, self.split), mask)
 
-    def _init_head(self, texts: list[str], y: np.ndarray, states: list[Any] | None,
-                   batch_size: int = 64) -> None:
-        torch = self.torch
-        self.model.eval()
-        pooled = torch.zeros(len(texts), self.model.classifier.in_features)
-        with torch.inference_mode():
-            for chunk in _by_length(texts if states is None else states, batch_size):
-                pooled[chunk] = self._batch_pooled(texts, states, chunk)
-        self.model.init_from_centroids(pooled, torch.tensor(y))
-
     def vectors(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """The mean-pooled sentence vectors the head reads (an out-of-scope distance's space)."""
+        """The mean-pooled sentence vectors the head reads: what it starts from (the class
+        centroids) and what an out-of-scope distance is measured on."""
         torch = self.torch
-        known = getattr(self, "_known", {})
+        known = self._known
         states = [known[t] for t in texts] if all(t in known for t in texts) else None
         self.model.eval()
         pooled = np.zeros((len(texts), self.model.classifier.in_features), dtype=np.float32)

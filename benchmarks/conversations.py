@@ -183,6 +183,7 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "no intent rerank": (True, True, {"thresholds.entry_intent_weight": 0.0}),
     "no coverage check": (True, True, {"thresholds.coverage_margin": None}),
     "no unanswered check": (True, True, {"thresholds.unanswered_margin": None}),
+    "no spelling correction": (True, True, {"models.spelling": False}),
     "two encoder passes": (True, True, {"models.share_encoder": False}),
     "ONNX int8": (True, True, {"models.nlu_runtime": "onnx-int8", "models.embedder_runtime": "onnx-int8"}),
     "all layers tuned": (True, True, {"train.tuned_layers": None}),

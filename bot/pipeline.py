@@ -18,7 +18,7 @@ from bot.nlu.language import LanguageDetector
 from bot.nlu.model import parse_payload
 from bot.observability import Metrics
 from bot.pii import mask_sensitive
-from bot.questions import is_follow_up, is_question, question_parts, without_greeting
+from bot.questions import is_closing, is_follow_up, is_question, question_parts, without_greeting
 from bot.rasa.dialogue import RasaDialogue
 from bot.sessions.review import ReviewLog
 from bot.sessions.store import SessionStore
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 OnDelta = Callable[[str], Awaitable[None]]
 # (question, FAQ entry id) -> the words the question asks about that the entry never addresses
 Coverage = Callable[[str, str], list[str]]
+# (message, its language) -> the message as the models read it: typos corrected (bot.nlu.spelling)
+Spelling = Callable[[str, str | None], str]
+THANK_YOU = "thank_you"  # the domain intent a closing thanks reads as (bot.questions.is_closing)
 
 
 Nlu = BatchNlu
@@ -52,7 +55,8 @@ class Pipeline:
                  handoff: HandoffService | None = None, review: ReviewLog | None = None,
                  language: LanguageDetector | None = None,
                  generation: GenerationService | None = None, max_batch: int = 16,
-                 coverage: Coverage | None = None, rasa: RasaDialogue | None = None) -> None:
+                 coverage: Coverage | None = None, rasa: RasaDialogue | None = None,
+                 spelling: Spelling | None = None) -> None:
         self.store = store
         self.nlu = nlu
         self.knowledge = knowledge
@@ -68,6 +72,8 @@ class Pipeline:
         self.generation = generation
         self.coverage = coverage
         self.rasa = rasa
+        # A Rasa project's model reads messages as written (its entity spans index the text).
+        self.spelling = spelling if rasa is None else None
         self.models = model_calls(pool, nlu, knowledge, max_batch, metrics.inference_batch)
         self.common = shop_words(getattr(knowledge, "entries", []))
 
@@ -252,12 +258,15 @@ class Pipeline:
             return payload, hits
         t = time.perf_counter()
         # A Rasa project's model learned its own greetings: it reads the message as written.
-        parse = await self.models.parse(msg.text if self.rasa else without_greeting(msg.text), language)
-        parse.text = msg.text
+        read = self._reading(msg.text, language)  # what the policy reads too; the turn keeps msg.text
+        parse = await self.models.parse(msg.text if self.rasa else without_greeting(read), language)
+        parse.text = read
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))
+        if self._closes(msg.text, parse, session):
+            parse = parse.model_copy(update={"intent": THANK_YOU, "confidence": 1.0, "out_of_scope": False})
         t = time.perf_counter()
-        hits = await self.models.search(msg.text, self.faq_k, language)
+        hits = await self.models.search(read, self.faq_k, language)
         self.metrics.turn_seconds.labels("retrieval").observe(time.perf_counter() - t)
         previous = _previous_question(session) if session is not None and not self.rasa else None
         if previous is not None and session is not None and is_follow_up(msg.text):
@@ -305,9 +314,38 @@ class Pipeline:
         else:
             history = [(e.role, e.text.split("\n\n")[0]) for e in session.history
                        if e.role in ("user", "bot")]
-            result = await self.generation.answer(msg.text, history, on_delta, msg.conversation_id)
+            question = self._reading(msg.text, session.language)
+            result = await self.generation.answer(question, history, on_delta, msg.conversation_id)
         self.metrics.turn_seconds.labels("generation").observe(time.perf_counter() - t)
         return self.policy.after_generation(session, result, hits, parse)
+
+    def _closes(self, text: str, parse: Parse, session: Session | None) -> bool:
+        """Thanks after something that worked out reads as thanks ("ok found it in spam, thanks" is
+        no order-status request; "ok I'll ask next door first, thanks", asked for an order number,
+        leaves the form), unless it may be the answer to a form's question."""
+        return (self.rasa is None and THANK_YOU in self.domain.intents and not parse.entities
+                and parse.intent != THANK_YOU and not self._may_answer_form(text, session)
+                and is_closing(text))
+
+    def _may_answer_form(self, text: str, session: Session | None) -> bool:
+        """The message may be the answer to the form's question: a free-text slot takes any words
+        ("ok thanks" could be a city); a patterned one (an order number) only what matches it."""
+        form = self.domain.forms.get(session.active_form or "") if session is not None else None
+        slot = form.slot(session.requested_slot) if form is not None and session is not None else None
+        if slot is None:
+            return False
+        return not slot.pattern or slot.extract(text) is not None
+
+    def _reading(self, text: str, language: str | None) -> str:
+        """The message as the models read it (typos corrected); as written when correcting fails."""
+        if self.spelling is None:
+            return text
+        try:
+            return self.spelling(text, language)
+        except Exception:
+            self.metrics.model_failures.labels("spelling").inc()
+            log.warning("spelling correction failed", exc_info=True)
+            return text
 
     async def _detect_language(self, msg: Message, session: Session) -> str | None:
         """Each message's language; short or unclear ones keep the conversation's. In the pool like

@@ -70,6 +70,29 @@ def is_question(text: str) -> bool:
     return any(_QUESTION_WORD.match(clause) for clause in re.split(r"[,;:.!]\s*|\s+-\s+", text))
 
 
+_THANKS_AT_END = re.compile(
+    r"(?:^|[\s,.!;:~-])(?:many thanks|thanks(?: a lot| so much| again| very much)?"
+    r"|thank (?:you|u)(?: so much| very much| again)?|thx|ty|tyvm|cheers|ta)[\s.!:)~]*$", re.IGNORECASE)
+_DONE = re.compile(
+    r"\b(?:ok|okay|alright|right|great|perfect|cool|nice|lovely|brilliant|found|worked|works|working|sorted"
+    r"|fixed|solved|resolved|went through|arrived|turned up|got it|will do|i'll|i will|makes sense"
+    r"|understood|noted|helps|helped|helpful|done)\b", re.IGNORECASE)
+_STILL_WRONG = re.compile(
+    r"\b(?:not|no|never|still|can'?t|cannot|won'?t|doesn'?t|didn'?t|isn'?t|haven'?t|hasn'?t|wasn'?t|but"
+    r"|problem|wrong|broken|help me|need|want|please|pls)\b", re.IGNORECASE)
+
+
+def is_closing(text: str) -> bool:
+    """Thanks after something that worked out ("ok found it in spam, thanks", "tried paypal instead
+    and it worked, thx"): the customer is done, whatever topic the rest names. Not when it asks,
+    or says something is still wrong or wanted ("I need to change my address, thanks")."""
+    thanks = _THANKS_AT_END.search(text)
+    if thanks is None or is_question(text):
+        return False
+    rest = text[:thanks.start()]
+    return bool(_DONE.search(rest)) and not _STILL_WRONG.search(rest)
+
+
 _GREETING = re.compile(
     r"^\s*(?:(?:hi|hello|hey|hiya|howdy|good\s+(?:morning|afternoon|evening|day)|dear\s+\w+)\b|你好|您好|嗨|哈喽)"
     r"(?:\s+(?:there|team|guys|all|folks|kettle\s*(?:&|and)\s*kin))?[\s,!.~，。！]*", re.IGNORECASE)

@@ -38,7 +38,7 @@ from bot.knowledge.retriever import EmptyKnowledgeBase, KnowledgeBase, LanguageR
 from bot.nlu.language import LanguageDetector
 from bot.nlu.model import EntityTaggedModel, IntentModel, LanguageRoutedIntentModel
 from bot.observability import Metrics
-from bot.pipeline import Coverage, Pipeline
+from bot.pipeline import Coverage, Pipeline, Spelling
 from bot.rasa.action_server import ActionServer
 from bot.rasa.agent import RasaAgent
 from bot.rasa.dialogue import RasaDialogue, to_message
@@ -105,6 +105,20 @@ def coverage_check(settings: Settings, knowledge: Knowledge) -> Coverage | None:
         entry = knowledge.get(entry_id)
         return check.uncovered(text, entry) if entry is not None else []
     return unaddressed
+
+
+def spelling(settings: Settings, knowledge: Knowledge) -> Spelling | None:
+    """Typos corrected before the models read an English message (bot.nlu.spelling), the FAQ's
+    words counting as known; None when switched off."""
+    if not settings.models.spelling:
+        return None
+    from bot.nlu.spelling import SpellingCorrector
+
+    corrector = SpellingCorrector.from_texts(t for e in knowledge.entries for t in [*e.phrasings, e.answer])
+
+    def correct(text: str, language: str | None) -> str:
+        return corrector.correct(text) if corrector.applies(language or settings.default_language) else text
+    return correct
 
 
 def shared_encoder(settings: Settings) -> SharedEncoder | None:
@@ -362,7 +376,7 @@ def _wire(settings: Settings, client: aioredis.Redis, url: str, engine: Engine, 
                         handoff=handoff, review=review, generation=generation,
                         language=LanguageDetector(settings.languages, settings.default_language),
                         max_batch=settings.inference.max_batch, coverage=coverage_check(settings, knowledge),
-                        rasa=rasa)
+                        rasa=rasa, spelling=spelling(settings, knowledge))
     attachments = AttachmentService(store, handoff, domain, attachment_records(settings, engine),
                                     settings.attachments, metrics, transcripts)
     return Services(settings, domain, nlu, knowledge, store, transcripts, pipeline, metrics, pool, url,

@@ -53,6 +53,9 @@ class ModelSettings(BaseSettings):
                              "ONNX Runtime with int8 weights (exported once into <data_dir>/models/embedder; "
                              "the index stays the one torch built; the grounding check keeps torch's).")
 
+    spelling: bool = Field(
+        True, description="Correct typos of English words (symspellpy's English dictionary and the FAQ's own "
+        "words) before the intent model and the FAQ search read a message; the stored text stays as written.")
     share_encoder: bool = Field(
         True, description="One pass per message for the intent model and the FAQ embedder when the model "
                           "was trained with `tuned_layers` on the embedder's encoder and both runtimes "

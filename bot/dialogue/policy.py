@@ -31,6 +31,14 @@ _PLEASE = re.compile(r"^\s*(?:pls|plz|please)\b[\s,]*", re.IGNORECASE)
 # A question about the time limit of what a form does, not a request to do it.
 _DEADLINE = re.compile(r"\b(?:until when|till when|by when|how late|how long (?:do i have|after|until)|"
                        r"deadline|too late)\b", re.IGNORECASE)
+# A customer correcting what they answered before, and where the new value starts after it.
+_CORRECTING = re.compile(r"^\s*(?:sorry|oops|wait|actually|correction|my bad|no|i meant|wrong)\b",
+                         re.IGNORECASE)
+_RESTATED = re.compile(r"\b(?:it'?s|it is|should be|i meant|meant|make that)\b\s*:?|:", re.IGNORECASE)
+_NAME_WORD = re.compile(r"[^\W\d_]{3,}")
+# A question about when something happens ("when are your agents online?", "你们什么时候有人工客服在线").
+_ASKS_WHEN = re.compile(r"(?i)^\s*(?:when|what time|at what time|what hours|until when|how late)\b"
+                        r"|什么时候|几点|何时|哪些时间|营业时间")
 # An e-mail address left for follow-up while nobody from the team is available.
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
 
@@ -279,6 +287,8 @@ class Policy:
                 return self._faq(session, hit)
             return self._start_form(session, spec.form or "", parse)
         if spec.action == "handoff":
+            if hits and _ASKS_WHEN.search(parse.text) and hits[0].score >= self.t.faq_for_faq_intent:
+                return self._faq(session, hits[0])  # when people are there, not a request for one now
             return self._handoff(session, spec.reason or intent)
         if spec.action == "stop":
             return self._ok(self._respond(session, "utter_nothing_to_stop", intent), session)
@@ -415,14 +425,26 @@ class Policy:
 
     @staticmethod
     def _correction(form: FormSpec, asking: str, parse: Parse, session: Session) -> tuple[str, str] | None:
-        """A new value for a slot answered before (one with a pattern, so it cannot be mistaken):
-        the slot and its value."""
+        """A new value for a slot answered before: the slot and its value. One with a pattern
+        cannot be mistaken; a free-text one ("22 Baker Street") is corrected when the customer
+        says so ("sorry, wrong house number, it's 221 Baker Street") and repeats a word of it."""
         for other in form.slots:
             given = parse.entities.get(other.name)
             if other.name == asking or not other.pattern or not given or other.name not in session.slots:
                 continue
             value = other.extract(given)
             if value and value != session.slots[other.name]:
+                return other.name, value
+        if not _CORRECTING.match(parse.text):
+            return None
+        restated = _RESTATED.split(parse.text)[-1]
+        said = set(_NAME_WORD.findall(parse.text.casefold()))
+        for other in form.slots:
+            before = session.slots.get(other.name)
+            if other.name == asking or other.pattern or before is None:
+                continue
+            value = other.extract(restated)
+            if value and value != before and said & set(_NAME_WORD.findall(before.casefold())):
                 return other.name, value
         return None
 

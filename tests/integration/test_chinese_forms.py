@@ -87,8 +87,10 @@ async def test_order_status_form_in_chinese(services: Services) -> None:
     asked = await say(services, cid, payload="/order_status")
     assert len(asked) == 1 and asked[0].text in zh(services, "utter_ask_order_number")
     found = await say(services, cid, "订单号KK204871")
-    # the status and detail come from the order book (the demo's is English data)
-    assert len(found) == 1 and found[0].text.startswith("订单 KK-204871：Dispatched。")
+    # the status label is a translated response, the detail the order book's Chinese column:
+    # no English sentence inside a Chinese reply
+    assert len(found) == 1 and found[0].text.startswith("订单 KK-204871：已发货。")
+    assert "PP88213402" in found[0].text and "Harrowgate Vale warehouse" not in found[0].text
     missing_cid = "zh-form-order-missing"
     await say(services, missing_cid, "你好")
     await say(services, missing_cid, payload="/order_status")

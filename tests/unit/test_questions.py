@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.knowledge.words import topic_words
-from bot.questions import is_follow_up
+from bot.questions import is_closing, is_follow_up
 
 
 @pytest.mark.parametrize("text", [
@@ -30,3 +30,18 @@ def test_topic_words_are_the_asked_words_the_faq_never_uses() -> None:
     assert topic_words("is there a student discount?", "do students get a discount", common) == ["student"]
     assert topic_words("Is there a student discount?", "do you sell spare lids", common) == []
     assert topic_words("are your mugs stoneware?", "are the mugs handmade", common) == []
+
+
+@pytest.mark.parametrize(("text", "closing"), [
+    ("ok found it in spam, thanks", True),
+    ("tried paypal instead and it worked, thx", True),
+    ("the parcel arrived today, thank you so much", True),
+    ("great, that helps. cheers!", True),
+    ("I need to change my address thanks", False),  # a request that ends politely
+    ("cancel my order thanks", False),
+    ("it still doesnt work, thanks", False),
+    ("can you check again? thanks", False),
+    ("no it didnt work thanks", False),
+])
+def test_thanks_after_something_worked_out_is_a_closing(text: str, closing: bool) -> None:
+    assert is_closing(text) is closing

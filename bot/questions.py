@@ -17,14 +17,38 @@ _CLAUSE = re.compile(
 
 def question_parts(text: str) -> list[str]:
     """The sub-questions of a compound question ("Is delivery free and how long does it take?" ->
-    2); a simple question is one part."""
+    2); a simple question is one part. A part that names its topic only by a pronoun ("how long
+    does delivery take and is it free?") carries the words of the part before it, so that each
+    part can be searched on its own ("is it free (long delivery take)")."""
     parts: list[str] = []
     for segment in re.split(r"[?]+|\n+", text):
         for clause in _CLAUSE.split(segment):
             clause = clause.strip(" .,;!")
             if len(clause.split()) >= 2:
                 parts.append(clause)
-    return parts or [text.strip()]
+    if not parts:
+        return [text.strip()]
+    return [parts[0], *(_with_topic(part, before) for before, part in zip(parts, parts[1:], strict=False))]
+
+
+_PRONOUN = re.compile(r"\b(?:it|they|them|that|this|those|these|one)\b", re.IGNORECASE)
+_FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with",
+    "from", "my", "your", "our", "their", "its", "it", "they", "them", "that", "this", "those", "these",
+    "one", "i", "you", "we", "me", "us", "do", "does", "did", "is", "are", "was", "were", "be", "been",
+    "can", "could", "will", "would", "should", "shall", "may", "might", "have", "has", "had", "how",
+    "what", "when", "where", "which", "who", "why", "there", "any", "some", "much", "many", "get"})
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[A-Za-z][\w'-]*", text) if w.lower() not in _FUNCTION_WORDS]
+
+
+def _with_topic(part: str, before: str) -> str:
+    if not _PRONOUN.search(part) or len(_words(part)) > 1:
+        return part
+    carried = [w for w in _words(before) if w.lower() not in {x.lower() for x in _words(part)}]
+    return f"{part} ({' '.join(carried)})" if carried else part
 
 
 _QUESTION_WORD = re.compile(

@@ -18,6 +18,7 @@ from bot.dialogue.actions import FormAction
 from bot.dialogue.domain import Domain, IntentSpec
 from bot.dialogue.forms import FormSpec
 from bot.injection import detect_injection
+from bot.knowledge.words import content_words
 from bot.questions import is_keyword_query, is_question, is_short_answer, is_topic_statement, question_parts
 from bot.types import Action, Button, Hit, Parse, Reply, Session, Source
 
@@ -39,6 +40,8 @@ _NAME_WORD = re.compile(r"[^\W\d_]{3,}")
 # A question about when something happens ("when are your agents online?", "你们什么时候有人工客服在线").
 _ASKS_WHEN = re.compile(r"(?i)^\s*(?:when|what time|at what time|what hours|until when|how late)\b"
                         r"|什么时候|几点|何时|哪些时间|营业时间")
+# Words that name no topic of their own ("account problem" is about the account).
+_VAGUE = frozenset({"problem", "issue", "thing", "stuff", "question", "query", "someth", "something"})
 # An e-mail address left for follow-up while nobody from the team is available.
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
 
@@ -137,6 +140,11 @@ class Policy:
             if len(buttons) >= 2:
                 return Action(kind="clarify", name="clarify", understood=False,
                               replies=[self._say(session, "utter_clarify", buttons=buttons)])
+        if not confident and is_short_answer(parse.text) and len(self._titled(parse)) >= 2:
+            # an unsure bare topic ("my order") that names several things the bot does: ask which
+            buttons = self._topic_buttons(session, parse, hits)
+            return Action(kind="clarify", name="clarify", understood=False,
+                          replies=[self._say(session, "utter_clarify", buttons=buttons)])
         if confident and spec is not None:
             return self._intent(session, parse, spec, hits)
         if self._compound(parse, hits):
@@ -557,11 +565,27 @@ class Policy:
             if r.confidence >= self.t.clarify_min and r.name in self.domain.intents
             and r.name not in _NOT_OFFERED
         ][: self.t.clarify_options]
+        names = [r.name for r in options]
+        room = self.t.clarify_options - 1 if hits else self.t.clarify_options  # the closest question stays
+        names += [name for name in self._titled(parse) if name not in names][: max(0, room - len(names))]
         language = self.reply_language(session)
-        buttons = [Button(title=self.domain.title(r.name, language), payload=f"/{r.name}") for r in options]
+        buttons = [Button(title=self.domain.title(name, language), payload=f"/{name}") for name in names]
         if hits and len(buttons) < self.t.clarify_options:
             buttons.append(Button(title=hits[0].question, payload=f'/faq{{"entry": "{hits[0].entry_id}"}}'))
         return buttons
+
+    def _titled(self, parse: Parse) -> list[str]:
+        """The intents whose button title names a word of a bare topic ("payment thing": "A payment
+        problem"; "my order": "Where is my order?", "Cancel an order"), in the domain's order; none
+        when the intent read surely is titled with every word of it ("cancel my order")."""
+        if not is_keyword_query(parse.text):
+            return []
+        words = content_words(parse.text) - _VAGUE
+        own = self.domain.intents.get(parse.intent or "") if self.confident(parse) else None
+        if own is not None and own.title and words <= content_words(own.title):
+            return []
+        return [name for name, spec in self.domain.intents.items()
+                if name not in _NOT_OFFERED and spec.title and words & content_words(spec.title)]
 
     def _failed(self, session: Session, action: Action) -> Action:
         session.failures += 1

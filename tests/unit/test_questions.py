@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.knowledge.words import topic_words
-from bot.questions import is_closing, is_follow_up
+from bot.questions import is_closing, is_follow_up, question_parts
 
 
 @pytest.mark.parametrize("text", [
@@ -45,3 +45,15 @@ def test_topic_words_are_the_asked_words_the_faq_never_uses() -> None:
 ])
 def test_thanks_after_something_worked_out_is_a_closing(text: str, closing: bool) -> None:
     assert is_closing(text) is closing
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("how long does delivery take and is it free?",
+     ["how long does delivery take", "is it free (long delivery take)"]),
+    ("do you ship to Norway and how much is it", ["do you ship to Norway", "how much is it (ship Norway)"]),
+    # "long" and "take" are words of its own: nothing carried
+    ("Is delivery free and how long does it take?", ["Is delivery free", "how long does it take"]),
+    ("can I return it and get a refund?", ["can I return it and get a refund"]),
+])
+def test_a_part_that_names_its_topic_by_a_pronoun_carries_the_topic(text: str, parts: list[str]) -> None:
+    assert question_parts(text) == parts

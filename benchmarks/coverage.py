@@ -48,6 +48,8 @@ UNANSWERED_MARGIN = Thresholds().unanswered_margin or 0.0  # as the bot runs
 MARGINS = (0.50, 0.55, 0.57, 0.58, 0.59, 0.60, 0.62, 0.65, 0.70)
 OCCLUSION = (0.06, 0.08, 0.10, 0.12, 0.14)
 NEAR_MISS = (-0.05, -0.03, 0.0, 0.05)
+HEAD = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+UNANSWERED_HEAD = Thresholds().unanswered_head or 1.0  # as the bot runs
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Case:
     hit: str = ""
     score: float = 0.0  # the best cosine among the top 3 hits (the bot searches 3)
     near_miss: float | None = None  # the cosine with the nearest question the FAQ marks unanswered
+    unanswered_p: float | None = None  # the unanswered head's probability (knowledge/ranker.py)
     assessment: Assessment | None = None
     rises: list[float] | None = None
 
@@ -94,6 +97,19 @@ def share(cases: list[Case], flagged) -> float | None:
     return round(sum(map(flagged, cases)) / len(cases), 4) if cases else None
 
 
+def near(c: Case, m: float) -> bool:
+    return c.near_miss is not None and c.near_miss >= c.score + m
+
+
+def head(c: Case, t: float) -> bool:
+    return c.unanswered_p is not None and c.unanswered_p >= t
+
+
+def by_default(c: Case) -> bool:
+    """Flagged as the bot runs: any of the three checks."""
+    return bool(c.assessment.unaddressed()) or near(c, UNANSWERED_MARGIN) or head(c, UNANSWERED_HEAD)
+
+
 def sweep(cases: list[Case]) -> list[dict]:
     groups = {
         "unanswerable": [c for c in cases if c.kind == "unanswerable"],
@@ -106,15 +122,19 @@ def sweep(cases: list[Case]) -> list[dict]:
         rows.append({"method": "coverage", "threshold": f"margin {margin:.2f}", **{
             name: share(group, lambda c, m=margin: bool(c.assessment.unaddressed(m, SCORE_WEIGHT)))
             for name, group in groups.items()}})
-    def near(c: Case, m: float) -> bool:
-        return c.near_miss is not None and c.near_miss >= c.score + m
-
     for m in NEAR_MISS:
         rows.append({"method": "near miss", "threshold": f"margin {m:+.2f}", **{
             name: share(group, lambda c, m=m: near(c, m)) for name, group in groups.items()}})
-    rows.append({"method": "both (default)", "threshold": f"{MARGIN:.2f} / {UNANSWERED_MARGIN:+.2f}", **{
+    for t in HEAD:
+        rows.append({"method": "unanswered head", "threshold": f"p >= {t:.1f}", **{
+            name: share(group, lambda c, t=t: head(c, t)) for name, group in groups.items()}})
+    both = f"{MARGIN:.2f} / {UNANSWERED_MARGIN:+.2f}"
+    rows.append({"method": "coverage + near miss", "threshold": both, **{
         name: share(group, lambda c: bool(c.assessment.unaddressed(MARGIN, SCORE_WEIGHT))
                     or near(c, UNANSWERED_MARGIN)) for name, group in groups.items()}})
+    rows.append({"method": "all three (default)",
+                 "threshold": f"{MARGIN:.2f} / {UNANSWERED_MARGIN:+.2f} / p >= {UNANSWERED_HEAD:.1f}", **{
+                     name: share(group, by_default) for name, group in groups.items()}})
     for rise in OCCLUSION:
         rows.append({"method": "occlusion", "threshold": f"rise {rise:.2f}", **{
             name: share(group, lambda c, r=rise: any(x >= r for x in c.rises))
@@ -133,6 +153,7 @@ def main() -> None:
     entries = {e.id: e for e in kb.entries}
     for case, hits in zip(cases, kb.search_batch([c.text for c in cases], k=3), strict=True):  # the bot's k
         case.hit, case.score, case.near_miss = hits[0].entry_id, max(h.score for h in hits), hits[0].near_miss
+        case.unanswered_p = hits[0].unanswered_p
 
     check = CoverageCheck(embedder.encode_tokens, kb.entries)
     first = []
@@ -150,7 +171,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "embedder": display_name(embedder.path),
         "index": "built for the run from knowledge_base/",
-        "defaults": {"margin": MARGIN, "score_weight": SCORE_WEIGHT, "unanswered_margin": UNANSWERED_MARGIN},
+        "defaults": {"margin": MARGIN, "score_weight": SCORE_WEIGHT, "unanswered_margin": UNANSWERED_MARGIN,
+                     "unanswered_head": UNANSWERED_HEAD},
         "questions": {k: sum(c.kind == k for c in cases)
                       for k in ("unanswerable", "answerable", "narrative")},
         "right_top_hit": sum(c.right_hit for c in cases if c.entry),
@@ -159,10 +181,10 @@ def main() -> None:
                      "first_pass_p50": round(percentile(first, 50), 2),
                      "first_pass_p95": round(percentile(first, 95), 2), "checks": len(warm)},
         "flagged_at_default": [
-            {"text": c.text, "kind": c.kind, "hit": c.hit, "words": c.assessment.unaddressed()}
-            for c in cases if c.assessment.unaddressed() and (c.kind == "unanswerable" or c.right_hit)],
-        "missed_at_default": [c.text for c in cases
-                              if c.kind == "unanswerable" and not c.assessment.unaddressed()],
+            {"text": c.text, "kind": c.kind, "hit": c.hit, "words": c.assessment.unaddressed(),
+             "near_miss": near(c, UNANSWERED_MARGIN), "unanswered_p": c.unanswered_p}
+            for c in cases if by_default(c) and (c.kind == "unanswerable" or c.right_hit)],
+        "missed_at_default": [c.text for c in cases if c.kind == "unanswerable" and not by_default(c)],
     }
     show(results)
     RESULTS.mkdir(parents=True, exist_ok=True)

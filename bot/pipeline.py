@@ -289,7 +289,8 @@ class Pipeline:
         answered = max((h.score for h in found if h.entry_id == last != alone), default=0.0)
         if kept and kept[0].near_miss is not None and answered >= kept[0].near_miss:
             # the question just answered explains the closeness, not a question the FAQ leaves open
-            kept = [h.model_copy(update={"near_miss": None, "near_miss_question": None}) for h in kept]
+            kept = [h.model_copy(update={"near_miss": None, "near_miss_question": None, "unanswered_p": None})
+                    for h in kept]
         if kept and (not hits or kept[0].score > hits[0].score):
             hits = kept
         if self.policy.reads_alone(parse):

@@ -78,6 +78,8 @@ class Hit(BaseModel):
     # The message's cosine with the nearest question the FAQ marks unanswered, and that question.
     near_miss: float | None = None
     near_miss_question: str | None = None
+    # How likely the message is one of the questions the FAQ leaves open (knowledge/ranker.py).
+    unanswered_p: float | None = None
 
 
 Feedback = Literal["yes", "no", "repeated"]

@@ -39,6 +39,10 @@ class Thresholds(BaseModel):
                            "FAQ marks `unanswered` is at least the best FAQ hit's plus this is replaced by "
                            "\"I don't have an answer to that\" and a person offered "
                            "(benchmarks/coverage.py); None: no check.")
+    unanswered_head: float | None = Field(
+        0.5, ge=0, le=1, description="The same reply when the FAQ index's unanswered head (trained on the "
+        "phrasings and the `unanswered` questions) gives the message at least this probability of being "
+        "one of the questions the FAQ leaves open (benchmarks/coverage.py); None: no check.")
     faq_fallback: float = Field(
         0.45, description="With a generator: best FAQ score from which a question the composer found "
                           "nothing to quote for gets that entry's answer instead of a hand-off offer.")

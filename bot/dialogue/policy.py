@@ -254,11 +254,15 @@ class Policy:
 
     def known_unanswered(self, hits: list[Hit]) -> bool:
         """The message is about as near to a question the FAQ marks unanswered as to any phrasing of
-        the entries found (`unanswered_margin`)."""
-        margin = self.t.unanswered_margin
-        if margin is None or not hits or hits[0].near_miss is None:
+        the entries found (`unanswered_margin`), or the unanswered head reads it as one of those
+        questions (`unanswered_head`)."""
+        if not hits:
             return False
-        return hits[0].near_miss >= max(h.score for h in hits) + margin
+        margin, head = self.t.unanswered_margin, self.t.unanswered_head
+        near = hits[0].near_miss
+        if margin is not None and near is not None and near >= max(h.score for h in hits) + margin:
+            return True
+        return head is not None and hits[0].unanswered_p is not None and hits[0].unanswered_p >= head
 
     def reply_language(self, session: Session) -> str:
         """The language the bot answers this conversation in: the customer's when it is served

@@ -51,7 +51,7 @@ class BuildResult:
     skipped: bool
 
 
-RECIPE = "r3"  # bump when what goes into the index changes: older indexes are rebuilt
+RECIPE = "r4"  # bump when what goes into the index changes: older indexes are rebuilt
 
 
 def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
@@ -84,6 +84,7 @@ def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
     index = make_index(vectors, kind)
     out_dir.mkdir(parents=True, exist_ok=True)
     near = _unanswered(entries, embedder, ranker, base_language)
+    ranker.fit_unanswered(vectors, rows, near.vectors, near.rows, len(entries))
     np.save(out_dir / UNANSWERED_FILE, near.vectors)
     tmp = out_dir / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))
@@ -108,16 +109,19 @@ class NearMisses:
 
     texts: list[str]
     vectors: np.ndarray
+    rows: list[int]  # the entry each is listed under
 
 
 def _unanswered(entries: list[FaqEntry], embedder: TextEmbedder, ranker: Ranker,
                 base_language: str) -> NearMisses:
-    asked = [(q, base_language) for e in entries for q in e.unanswered]
+    asked = [(q, base_language, i) for i, e in enumerate(entries) for q in e.unanswered]
     if embedder.multilingual:
-        asked += [(q, lang) for e in entries for lang, t in e.translations.items() for q in t.unanswered]
+        asked += [(q, lang, i) for i, e in enumerate(entries) for lang, t in e.translations.items()
+                  for q in t.unanswered]
     if not asked:
-        return NearMisses([], np.zeros((0, 1), dtype=np.float32))
-    vectors = embedder.encode([q for q, _ in asked])
+        return NearMisses([], np.zeros((0, 1), dtype=np.float32), [])
+    vectors = embedder.encode([q for q, _, _ in asked])
     centered = [ranker.center(v[None, :], lang.split("-")[0])[0]
-                for v, (_, lang) in zip(vectors, asked, strict=True)]
-    return NearMisses([q for q, _ in asked], np.ascontiguousarray(np.stack(centered), dtype=np.float32))
+                for v, (_, lang, _) in zip(vectors, asked, strict=True)]
+    return NearMisses([q for q, _, _ in asked], np.ascontiguousarray(np.stack(centered), dtype=np.float32),
+                      [i for _, _, i in asked])

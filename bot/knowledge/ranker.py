@@ -9,6 +9,11 @@ Measured on our held-out paraphrases (benchmarks/retrieval.py, benchmarks/multil
   of the embedding separate entries: ranking by cosine + HEAD_WEIGHT × log p(entry) lifts
   English Recall@1 from 71 % to 82 % (MiniLM) and Chinese from 66 % to 72 % (e5). The cosine
   stays the hit's score, so the policy's thresholds keep their meaning.
+- A second head (`fit_unanswered`) adds a class per entry for the questions the FAQ marks
+  `unanswered` beside it: the probability of those classes is how likely a message is one of the
+  questions the FAQ leaves open, learned from the directions that separate them from the phrasings
+  ("who founded kettle and kin" from "who is Kettle & Kin?"), not from the nearest one alone
+  (benchmarks/coverage.py: more caught at fewer false flags than the nearest question's cosine).
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Ranker:
     means: dict[str, np.ndarray]  # language -> mean phrasing vector; empty: no centering
     coef: np.ndarray | None = None  # (entries, dim) of the entry head; None: cosine only
     intercept: np.ndarray | None = None
+    # The unanswered head: classes are entries (their phrasings), then one per entry's unanswered list
+    open_coef: np.ndarray | None = None
+    open_intercept: np.ndarray | None = None
+    open_unanswered: np.ndarray | None = None  # bool per class: an unanswered list's
 
     @classmethod
     def fit(cls, vectors: np.ndarray, rows: list[int], languages: list[str], n_entries: int,
@@ -55,6 +64,30 @@ class Ranker:
             ranker.coef, ranker.intercept = coef, intercept
         return ranker, vectors
 
+    def fit_unanswered(self, vectors: np.ndarray, rows: list[int], near: np.ndarray, near_rows: list[int],
+                       n_entries: int, seed: int = 0) -> None:
+        """The unanswered head, over the (centered) phrasing vectors and those of the questions the
+        FAQ marks unanswered (`near_rows`: the entry each is listed under); none without any."""
+        if not near_rows or n_entries > HEAD_MAX_ENTRIES or len(set(rows)) < 2:
+            return
+        from sklearn.linear_model import LogisticRegression
+
+        labels = [*rows, *(n_entries + r for r in near_rows)]
+        head = LogisticRegression(C=100.0, max_iter=3000, random_state=seed)
+        head.fit(np.vstack([vectors, near]), labels)
+        self.open_coef = head.coef_.astype(np.float32)
+        self.open_intercept = head.intercept_.astype(np.float32)
+        self.open_unanswered = head.classes_ >= n_entries
+
+    def unanswered_probability(self, query: np.ndarray) -> float | None:
+        """How likely the (centered) query is one of the questions the FAQ leaves open; None
+        without an unanswered head."""
+        if self.open_coef is None or self.open_intercept is None or self.open_unanswered is None:
+            return None
+        logits = self.open_coef @ query + self.open_intercept
+        p = np.exp(logits - logits.max())
+        return float(p[self.open_unanswered].sum() / p.sum())
+
     def center(self, query: np.ndarray, language: str | None) -> np.ndarray:
         """Queries in a language the index has no phrasings in are centered on the mean of all."""
         if not self.means:
@@ -75,6 +108,9 @@ class Ranker:
         arrays: dict[str, np.ndarray] = {f"mean_{k}": v for k, v in self.means.items()}
         if self.coef is not None and self.intercept is not None:
             arrays |= {"coef": self.coef, "intercept": self.intercept}
+        opened = {"open_coef": self.open_coef, "open_intercept": self.open_intercept,
+                  "open_unanswered": self.open_unanswered}
+        arrays |= {k: v for k, v in opened.items() if v is not None}
         np.savez(directory / RANKER_FILE, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds
 
     @classmethod
@@ -84,5 +120,7 @@ class Ranker:
             return cls({})
         data = np.load(path)
         means = {k.removeprefix("mean_"): data[k] for k in data.files if k.startswith("mean_")}
-        return cls(means, data["coef"] if "coef" in data.files else None,
-                   data["intercept"] if "intercept" in data.files else None)
+        def get(name: str) -> np.ndarray | None:
+            return data[name] if name in data.files else None
+        return cls(means, get("coef"), get("intercept"), get("open_coef"), get("open_intercept"),
+                   get("open_unanswered"))

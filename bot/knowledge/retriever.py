@@ -54,9 +54,11 @@ class KnowledgeBase:
             results[i] = self._rank(queries[j], scores[j], ids[j], k, language)
             if near is not None:
                 best = int(near[j].argmax())
+                unanswered = self.ranker.unanswered_probability(queries[j])
                 for hit in results[i]:
                     hit.near_miss = round(float(near[j][best]), 4)
                     hit.near_miss_question = self.near_texts[best]
+                    hit.unanswered_p = round(unanswered, 4) if unanswered is not None else None
         return results
 
     def _rank(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,

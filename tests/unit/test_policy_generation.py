@@ -145,6 +145,14 @@ def test_a_message_nearer_a_question_the_faq_leaves_unanswered_is_known_unanswer
     assert nameless.replies[0].text == "I'm not sure — shall I connect you to an agent?"
 
 
+def test_a_message_the_unanswered_head_reads_as_an_open_question_is_known_unanswered(domain: Domain) -> None:
+    p = policy(domain)
+    def found(probability: float | None) -> list[Hit]:  # no near miss: the head alone decides
+        return [hit(score=0.8).model_copy(update={"near_miss": 0.2, "unanswered_p": probability})]
+    assert p.known_unanswered(found(0.9)) and p.known_unanswered(found(p.t.unanswered_head or 0.0))
+    assert not p.known_unanswered(found(0.1)) and not p.known_unanswered(found(None))
+
+
 def test_a_question_is_never_read_as_a_bare_yes_or_no(domain: Domain) -> None:
     p = policy(domain)
     assert p.reads_alone(parse("no thanks", "deny"))

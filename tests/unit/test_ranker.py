@@ -52,3 +52,23 @@ def test_an_index_without_a_ranker_file_ranks_by_cosine(tmp_path: Path) -> None:
     assert not (tmp_path / RANKER_FILE).exists()
     ranker = Ranker.load(tmp_path)
     assert ranker.means == {} and ranker.log_probs(np.ones(8, dtype=np.float32)) is None
+
+
+def test_the_unanswered_head_learns_the_questions_the_faq_leaves_open(tmp_path: Path) -> None:
+    """Two entries, and beside entry 0 questions it does not answer (their own direction): a message
+    in that direction reads as unanswered, a paraphrase of either entry does not; saved and loaded."""
+    rng = np.random.default_rng(2)
+    topics, _ = _topics(2)
+    phrasings = unit(np.repeat(topics[:2], 6, axis=0) + 0.2 * rng.standard_normal((12, 32)))
+    rows = [0] * 6 + [1] * 6
+    open_question = unit(topics[0] + 1.2 * topics[2])  # entry 0's topic, asking something else
+    near = unit(open_question + 0.2 * rng.standard_normal((6, 32)))
+    ranker, vectors = Ranker.fit(phrasings, rows, ["en"] * 12, n_entries=2, center=False)
+    assert ranker.unanswered_probability(topics[0]) is None  # no unanswered questions yet
+    ranker.fit_unanswered(vectors, rows, near, [0] * 6, n_entries=2)
+    ranker.save(tmp_path)
+    loaded = Ranker.load(tmp_path)
+    for r in (ranker, loaded):
+        asked = r.unanswered_probability(unit(open_question + 0.2 * rng.standard_normal((1, 32)))[0])
+        assert asked is not None and asked > 0.5
+        assert all((r.unanswered_probability(t) or 0.0) < 0.2 for t in topics[:2])

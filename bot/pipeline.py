@@ -258,9 +258,12 @@ class Pipeline:
             return payload, hits
         t = time.perf_counter()
         # A Rasa project's model learned its own greetings: it reads the message as written.
-        read = self._reading(msg.text, language)  # what the policy reads too; the turn keeps msg.text
+        read = self._reading(msg.text, language)
         parse = await self.models.parse(msg.text if self.rasa else without_greeting(read), language)
-        parse.text = read
+        # The policy reads the corrected text too ("wher is ..." asks), except inside a form: a slot
+        # keeps what the customer typed ("14 Kestral Lane" is an address, not a typo). The turn
+        # always keeps msg.text.
+        parse.text = msg.text if session is not None and session.active_form else read
         self.metrics.turn_seconds.labels("nlu").observe(time.perf_counter() - t)
         parse.entities.update(self.domain.extract_entities(msg.text))
         if self._closes(msg.text, parse, session):

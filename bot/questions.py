@@ -45,9 +45,11 @@ def _words(text: str) -> list[str]:
 
 
 def _with_topic(part: str, before: str) -> str:
-    if not _PRONOUN.search(part) or len(_words(part)) > 1:
+    words = _words(part)
+    if not _PRONOUN.search(part) or len(words) > 1:
         return part
-    carried = [w for w in _words(before) if w.lower() not in {x.lower() for x in _words(part)}]
+    own = {w.lower() for w in words}
+    carried = [w for w in _words(before) if w.lower() not in own]
     return f"{part} ({' '.join(carried)})" if carried else part
 
 

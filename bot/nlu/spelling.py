@@ -28,7 +28,6 @@ _WORD = re.compile(r"^([\"'(\[]*)([A-Za-z]+)([.,!?;:)\]\"']*)$")
 _SENTENCE_END = re.compile(r"[.!?]$")
 _SHOP_WORD = re.compile(r"[A-Za-z]{4,}")
 MIN_LENGTH = 4
-SHOP_BOOST = 10**9  # a shop word outranks any common English word one edit away
 # An English word this rare in the dictionary's counts is more likely a wrong guess for a made-up
 # word ("trandle" -> "trundle", "blorp" -> "bloop") than the word a customer meant.
 MIN_COUNT = 1_000_000
@@ -69,7 +68,8 @@ class SpellingCorrector:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], language: str = "en") -> SpellingCorrector:
-        """The shop's words are those of its FAQ and training examples."""
+        """The shop's words: those of the texts given (bot.services passes the FAQ's phrasings and
+        answers; customers' training messages hold typos of their own)."""
         return cls((w for text in texts for w in _SHOP_WORD.findall(text)), language)
 
     def applies(self, language: str | None) -> bool:
@@ -113,7 +113,6 @@ class SpellingCorrector:
         if not candidates:
             return None
 
-        def rank(term: str) -> tuple[bool, bool, int]:
-            return (_omission_or_swap(word, term), term in self.shop,
-                    candidates[term] + SHOP_BOOST * (term in self.shop))
+        def rank(term: str) -> tuple[bool, bool, int]:  # a shop word outranks any English one
+            return _omission_or_swap(word, term), term in self.shop, candidates[term]
         return max(candidates, key=rank)

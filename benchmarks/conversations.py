@@ -29,6 +29,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from benchmarks.common import RESULTS, arg_parser  # noqa: E402
+from benchmarks.variants import INDEX_RUNTIME, with_recipe  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.conversation_tests.judge import HAN, Observation, language_of  # noqa: E402
 from bot.conversation_tests.runner import InProcessBot, Result, StepResult, run_all  # noqa: E402
@@ -189,6 +190,9 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "no spelling correction": (True, True, {"models.spelling": False}),
     "two encoder passes": (True, True, {"models.share_encoder": False}),
     "ONNX int8": (True, True, {"models.nlu_runtime": "onnx-int8", "models.embedder_runtime": "onnx-int8"}),
+    "ONNX int8, index built with torch": (True, True, {"models.nlu_runtime": "onnx-int8",
+                                                       "models.embedder_runtime": "onnx-int8",
+                                                       INDEX_RUNTIME: "torch"}),
     "all layers tuned": (True, True, {"train.tuned_layers": None}),
     "top 3 layers tuned": (True, True, {"train.tuned_layers": 3}),
     "6 epochs": (True, True, {"train.epochs": 6}),
@@ -196,31 +200,6 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "out of scope by k-NN distance": (True, True, {"train.oos_method": "knn"}),
     "out of scope by Mahalanobis distance": (True, True, {"train.oos_method": "mahalanobis"}),
 }
-
-
-def with_recipe(settings: Settings, changes: dict[str, Any]) -> Settings:
-    """A setup that changes how the intent model is trained gets a data folder of its own, with
-    that model trained into it (same data, same FAQ index and multilingual model, linked)."""
-    recipe = {k: v for k, v in changes.items() if k.startswith("train.")}
-    if not recipe or settings.updated(recipe).train == settings.train:
-        return settings.updated(changes)
-    from bot.assets import train_model
-
-    name = "-".join(f"{k.split('.')[1]}={v}" for k, v in sorted(recipe.items()))
-    data = settings.data_dir / "recipes" / name
-    (data / "models").mkdir(parents=True, exist_ok=True)
-    links = [(data / "index", settings.index_dir)]
-    others = [p for p in (settings.data_dir / "models").iterdir() if p.name != "intent"]
-    links += [(data / "models" / p.name, p) for p in others]
-    for link, target in links:
-        if not link.exists():
-            link.symlink_to(target.resolve())
-    variant = settings.updated({**changes, "data_dir": data})
-    manifest = variant.model_dir / "manifest.json"
-    if not manifest.exists() or json.loads(manifest.read_text())["data_hash"] != json.loads(
-            (settings.model_dir / "manifest.json").read_text())["data_hash"]:
-        train_model(variant, out=variant.model_dir, console=Console(stderr=True))
-    return variant
 
 
 def main() -> None:

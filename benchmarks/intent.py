@@ -45,6 +45,7 @@ from bot.encoders.paths import display_name, offline, resolve
 from bot.nlu import calibration
 from bot.nlu.data import Example
 from bot.nlu.model import IntentModel
+from bot.nlu.self_training import self_train
 from bot.nlu.train import OOS, train
 from bot.stats import percentile
 
@@ -89,11 +90,15 @@ class Fitted:
 
 
 def train_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, cfg: TrainSettings,
-               workdir: Path, encoder: str) -> tuple[Path, float]:
-    """`supportbot train`'s recipe into `workdir/mode`; returns the folder and the seconds taken."""
+               workdir: Path, encoder: str, unlabeled: list[str] | None = None) -> tuple[Path, float]:
+    """`supportbot train`'s recipe into `workdir/mode`; returns the folder and the seconds taken.
+    With `cfg.self_training` and `unlabeled` texts, its self-training (bot.nlu.self_training)."""
     out = workdir / mode
     started = time.perf_counter()
-    train(train_ex, cfg, out, encoder, val_examples=val_ex)
+    if cfg.self_training and unlabeled and mode == "finetune":
+        self_train(train_ex, unlabeled, cfg, out, encoder, val_examples=val_ex)
+    else:
+        train(train_ex, cfg, out, encoder, val_examples=val_ex)
     return out, time.perf_counter() - started
 
 
@@ -114,12 +119,13 @@ def load_ours(out: Path, seconds: float) -> Fitted:
     return Fitted(model.labels, probs, seconds, size, manifest.oos_threshold,
                   {"epochs_run": manifest.epochs_run, "n_train": manifest.n_train,
                    "n_val": manifest.n_val, "val_accuracy": manifest.val_accuracy,
+                   "n_pseudo_labelled": manifest.n_pseudo_labelled,
                    "single": lambda text: model.parse(text)})
 
 
 def fit_ours(mode: str, train_ex: list[Example], val_ex: list[Example] | None, cfg: TrainSettings,
-             workdir: Path, encoder: str) -> Fitted:
-    return load_ours(*train_ours(mode, train_ex, val_ex, cfg, workdir, encoder))
+             workdir: Path, encoder: str, unlabeled: list[str] | None = None) -> Fitted:
+    return load_ours(*train_ours(mode, train_ex, val_ex, cfg, workdir, encoder, unlabeled))
 
 
 def fit_tfidf(train_ex: list[Example], val_ex: list[Example] | None, workdir: Path) -> Fitted:
@@ -283,6 +289,7 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
             runs = [(s, few_shot(full, k, s), None, shot.model_copy(update={"seed": s}))
                     for s in seeds]
     else:
+        full = []
         train_ex, val = read_csv(data / "clinc150/train.csv"), read_csv(data / "clinc150/val.csv")
         test = read_csv(data / "clinc150/test.csv")
         runs = [(None, train_ex, val, cfg)]
@@ -296,7 +303,8 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
                     fitted = fit_tfidf(train_ex, val_ex, Path(tmp))
                 else:
                     mode_cfg = run_cfg.model_copy(update={"mode": system})
-                    fitted = fit_ours(system, train_ex, val_ex, mode_cfg, Path(tmp), encoder)
+                    unlabeled = [e.text for e in full] if setting.endswith("shot") else None
+                    fitted = fit_ours(system, train_ex, val_ex, mode_cfg, Path(tmp), encoder, unlabeled)
                 result = evaluate(fitted, test)
             pred, y, conf = result.pop("_pred"), result.pop("_y"), result.pop("_conf")
             if system == "finetune" and seed in (None, 1) and not setting.endswith("shot"):
@@ -312,6 +320,11 @@ def run_setting(setting: str, data: Path, systems: list[str], cfg: BenchTrainSet
                 row["contrastive_pairs"] = cfg.contrastive_pairs
             if cfg.label_smoothing:
                 row["label_smoothing"] = cfg.label_smoothing
+            if cfg.rdrop:
+                row["rdrop"] = cfg.rdrop
+            if cfg.self_training and setting.endswith("shot"):
+                row["self_training"] = cfg.self_training
+            row["epochs"] = cfg.few_shot_epochs if setting.endswith("shot") else cfg.epochs
         rows.append(row)
     return rows
 
@@ -358,7 +371,10 @@ def show(rows: list[dict]) -> None:
             system += f" [{row['pooling']} pool, {row.get('tuned_layers', 'all')} layers tuned"
             pairs, smoothing = row.get("contrastive_pairs"), row.get("label_smoothing")
             system += f", {pairs} contrastive pairs" if pairs else ""
-            system += f", label smoothing {smoothing}]" if smoothing else "]"
+            system += f", label smoothing {smoothing}" if smoothing else ""
+            system += f", R-Drop {row['rdrop']}" if row.get("rdrop") else ""
+            system += f", self-training {row['self_training']}/intent" if row.get("self_training") else ""
+            system += f", {row.get('epochs', 5)} epochs]"
         table.add_row(row["setting"], system, fmt(row, "accuracy"), fmt(row, "macro_f1"),
                       fmt(row, "in_scope_accuracy"), fmt(row, "oos_recall"), fmt(row, "oos_precision"),
                       f"{row['train_seconds']:.0f}", f"{row['latency_ms_p50']:.1f}",
@@ -379,6 +395,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuned-layers", default=str(TrainSettings().tuned_layers),
                         help="top encoder layers trained ('all' or a number; default: the product's)")
     parser.add_argument("--label-smoothing", type=float, default=TrainSettings().label_smoothing)
+    parser.add_argument("--rdrop", type=float, default=TrainSettings().rdrop,
+                        help="R-Drop's KL weight (0: off)")
+    parser.add_argument("--self-training", type=int, default=0,
+                        help="few-shot settings: pseudo-labelled messages per intent from the rest of the "
+                             "training set, read without its labels (0: off)")
     parser.add_argument("--contrastive-pairs", type=int, default=TrainSettings().contrastive_pairs,
                         help="SetFit-style contrastive pairs per message before the classifier (0: off)")
 
@@ -389,7 +410,8 @@ def recipe(args: argparse.Namespace) -> BenchTrainSettings:
                               batch_size=args.batch_size, learning_rate=args.learning_rate,
                               max_length=args.max_length, patience=2, pooling=args.pooling,
                               tuned_layers=tuned, contrastive_pairs=args.contrastive_pairs,
-                              label_smoothing=args.label_smoothing)
+                              label_smoothing=args.label_smoothing, rdrop=args.rdrop,
+                              self_training=args.self_training)
 
 
 def main() -> None:
@@ -418,7 +440,8 @@ def main() -> None:
                                                        encoder, seeds)]
     def key(r: dict) -> tuple:
         return (r["setting"], r["system"], r.get("encoder"), r.get("pooling"), r.get("tuned_layers", "all"),
-                r.get("contrastive_pairs", 0), r.get("label_smoothing", 0.0))
+                r.get("contrastive_pairs", 0), r.get("label_smoothing", 0.0), r.get("rdrop", 0.0),
+                r.get("epochs", 20 if r["setting"].endswith("shot") else 5), r.get("self_training", 0))
 
     kept = [r for r in previous["rows"] if key(r) not in {key(r2) for r2 in rows}]
     merged = sorted(kept + rows, key=lambda r: (SETTINGS.index(r["setting"]), r["system"]))

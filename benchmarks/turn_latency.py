@@ -28,6 +28,7 @@ import uvicorn
 from common import quietly
 from rich.console import Console
 from rich.table import Table
+from variants import with_recipe
 
 from bot.assets import ensure_assets
 from bot.config import Settings
@@ -163,8 +164,8 @@ def main() -> None:
     rows: dict[str, dict] = {}
     for name in args.only or list(SETUPS):
         changes, script = SETUPS[name]
-        row, load = quietly(lambda: measure(settings.updated(changes), script, args.turns),  # noqa: B023
-                            args.attempts)
+        variant = with_recipe(settings, changes)
+        row, load = quietly(lambda: measure(variant, script, args.turns), args.attempts)  # noqa: B023
         rows[name] = {**row, **load}
     base = rows.get("default")
     for name, row in rows.items():

@@ -9,9 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.config import Settings, TrainSettings
-from bot.encoders.paths import resolve
 from bot.encoders.sharing import shared_embedder
-from bot.knowledge.embedder import TextEmbedder, is_e5, load_embedder
+from bot.knowledge.embedder import TextEmbedder, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
 from bot.nlu.data import Example, data_hash, deduplicate, load_examples
@@ -132,12 +131,19 @@ def build_faq_index(settings: Settings, force: bool = False, console: Console | 
     """The default-language index, and the multilingual one when other languages are served."""
     console = console or Console(stderr=True)
     entries = load_entries(settings.knowledge_base)
-    result = _build(entries, embedder or load_embedder(settings.models.embedder), settings.index_dir,
-                    settings, force, console)
+    result = _build(entries, embedder or serving_embedder(settings), settings.index_dir, settings, force,
+                    console)
     if settings.multilingual_index_dir is not None:
         _build(entries, load_embedder(settings.models.multilingual_embedder), settings.multilingual_index_dir,
                settings, force, console)
     return result
+
+
+def serving_embedder(settings: Settings) -> TextEmbedder:
+    """The FAQ embedder as it will encode customers' messages (its runtime included): the index's
+    vectors, its entry ranker and its unanswered head are fitted on what the queries will look like."""
+    return load_embedder(settings.models.embedder, settings.models.embedder_runtime,
+                         settings.data_dir / "models" / "embedder", settings.inference.torch_threads)
 
 
 def _build(entries: list[FaqEntry], embedder: TextEmbedder, out: Path, settings: Settings, force: bool,
@@ -169,8 +175,4 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
         manifest = Manifest.load(settings.model_dir)
         ensure_model_int8(settings.model_dir, manifest, shared_embedder(settings, manifest))
     if settings.rasa.project is None or settings.knowledge_base.is_dir():
-        build_faq_index(settings, console=console)
-    if settings.models.embedder_runtime == "onnx-int8" and not is_e5(settings.models.embedder):
-        from bot.encoders.onnx import ensure_sentence_int8
-
-        ensure_sentence_int8(resolve(settings.models.embedder), settings.data_dir / "models" / "embedder")
+        build_faq_index(settings, console=console)  # an int8 embedder's graph is exported for it

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.assets import serving_embedder
 from bot.background import cancel_and_wait
 from bot.config import Settings
 from bot.dialogue.actions import CsvOrderBook, default_actions
@@ -161,8 +162,7 @@ def load_models(settings: Settings) -> Models:
         if not searches:
             return nlu, EmptyKnowledgeBase()
     embedder: TextEmbedder = SharedEmbedder(settings.models.embedder, shared) if shared is not None else \
-        load_embedder(settings.models.embedder, settings.models.embedder_runtime,
-                      settings.data_dir / "models" / "embedder", settings.inference.torch_threads)
+        serving_embedder(settings)
     knowledge = KnowledgeBase(settings.index_dir, embedder)
     multilingual_dir = settings.multilingual_index_dir
     if multilingual_dir is None:

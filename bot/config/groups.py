@@ -45,13 +45,14 @@ class ModelSettings(BaseSettings):
                     "than `default_language` (a Chinese question finds English-only entries too); "
                     "None or empty: the default index serves all languages.")
     nlu_runtime: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="How the intent encoder runs: torch, or ONNX Runtime with int8 weights "
-                             "(<model dir>/onnx/model.int8.onnx, written by `supportbot train` with this "
-                             "setting, else exported at start-up). The multilingual model ignores it.")
+        "onnx-int8", description="How the intent encoder runs: ONNX Runtime with int8 weights "
+                                 "(<model dir>/onnx/model.int8.onnx, written by `supportbot train`, else "
+                                 "exported at start-up), or torch. The multilingual model ignores it.")
     embedder_runtime: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="How the FAQ embedder encodes a customer's message at serving time: torch, or "
-                             "ONNX Runtime with int8 weights (exported once into <data_dir>/models/embedder; "
-                             "the index stays the one torch built; the grounding check keeps torch's).")
+        "onnx-int8", description="How the FAQ embedder encodes the FAQ's phrasings (`supportbot index`) "
+                                 "and customers' messages: ONNX Runtime with int8 weights (exported once "
+                                 "into <data_dir>/models/embedder), or torch. Changing it rebuilds the "
+                                 "index; the grounding check keeps torch's.")
 
     spelling: bool = Field(
         True, description="Correct typos of English words (symspellpy's English dictionary and the FAQ's own "

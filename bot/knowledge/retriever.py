@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import faiss
@@ -14,7 +15,19 @@ from bot.knowledge.loader import FaqEntry
 from bot.knowledge.ranker import HEAD_WEIGHT, Ranker
 from bot.types import Hit
 
+log = logging.getLogger(__name__)
+
 CANDIDATES = 64  # nearest phrasings looked at per query, before one hit per entry is kept
+
+
+def _check_runtime(directory: Path, embedder: TextEmbedder) -> None:
+    """Say so when the index was built by another runtime than the one encoding the queries: the
+    thresholds (near miss, unanswered head, coverage) were fitted on the index's vectors."""
+    manifest = directory / "manifest.json"
+    built = json.loads(manifest.read_text()).get("runtime", "torch") if manifest.exists() else None
+    if built is not None and built != embedder.runtime and not embedder.multilingual:
+        log.warning("%s was built with the %s embedder but queries are encoded with %s: run "
+                    "`supportbot index` with the serving settings", directory, built, embedder.runtime)
 
 
 class KnowledgeBase:
@@ -31,6 +44,7 @@ class KnowledgeBase:
         near = directory / UNANSWERED_FILE
         self.near_vectors = np.load(near) if near.exists() and self.near_texts else None
         self.embedder = embedder
+        _check_runtime(directory, embedder)
         self._entry_rows: dict[int, list[int]] = {}
         for row, entry_i in enumerate(self.rows):
             self._entry_rows.setdefault(entry_i, []).append(row)

@@ -41,6 +41,9 @@ def shared_dir(demo_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def settings_for(data: Path, **overrides: object) -> Settings:
+    """torch unless a test names int8: the shared pass's exactness is torch's (same bits)."""
+    overrides.setdefault("models__nlu_runtime", "torch")
+    overrides.setdefault("models__embedder_runtime", "torch")
     return demo_settings(data, train=TINY_SHARED, **overrides)
 
 

@@ -97,3 +97,47 @@ def test_label_smoothing_makes_the_fine_tuned_model_less_certain(small: list[Exa
         return float((z / z.sum(1, keepdims=True)).max(1).mean())
 
     assert certainty(0.3) < certainty(0.0) - 0.02
+
+
+def test_rdrop_trains_a_different_deterministic_model(small: list[Example], tmp_path: Path) -> None:
+    texts = [e.text for e in small[:20]]
+
+    def logits(rdrop: float, name: str) -> np.ndarray:
+        cfg = TrainSettings(mode="finetune", epochs=1, batch_size=16, max_length=24, max_examples=60,
+                            seed=7, rdrop=rdrop)
+        train(small, cfg, tmp_path / name)
+        return IntentModel.load(tmp_path / name).logits(texts)
+
+    with_rdrop = logits(1.0, "a")
+    np.testing.assert_allclose(with_rdrop, logits(1.0, "b"), rtol=1e-5, atol=1e-5)
+    assert np.abs(with_rdrop - logits(0.0, "plain")).max() > 1e-3
+
+
+def test_pseudo_labels_are_the_surest_few_per_intent_and_never_out_of_scope() -> None:
+    from bot.nlu.self_training import pseudo_labelled
+
+    labels = ["a", "b", "out_of_scope"]
+    probs = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.7, 0.2, 0.1], [0.4, 0.35, 0.25],
+                      [0.1, 0.8, 0.1], [0.05, 0.05, 0.9]])
+    texts = [f"t{i}" for i in range(len(probs))]
+    chosen = pseudo_labelled(texts, probs, labels, per_intent=2, min_confidence=0.5)
+    assert [(e.text, e.intent) for e in chosen] == [("t0", "a"), ("t2", "a"), ("t4", "b")]
+
+
+def test_self_training_adds_pseudo_labelled_messages_and_keeps_the_data_hash(small: list[Example],
+                                                                             tmp_path: Path) -> None:
+    from bot.nlu.data import data_hash, deduplicate
+    from bot.nlu.self_training import self_train
+
+    by: dict[str, list[Example]] = {}
+    for example in small:
+        by.setdefault(example.intent, []).append(example)
+    few = [e for intent in sorted(by) for e in by[intent][:6]]
+    unlabeled = [e.text for intent in sorted(by) for e in by[intent][6:20]]
+    cfg = TrainSettings(mode="frozen", seed=3, val_fraction=0.0, self_training=3,
+                        self_training_confidence=0.3)
+    manifest = self_train(few, unlabeled, cfg, tmp_path)
+    assert 0 < manifest.n_pseudo_labelled <= 3 * (len(by) - 1)
+    assert manifest.n_train == len(deduplicate(few)) + manifest.n_pseudo_labelled
+    assert manifest.data_hash == data_hash(deduplicate(few))
+    assert IntentModel.load(tmp_path).labels == sorted(by)

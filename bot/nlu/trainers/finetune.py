@@ -205,9 +205,7 @@ class Finetuner:
         epoch, step, total = where
         self.model.train()
         for idx in batches:
-            logits = self._batch_logits(texts, states, idx)
-            loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]),
-                                                     label_smoothing=self.cfg.label_smoothing)
+            loss = self._loss(texts, y, states, idx)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             optim.step()
@@ -217,6 +215,22 @@ class Finetuner:
             if progress:
                 progress(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss.item():.3f}", step, total)
         return step
+
+    def _loss(self, texts: list[str], y: np.ndarray, states: list[Any] | None, idx: np.ndarray) -> Any:
+        """Cross-entropy (with label smoothing); with `rdrop`, averaged over two dropout draws plus
+        their symmetric KL, which keeps the head from leaning on any one dropout pattern."""
+        functional, cfg = self.torch.nn.functional, self.cfg
+        target = self.torch.tensor(y[idx])
+        logits = self._batch_logits(texts, states, idx)
+        loss = functional.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
+        if not cfg.rdrop:
+            return loss
+        again = self._batch_logits(texts, states, idx)
+        loss = (loss + functional.cross_entropy(again, target, label_smoothing=cfg.label_smoothing)) / 2
+        p, q = functional.log_softmax(logits, -1), functional.log_softmax(again, -1)
+        kl = (functional.kl_div(p, q, log_target=True, reduction="batchmean")
+              + functional.kl_div(q, p, log_target=True, reduction="batchmean")) / 2
+        return loss + cfg.rdrop * kl
 
     def _batch_pooled(self, texts: list[str], states: list[Any] | None, idx: Any) -> Any:
         """The mean-pooled sentence vectors of training messages `idx` (from their frozen-layer

@@ -13,8 +13,9 @@ from bot.encoders.sharing import shared_embedder
 from bot.knowledge.embedder import TextEmbedder, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
-from bot.nlu.data import Example, data_hash, deduplicate, load_examples
+from bot.nlu.data import Example, data_hash, deduplicate, load_examples, unlabeled_messages
 from bot.nlu.rasa_nlu import RasaNluData, read_rasa_nlu_data
+from bot.nlu.self_training import self_train
 from bot.nlu.train import Manifest, train
 
 
@@ -43,7 +44,8 @@ def train_model(settings: Settings, data: Path | None = None, out: Path | None =
     project = settings.rasa.project if data is None else None
     nlu = rasa_nlu(settings) if project is not None else None  # read once: intents and entities
     examples = rasa_examples(nlu) if nlu is not None else training_examples(settings, data)
-    manifest = _train(examples, settings.train, model_dir, settings.models.base_model, console)
+    unlabeled = unlabeled_messages(data or settings.training_data) if project is None else []
+    manifest = _train(examples, settings.train, model_dir, settings.models.base_model, console, unlabeled)
     export_onnx(settings, model_dir, manifest, console)
     if project is not None and nlu is not None:
         train_entities(settings, project, nlu, model_dir, console)
@@ -87,7 +89,7 @@ def multilingual_examples(settings: Settings) -> list[Example]:
 
 
 def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: str | None,
-           console: Console) -> Manifest:
+           console: Console, unlabeled: list[str] | None = None) -> Manifest:
     intents = len({e.intent for e in examples})
     console.print(f"Training on {len(examples)} messages, {intents} intents "
                   f"({cfg.mode}, up to {cfg.epochs} epochs)")
@@ -98,7 +100,11 @@ def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: s
         def progress(desc: str, done: int, total: int) -> None:
             bar.update(task, description=desc, completed=done, total=total)
 
-        manifest = train(examples, cfg, out, base_model, progress)
+        if cfg.self_training and cfg.mode != "multilingual" and unlabeled:
+            console.print(f"Self-training: {len(unlabeled)} unlabelled messages to choose from")
+            manifest = self_train(examples, unlabeled, cfg, out, base_model, progress)
+        else:
+            manifest = train(examples, cfg, out, base_model, progress)
     console.print(f"validation accuracy {manifest.val_accuracy:.3f}, macro-F1 "
                   f"{manifest.val_macro_f1:.3f}, out-of-scope threshold {manifest.oos_threshold}, "
                   f"{manifest.train_seconds:.0f}s")

@@ -87,9 +87,9 @@ class TrainSettings(BaseModel):
                              "message (SetFit's contrastive stage; for a few examples per intent). "
                              "0: off.")
     self_training: int = Field(
-        0, ge=0, description="finetune: after a first run, label the unlabelled messages (the support "
-                             "logs' first messages) with it and add up to this many per intent, the "
-                             "surest first, to a second run (bot.nlu.self_training). 0: off.")
+        0, ge=0, description="After a first run, label the support logs' untagged customer messages "
+                             "with it and add up to this many per intent, the surest first, to a "
+                             "second run (bot.nlu.self_training; few examples per intent). 0: off.")
     self_training_confidence: float = Field(
         0.5, ge=0.0, le=1.0, description="self-training: a pseudo-label's least calibrated confidence.")
     oos_method: str = Field(

@@ -29,7 +29,21 @@ def examples_from_logs(path: Path) -> list[Example]:
     A customer message without its own `intent` takes the conversation's first tag when it is the
     conversation's first customer message (how most help desks tag), and is skipped otherwise.
     """
-    examples: list[Example] = []
+    return [Example(text, intent) for text, intent in _customer_messages(path) if intent]
+
+
+def unlabeled_messages(path: Path) -> list[str]:
+    """The customer messages `examples_from_logs` skips (no tag reaches them), from one support-log
+    file or a folder's *.jsonl: what self-training (bot.nlu.self_training) may label."""
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+    else:
+        files = [path] if path.suffix.lower() == ".jsonl" else []
+    return [text for f in files for text, intent in _customer_messages(f) if not intent]
+
+
+def _customer_messages(path: Path) -> list[tuple[str, str | None]]:
+    messages: list[tuple[str, str | None]] = []
     for log in read_support_logs(path):
         first = True
         for msg in log.messages:
@@ -38,9 +52,9 @@ def examples_from_logs(path: Path) -> list[Example]:
             intent = msg.intent or (log.tags[0] if first and log.tags else None)
             first = False
             text = msg.text.strip()
-            if intent and text:
-                examples.append(Example(text, intent))
-    return examples
+            if text:
+                messages.append((text, intent))
+    return messages
 
 
 def read_rasa_nlu(path: Path) -> list[Example]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import TrainSettings
+from bot.config import Settings, TrainSettings
 from bot.nlu.data import Example, load_examples
 from bot.nlu.model import IntentModel
 from bot.nlu.train import train
@@ -141,3 +141,31 @@ def test_self_training_adds_pseudo_labelled_messages_and_keeps_the_data_hash(sma
     assert manifest.n_train == len(deduplicate(few)) + manifest.n_pseudo_labelled
     assert manifest.data_hash == data_hash(deduplicate(few))
     assert IntentModel.load(tmp_path).labels == sorted(by)
+
+
+def test_supportbot_train_self_trains_on_the_logs_untagged_messages(small: list[Example],
+                                                                     tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from bot.assets import train_model
+    from bot.nlu.data import unlabeled_messages
+
+    by: dict[str, list[Example]] = {}
+    for example in small:
+        by.setdefault(example.intent, []).append(example)
+    logs = tmp_path / "logs.jsonl"
+    lines = [{"id": f"t{i}", "tags": [e.intent], "messages": [{"author": "customer", "text": e.text}]}
+             for i, e in enumerate(e for intent in sorted(by) for e in by[intent][:6])]
+    lines += [{"id": f"u{i}", "messages": [{"author": "customer", "text": e.text},
+                                           {"author": "agent", "text": "Let me check."}]}
+              for i, e in enumerate(e for intent in sorted(by) for e in by[intent][6:16])]
+    logs.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert len(unlabeled_messages(logs)) == len({e.text for i in by for e in by[i][6:16]})
+    settings = Settings(data_dir=tmp_path / "data", models={"multilingual_embedder": ""},
+                        train=TrainSettings(mode="frozen", seed=3, self_training=3, val_fraction=0.0,
+                                            self_training_confidence=0.3))
+    manifest = train_model(settings, data=logs, out=tmp_path / "model", console=Console(quiet=True))
+    assert manifest.n_pseudo_labelled > 0
+    plain = train_model(settings.updated({"train.self_training": 0}), data=logs, out=tmp_path / "plain",
+                        console=Console(quiet=True))
+    assert plain.n_pseudo_labelled == 0 and plain.data_hash == manifest.data_hash

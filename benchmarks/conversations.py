@@ -189,7 +189,8 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
                                           "thresholds.unanswered_head": None}),
     "no spelling correction": (True, True, {"models.spelling": False}),
     "two encoder passes": (True, True, {"models.share_encoder": False}),
-    "ONNX int8": (True, True, {"models.nlu_runtime": "onnx-int8", "models.embedder_runtime": "onnx-int8"}),
+    "torch (the default before int8)": (True, True, {"models.nlu_runtime": "torch",
+                                                     "models.embedder_runtime": "torch"}),
     "ONNX int8, index built with torch": (True, True, {"models.nlu_runtime": "onnx-int8",
                                                        "models.embedder_runtime": "onnx-int8",
                                                        INDEX_RUNTIME: "torch"}),
@@ -197,6 +198,7 @@ SETUPS: dict[str, tuple[bool, bool, dict[str, Any]]] = {
     "top 3 layers tuned": (True, True, {"train.tuned_layers": 3}),
     "6 epochs": (True, True, {"train.epochs": 6}),
     "label smoothing 0.1": (True, True, {"train.label_smoothing": 0.1}),
+    "R-Drop 1 + label smoothing 0.1": (True, True, {"train.rdrop": 1.0, "train.label_smoothing": 0.1}),
     "out of scope by k-NN distance": (True, True, {"train.oos_method": "knn"}),
     "out of scope by Mahalanobis distance": (True, True, {"train.oos_method": "mahalanobis"}),
 }

@@ -669,12 +669,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800, help="Hard limit on the whole benchmark.")
     parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs, AOF) for inspection.")
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
-    parser.add_argument("--nlu-runtime", choices=("torch", "onnx-int8"), default="torch",
+    parser.add_argument("--nlu-runtime", choices=("auto", "torch", "onnx-int8"), default="auto",
                         help="The replicas' SUPPORTBOT_NLU_RUNTIME (the intent encoder's runtime).")
     parser.add_argument("--inference-workers", type=int, default=None,
                         help="The replicas' SUPPORTBOT_INFERENCE_WORKERS (default: the setting's default).")
-    parser.add_argument("--embedder-runtime", choices=("torch", "onnx-int8"), default="torch",
-                        help="The replicas' SUPPORTBOT_EMBEDDER_RUNTIME (the FAQ embedder's, for queries).")
+    parser.add_argument("--embedder-runtime", choices=("auto", "torch", "onnx-int8"), default="auto",
+                        help="The replicas' SUPPORTBOT_EMBEDDER_RUNTIME (the FAQ embedder's).")
     args = parser.parse_args()
     args.runs = {r.strip() for r in args.runs.split(",") if r.strip()}
     if not args.runs <= {"throughput", "fault"}:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.config import Settings, TrainSettings
-from bot.encoders.sharing import shared_embedder
+from bot.encoders.sharing import current_runtimes, runtimes, shared_embedder
 from bot.knowledge.embedder import TextEmbedder, load_embedder
 from bot.knowledge.index import BuildResult, build_index
 from bot.knowledge.loader import FaqEntry, load_entries
@@ -112,9 +112,10 @@ def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: s
 
 
 def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console: Console) -> None:
-    """With `nlu_runtime` onnx-int8, write the int8 graph beside the weights now, at training time:
+    """With the intent model on onnx-int8 (`nlu_runtime`, auto included), write the int8 graph
+    beside the weights now, at training time:
     a production model folder may be read-only when the server starts."""
-    if settings.models.nlu_runtime != "onnx-int8" or manifest.mode == "multilingual":
+    if runtimes(settings, manifest)[0] != "onnx-int8" or manifest.mode == "multilingual":
         return
     from bot.encoders.onnx import ensure_model_int8
 
@@ -148,7 +149,7 @@ def build_faq_index(settings: Settings, force: bool = False, console: Console | 
 def serving_embedder(settings: Settings) -> TextEmbedder:
     """The FAQ embedder as it will encode customers' messages (its runtime included): the index's
     vectors, its entry ranker and its unanswered head are fitted on what the queries will look like."""
-    return load_embedder(settings.models.embedder, settings.models.embedder_runtime,
+    return load_embedder(settings.models.embedder, current_runtimes(settings)[1],
                          settings.data_dir / "models" / "embedder", settings.inference.torch_threads)
 
 
@@ -175,7 +176,7 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
             settings.multilingual_model_dir, multilingual_examples(settings)):
         console.print("No multilingual intent model for the current training data: training one now.")
         train_multilingual_model(settings, console)
-    if settings.models.nlu_runtime == "onnx-int8":  # a model trained before the runtime was chosen
+    if current_runtimes(settings)[0] == "onnx-int8":  # a model trained before the runtime was chosen
         from bot.encoders.onnx import ensure_model_int8
 
         manifest = Manifest.load(settings.model_dir)

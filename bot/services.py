@@ -20,7 +20,7 @@ from bot.dialogue.actions import CsvOrderBook, default_actions
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import Policy
 from bot.encoders.manifest import Manifest
-from bot.encoders.sharing import shared_embedder
+from bot.encoders.sharing import current_runtimes, runtimes, shared_embedder
 from bot.entry_intents import entry_intents
 from bot.generation import create_generator
 from bot.generation.base import Generator
@@ -132,7 +132,7 @@ def shared_encoder(settings: Settings) -> SharedEncoder | None:
     from bot.encoders.shared import SharedEncoder  # torch: imported when a model is loaded
 
     try:
-        return SharedEncoder.load(settings.model_dir, manifest, embedder, settings.models.nlu_runtime,
+        return SharedEncoder.load(settings.model_dir, manifest, embedder, runtimes(settings, manifest)[0],
                                   settings.inference.torch_threads)
     except ValueError as exc:
         log.warning("no shared pass for the intent model and the FAQ embedder: %s", exc)
@@ -147,7 +147,8 @@ def load_models(settings: Settings) -> Models:
     searches = settings.rasa.project is None or settings.knowledge_base.is_dir()
     shared = shared_encoder(settings) if searches else None
     default = IntentModel.load(settings.model_dir, settings.thresholds.out_of_scope,
-                               runtime=settings.models.nlu_runtime, threads=settings.inference.torch_threads,
+                               runtime=current_runtimes(settings)[0],
+                               threads=settings.inference.torch_threads,
                                logits=shared.logits if shared is not None else None)
     nlu: Nlu = default
     if settings.multilingual_model_dir is not None:

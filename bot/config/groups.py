@@ -44,15 +44,17 @@ class ModelSettings(BaseSettings):
         description="Embedder of a second FAQ index that serves every language in `languages` other "
                     "than `default_language` (a Chinese question finds English-only entries too); "
                     "None or empty: the default index serves all languages.")
-    nlu_runtime: Literal["torch", "onnx-int8"] = Field(
-        "onnx-int8", description="How the intent encoder runs: ONNX Runtime with int8 weights "
-                                 "(<model dir>/onnx/model.int8.onnx, written by `supportbot train`, else "
-                                 "exported at start-up), or torch. The multilingual model ignores it.")
-    embedder_runtime: Literal["torch", "onnx-int8"] = Field(
-        "onnx-int8", description="How the FAQ embedder encodes the FAQ's phrasings (`supportbot index`) "
-                                 "and customers' messages: ONNX Runtime with int8 weights (exported once "
-                                 "into <data_dir>/models/embedder), or torch. Changing it rebuilds the "
-                                 "index; the grounding check keeps torch's.")
+    nlu_runtime: Literal["auto", "torch", "onnx-int8"] = Field(
+        "auto", description="How the intent encoder runs: ONNX Runtime with int8 weights (written by "
+                            "`supportbot train` under <model dir>/onnx/, else exported at start-up), or "
+                            "torch. auto: int8 when the intent model shares its pass with the FAQ "
+                            "embedder (the fine-tuned default), torch otherwise (the frozen head). The "
+                            "multilingual model ignores it.")
+    embedder_runtime: Literal["auto", "torch", "onnx-int8"] = Field(
+        "auto", description="How the FAQ embedder encodes the FAQ's phrasings (`supportbot index`) and "
+                            "customers' messages: ONNX Runtime with int8 weights (exported once into "
+                            "<data_dir>/models/embedder), or torch; auto as above. A change rebuilds the "
+                            "index; the grounding check keeps torch's.")
 
     spelling: bool = Field(
         True, description="Correct typos of English words (symspellpy's English dictionary and the FAQ's own "

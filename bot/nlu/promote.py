@@ -104,9 +104,10 @@ def retrain(settings: Settings, labelled: list[Example], progress: Progress | No
         "current": None if cur_f1 is None else {"accuracy": cur_acc, "macro_f1": cur_f1},
     }
     manifest.save(candidate)
-    if settings.models.nlu_runtime == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
+    from bot.encoders.sharing import runtimes, shared_embedder
+
+    if runtimes(settings, manifest)[0] == "onnx-int8" and manifest.mode != "multilingual":  # as `train` does
         from bot.encoders.onnx import ensure_model_int8
-        from bot.encoders.sharing import shared_embedder
 
         ensure_model_int8(candidate, manifest, shared_embedder(settings, manifest))
     decision = Decision(promoted, len(labelled), len(val), cand_acc, cand_f1, cur_acc, cur_f1,

@@ -23,6 +23,13 @@ def small() -> list[Example]:
     return [e for e in examples if e.intent in keep]
 
 
+def by_intent(examples: list[Example]) -> dict[str, list[Example]]:
+    by: dict[str, list[Example]] = {}
+    for example in examples:
+        by.setdefault(example.intent, []).append(example)
+    return by
+
+
 def test_finetuning_is_deterministic_and_round_trips(small: list[Example], tmp_path: Path) -> None:
     cfg = TrainSettings(mode="finetune", epochs=1, batch_size=16, max_length=24, max_examples=60,
                         learning_rate=1e-4, seed=7)
@@ -66,9 +73,7 @@ def test_contrastive_pairs_partner_each_message_with_its_own_and_other_intents()
 
 def test_the_contrastive_stage_pulls_an_intents_messages_together(small: list[Example],
                                                                    tmp_path: Path) -> None:
-    by: dict[str, list[Example]] = {}
-    for example in small:
-        by.setdefault(example.intent, []).append(example)
+    by = by_intent(small)
     few = [e for intent in sorted(by) for e in by[intent][:5]]
     texts, labels = [e.text for e in few], np.array([sorted(by).index(e.intent) for e in few])
 
@@ -129,9 +134,7 @@ def test_self_training_adds_pseudo_labelled_messages_and_keeps_the_data_hash(sma
     from bot.nlu.data import data_hash, deduplicate
     from bot.nlu.self_training import self_train
 
-    by: dict[str, list[Example]] = {}
-    for example in small:
-        by.setdefault(example.intent, []).append(example)
+    by = by_intent(small)
     few = [e for intent in sorted(by) for e in by[intent][:6]]
     unlabeled = [e.text for intent in sorted(by) for e in by[intent][6:20]]
     cfg = TrainSettings(mode="frozen", seed=3, val_fraction=0.0, self_training=3,
@@ -150,9 +153,7 @@ def test_supportbot_train_self_trains_on_the_logs_untagged_messages(small: list[
     from bot.assets import train_model
     from bot.nlu.data import unlabeled_messages
 
-    by: dict[str, list[Example]] = {}
-    for example in small:
-        by.setdefault(example.intent, []).append(example)
+    by = by_intent(small)
     logs = tmp_path / "logs.jsonl"
     lines = [{"id": f"t{i}", "tags": [e.intent], "messages": [{"author": "customer", "text": e.text}]}
              for i, e in enumerate(e for intent in sorted(by) for e in by[intent][:6])]

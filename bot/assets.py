@@ -44,7 +44,8 @@ def train_model(settings: Settings, data: Path | None = None, out: Path | None =
     project = settings.rasa.project if data is None else None
     nlu = rasa_nlu(settings) if project is not None else None  # read once: intents and entities
     examples = rasa_examples(nlu) if nlu is not None else training_examples(settings, data)
-    unlabeled = unlabeled_messages(data or settings.training_data) if project is None else []
+    reads_logs = settings.train.self_training and project is None  # self-training's untagged messages
+    unlabeled = unlabeled_messages(data or settings.training_data) if reads_logs else []
     manifest = _train(examples, settings.train, model_dir, settings.models.base_model, console, unlabeled)
     export_onnx(settings, model_dir, manifest, console)
     if project is not None and nlu is not None:
@@ -113,8 +114,8 @@ def _train(examples: list[Example], cfg: TrainSettings, out: Path, base_model: s
 
 def export_onnx(settings: Settings, model_dir: Path, manifest: Manifest, console: Console) -> None:
     """With the intent model on onnx-int8 (`nlu_runtime`, auto included), write the int8 graph
-    beside the weights now, at training time:
-    a production model folder may be read-only when the server starts."""
+    beside the weights now, at training time: a production model folder may be read-only when the
+    server starts."""
     if runtimes(settings, manifest)[0] != "onnx-int8" or manifest.mode == "multilingual":
         return
     from bot.encoders.onnx import ensure_model_int8

@@ -55,6 +55,7 @@ from rich.table import Table
 
 from bot.config import Settings
 from bot.stats import percentile
+from bot.web.ownership import TOKEN_HEADER
 
 # Conversations of the demo company (Kettle & Kin). Texts are unique within a script: the history
 # check maps the server's stored user messages back to the client's by text.
@@ -119,7 +120,8 @@ class Balancer:
                 return idx
         return next((i for i in order if i != avoid), order[0])  # all down: keep probing
 
-    async def call(self, method: str, path: str, body: dict | None = None) -> Outcome:
+    async def call(self, method: str, path: str, body: dict | None = None,
+                   headers: dict[str, str] | None = None) -> Outcome:
         start = time.monotonic()
         failures: list[str] = []
         attempts, last = 0, None
@@ -128,7 +130,8 @@ class Balancer:
             attempts += 1
             delay = 0.0
             try:
-                async with self.client.request(method, self.urls[idx] + path, json=body) as resp:
+                async with self.client.request(method, self.urls[idx] + path, json=body,
+                                               headers=headers) as resp:
                     r = Answer(resp.status, resp.headers, await resp.read())
             except (TimeoutError, aiohttp.ClientError) as exc:
                 failures.append(f"{idx}:{type(exc).__name__}")
@@ -162,10 +165,26 @@ class TurnLog:
 
 @dataclass
 class ConvLog:
-    id: str
+    id: str  # the server's, once POST /api/v1/conversations answered
     script: str
     customer: int
     turns: list[TurnLog] = field(default_factory=list)
+    token: str = ""  # the conversation's owner token (TOKEN_HEADER): nobody else reads or writes it
+    created: bool = False
+
+    @property
+    def owner(self) -> dict[str, str]:
+        return {TOKEN_HEADER: self.token}
+
+
+async def start_conversation(balancer: Balancer, conv: ConvLog) -> bool:
+    """The server assigns the id and the owner token, as the widget gets them."""
+    out = await balancer.call("POST", "/api/v1/conversations", {})
+    if out.response is None or out.response.status_code != 201:
+        return False
+    body = out.response.json()
+    conv.id, conv.token, conv.created = body["conversation_id"], body["conversation_token"], True
+    return True
 
 
 async def customer(n: int, balancer: Balancer, rng: random.Random, start: float, stop_at: float,
@@ -177,13 +196,15 @@ async def customer(n: int, balancer: Balancer, rng: random.Random, start: float,
         conv = ConvLog(f"{tag}-c{n}-{k}", script, n)
         log.append(conv)
         k += 1
+        if not await start_conversation(balancer, conv):
+            continue  # counted as not created; the balancer already retried
         for i, text in enumerate(SCRIPTS[script]):
             if time.monotonic() >= stop_at:
                 break
             turn = TurnLog(i, f"m{i}", text, time.monotonic() - start)
             conv.turns.append(turn)
             out = await balancer.call("POST", f"/api/v1/conversations/{conv.id}/messages",
-                                      {"text": text, "message_id": turn.message_id})
+                                      {"text": text, "message_id": turn.message_id}, conv.owner)
             turn.latency_ms, turn.attempts, turn.failures = out.elapsed_ms, out.attempts, out.failures
             if out.response is not None:
                 turn.status = out.response.status_code
@@ -369,14 +390,14 @@ async def check_run(balancer: Balancer, convs: list[ConvLog], replay_sample: int
     async def replay(conv: ConvLog, turn: TurnLog) -> None:
         async with sem:
             out = await balancer.call("POST", f"/api/v1/conversations/{conv.id}/messages",
-                                      {"text": turn.text, "message_id": turn.message_id})
+                                      {"text": turn.text, "message_id": turn.message_id}, conv.owner)
         ok = out.response is not None and out.response.status_code == 200
         replays[(conv.id, turn.message_id)] = (
             [r["text"] for r in out.response.json()["replies"]] if ok and out.response else None)
 
     async def read(conv: ConvLog) -> None:
         async with sem:
-            out = await balancer.call("GET", f"/api/v1/conversations/{conv.id}")
+            out = await balancer.call("GET", f"/api/v1/conversations/{conv.id}", headers=conv.owner)
         if out.response is not None and out.response.status_code == 200:
             histories[conv.id] = out.response.json()["history"]
         elif out.response is not None and out.response.status_code == 404:
@@ -386,8 +407,10 @@ async def check_run(balancer: Balancer, convs: list[ConvLog], replay_sample: int
 
     await asyncio.gather(*(replay(c, t) for c, t in sample))
     await asyncio.gather(*(read(c) for c in convs if c.turns))
+    not_created = sum(not c.created for c in convs)
     convs = [c for c in convs if c.turns]
     result = verify(convs, histories, replays, history_limit)
+    result["conversations_not_created"] = not_created
     result["verifier_self_check"] = self_check(convs, histories, replays, history_limit)
     return result
 

@@ -107,16 +107,8 @@ def load_ours(out: Path, seconds: float) -> Fitted:
     model = IntentModel.load(out)
     manifest = model.manifest
 
-    def probs(texts: list[str]) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
-        out_logits = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
-        for i in range(0, len(order), 128):
-            idx = order[i : i + 128]
-            out_logits[idx] = model.logits([texts[j] for j in idx])
-        return calibration.softmax(out_logits, manifest.temperature)
-
     size = dir_size_mb(out) + (dir_size_mb(Path(manifest.base_model)) if manifest.mode == "frozen" else 0.0)
-    return Fitted(model.labels, probs, seconds, size, manifest.oos_threshold,
+    return Fitted(model.labels, model.probabilities, seconds, size, manifest.oos_threshold,
                   {"epochs_run": manifest.epochs_run, "n_train": manifest.n_train,
                    "n_val": manifest.n_val, "val_accuracy": manifest.val_accuracy,
                    "n_pseudo_labelled": manifest.n_pseudo_labelled,

@@ -177,10 +177,10 @@ def ensure_assets(settings: Settings, console: Console | None = None) -> None:
             settings.multilingual_model_dir, multilingual_examples(settings)):
         console.print("No multilingual intent model for the current training data: training one now.")
         train_multilingual_model(settings, console)
-    if current_runtimes(settings)[0] == "onnx-int8":  # a model trained before the runtime was chosen
+    manifest = Manifest.load(settings.model_dir)
+    if runtimes(settings, manifest)[0] == "onnx-int8":  # a model trained before the runtime was chosen
         from bot.encoders.onnx import ensure_model_int8
 
-        manifest = Manifest.load(settings.model_dir)
         ensure_model_int8(settings.model_dir, manifest, shared_embedder(settings, manifest))
     if settings.rasa.project is None or settings.knowledge_base.is_dir():
         build_faq_index(settings, console=console)  # an int8 embedder's graph is exported for it

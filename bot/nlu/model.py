@@ -125,6 +125,16 @@ class IntentModel:
                 return (out if isinstance(out, self._torch.Tensor) else out.logits).float().numpy()
         return np.asarray(self._features(texts) @ self._coef.T) + self._intercept
 
+    def probabilities(self, texts: list[str], batch: int = 128) -> np.ndarray:
+        """Calibrated intent probabilities of many texts (a data set, a support log), in batches of
+        similar length: less padding per batch."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            logits[idx] = self.logits([texts[i] for i in idx])
+        return calibration.softmax(logits, self.manifest.temperature)
+
     def vectors_and_logits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """A fine-tuned mean-pooled model's sentence vectors and logits, from one pass."""
         n = len(self.labels)

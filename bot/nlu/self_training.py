@@ -12,7 +12,6 @@ import numpy as np
 
 from bot.config import TrainSettings
 from bot.encoders.manifest import Manifest
-from bot.nlu import calibration
 from bot.nlu.data import Example, data_hash, deduplicate
 from bot.nlu.model import IntentModel
 from bot.nlu.train import OOS, split, train
@@ -34,16 +33,6 @@ def pseudo_labelled(texts: list[str], probs: np.ndarray, labels: list[str], per_
     return chosen
 
 
-def probabilities(model: IntentModel, texts: list[str], batch: int = 128) -> np.ndarray:
-    """Calibrated intent probabilities of many texts, batched by length (less padding)."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    logits = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
-    for start in range(0, len(order), batch):
-        idx = order[start : start + batch]
-        logits[idx] = model.logits([texts[i] for i in idx])
-    return calibration.softmax(logits, model.manifest.temperature)
-
-
 def self_train(examples: list[Example], unlabeled: list[str], cfg: TrainSettings, out_dir: Path,
                base_model: str | None = None, progress: Progress | None = None,
                val_examples: list[Example] | None = None) -> Manifest:
@@ -59,7 +48,7 @@ def self_train(examples: list[Example], unlabeled: list[str], cfg: TrainSettings
     with tempfile.TemporaryDirectory() as tmp:
         train(train_ex, cfg, Path(tmp), base_model, progress, val_examples=val_ex)
         first = IntentModel.load(Path(tmp))
-        extra = pseudo_labelled(pool, probabilities(first, pool), first.labels, cfg.self_training,
+        extra = pseudo_labelled(pool, first.probabilities(pool), first.labels, cfg.self_training,
                                 cfg.self_training_confidence) if pool else []
     epochs = max(1, round(cfg.epochs * len(train_ex) / (len(train_ex) + len(extra))))
     manifest = train(train_ex + extra, cfg.model_copy(update={"epochs": epochs}), out_dir, base_model,
